@@ -1,0 +1,25 @@
+"""Key-use reports on the ``fieldcrypt.audit`` logger: ids and contexts only, never key material."""
+
+from __future__ import annotations
+
+import logging
+
+from fieldcrypt.keys.record import DataKeyRecord
+
+logger = logging.getLogger("fieldcrypt.audit")
+
+
+def report(event: str, record: DataKeyRecord, master_key_id: str | None = None, **extra: str) -> None:
+    """Log one key event, e.g. ``data_key.created``, with structured fields under ``fieldcrypt``."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    fields = {
+        "event": event,
+        "keyring": record.keyring,
+        "data_key_id": record.key_id,
+        "purpose": record.purpose.value,
+        "master_key_id": master_key_id,
+        **extra,
+    }
+    text = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+    logger.info(text, extra={"fieldcrypt": fields})

@@ -1,0 +1,90 @@
+"""Field ciphertext format v1 (specified in docs/format.md).
+
+Binary layout, 45 bytes of overhead::
+
+    offset  size  field
+    0       1     version = 0x01
+    1       20    data key id = HMAC-SHA256(data_key, "fieldcrypt/v1/key-id")[:20]
+    21      12    nonce (random)
+    33      n     AES-256-GCM ciphertext of the plaintext
+    33+n    16    GCM tag
+
+Associated data = bytes 0..21 (version and key id) || Place.encode().
+
+The key id doubles as the key commitment: a reader recomputes it from the unwrapped data key and
+refuses a key whose id differs, so one ciphertext can only ever open under one data key.
+The text form is standard base64 of the binary form (an 11-byte SSN: 56 bytes, 76 characters).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from fieldcrypt import _aead
+
+VERSION_1 = 1
+KEY_ID_BYTES = 20
+HEADER_BYTES = 1 + KEY_ID_BYTES
+OVERHEAD = HEADER_BYTES + _aead.NONCE_BYTES + _aead.TAG_BYTES
+KEY_ID_LABEL = b"fieldcrypt/v1/key-id"
+
+
+class MalformedCiphertext(Exception):
+    """Internal: the bytes are not a v1 ciphertext (too short, not base64)."""
+
+
+class UnknownVersion(Exception):
+    """Internal: the version byte names a format this release does not know."""
+
+    def __init__(self, version: int):
+        super().__init__(version)
+        self.version = version
+
+
+def key_id_for(data_key: bytes) -> bytes:
+    """The committing id of a data key (see module docstring)."""
+    return _aead.hmac_sha256(data_key, KEY_ID_LABEL)[:KEY_ID_BYTES]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A parsed v1 ciphertext: its header (version and key id) and the sealed body."""
+
+    header: bytes
+    sealed: bytes
+
+    @property
+    def key_id(self) -> bytes:
+        return self.header[1:]
+
+
+def header_for(key_id: bytes) -> bytes:
+    return bytes((VERSION_1,)) + key_id
+
+
+def parse(blob: bytes) -> Envelope:
+    if not blob:
+        raise MalformedCiphertext
+    if blob[0] != VERSION_1:
+        raise UnknownVersion(blob[0])
+    if len(blob) < OVERHEAD:
+        raise MalformedCiphertext
+    return Envelope(blob[:HEADER_BYTES], blob[HEADER_BYTES:])
+
+
+def to_text(blob: bytes) -> str:
+    return base64.b64encode(blob).decode("ascii")
+
+
+def from_text(text: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise MalformedCiphertext from exc
+
+
+def looks_like_ciphertext(blob: bytes) -> bool:
+    """True when ``blob`` has the v1 shape (used only by the transitional read mode)."""
+    return len(blob) >= OVERHEAD and blob[0] == VERSION_1

@@ -1,0 +1,317 @@
+"""The keyring: encrypts and decrypts values for a place, under shared, rotating data keys.
+
+A keyring has a name (columns refer to it), a master key that wraps its data keys, optional
+extra master keys that may also unwrap them (during a move to a new master key), and a key store
+shared by every process of the application. New values use the newest active data key; a new
+one is made when that key is older than ``rotate_after`` or when this process has encrypted
+``rotate_after_encryptions`` values with it (see docs/format.md, "Nonce safety").
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from fieldcrypt import _aead, audit
+from fieldcrypt import format as fmt
+from fieldcrypt.cache import CacheEntry, DataKeyCache
+from fieldcrypt.errors import (
+    ConfigurationError,
+    DecryptionError,
+    KeyAccessError,
+    KeyDestroyedError,
+    UnsupportedFormatError,
+)
+from fieldcrypt.keys.master import MasterKey, UnwrapFailed
+from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, kms_context, utcnow
+from fieldcrypt.place import Place
+from fieldcrypt.stores.base import KeyStore, KeyStoreConflict
+
+log = logging.getLogger("fieldcrypt")
+
+BLIND_INDEX_LABEL = b"fieldcrypt/v1/blind-index"
+
+
+@dataclass(eq=False)
+class _Current:
+    """The data key this process encrypts with, until ``refresh_at`` (monotonic seconds)."""
+
+    record: DataKeyRecord
+    header: bytes
+    entry: CacheEntry[_aead.Aead]
+    refresh_at: float
+    encryptions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+
+class Keyring:
+    """Envelope encryption for one family of fields (for example ``"pii"``).
+
+    Args:
+        name: how columns and attributes refer to this keyring.
+        master_key: wraps new data keys; also unwraps existing ones.
+        key_store: where wrapped data keys live (shared by all processes).
+        also_decrypt_with: further master keys allowed to unwrap (e.g. the old one mid-rewrap).
+        rotate_after: age after which a new data key is made for new values.
+        rotate_after_encryptions: values one process encrypts with one key before it makes a new
+            one; bounds the random-nonce collision risk (docs/format.md).
+        refresh_every: how often a process looks for a newer data key made by another process.
+        cache: the data-key cache (bounds in :class:`~fieldcrypt.cache.DataKeyCache`).
+        blind_index_bytes: length of the truncated HMAC kept for equality search (8 to 32).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        master_key: MasterKey,
+        key_store: KeyStore,
+        *,
+        also_decrypt_with: Sequence[MasterKey] = (),
+        rotate_after: timedelta = timedelta(days=30),
+        rotate_after_encryptions: int = 2**24,
+        refresh_every: timedelta = timedelta(minutes=1),
+        cache: DataKeyCache | None = None,
+        blind_index_bytes: int = 16,
+    ) -> None:
+        if not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigurationError(f"keyring name {name!r} must be letters, digits, '-' or '_'")
+        if not isinstance(master_key, MasterKey):
+            raise ConfigurationError("master_key must be a MasterKey (LocalMasterKey, KmsMasterKey)")
+        if not isinstance(key_store, KeyStore):
+            raise ConfigurationError("key_store must be a KeyStore (SqlKeyStore, MemoryKeyStore...)")
+        if rotate_after <= timedelta(0) or refresh_every <= timedelta(0):
+            raise ConfigurationError("rotate_after and refresh_every must be positive")
+        if not 1 <= rotate_after_encryptions <= 2**32:
+            raise ConfigurationError("rotate_after_encryptions must be between 1 and 2**32")
+        if not 8 <= blind_index_bytes <= 32:
+            raise ConfigurationError("blind_index_bytes must be between 8 and 32")
+        self.name = name
+        self.master_key = master_key
+        self.master_keys: tuple[MasterKey, ...] = (master_key, *also_decrypt_with)
+        self.key_store = key_store
+        self.rotate_after = rotate_after
+        self.rotate_after_encryptions = rotate_after_encryptions
+        self.refresh_every = refresh_every
+        self.cache = cache if cache is not None else DataKeyCache()
+        self.blind_index_bytes = blind_index_bytes
+        self._current: _Current | None = None
+        self._current_lock = threading.Lock()
+        self._blind_records: tuple[float, list[DataKeyRecord]] | None = None
+        key_store.on_before_write_transaction(self._prepare_quietly)
+
+    # -- values ---------------------------------------------------------------------------
+
+    def encrypt(self, plaintext: bytes | str, place: Place) -> bytes:
+        """Encrypt one value for ``place`` under the current data key; returns format v1 bytes."""
+        data = plaintext.encode("utf-8") if isinstance(plaintext, str) else plaintext
+        current = self._current
+        if (
+            current is None
+            or not current.entry.use()
+            or next(current.encryptions) > self.rotate_after_encryptions
+            or time.monotonic() >= current.refresh_at
+        ):
+            current = self._refresh_current()
+        return current.header + current.entry.value.seal(data, current.header + place.encode())
+
+    def decrypt(self, blob: bytes, place: Place) -> bytes:
+        """Decrypt a v1 value written for ``place``.
+
+        Raises:
+            DecryptionError: tampered, moved to another place, unknown or swapped key (opaque).
+            UnsupportedFormatError: a format version this release does not know.
+            KeyDestroyedError: its data key was destroyed.
+            KeyAccessError: the master key could not be used (KMS access, throttling...).
+        """
+        try:
+            envelope = fmt.parse(blob)
+        except fmt.UnknownVersion as exc:
+            raise UnsupportedFormatError(exc.version, **place.where()) from None
+        except fmt.MalformedCiphertext:
+            raise DecryptionError(**place.where()) from None
+        aead = self._data_key(envelope.key_id.hex(), Purpose.ENCRYPTION, place)
+        try:
+            return aead.open(envelope.sealed, envelope.header + place.encode())
+        except _aead.AuthenticationFailed:
+            raise DecryptionError(**place.where()) from None
+
+    def decrypt_str(self, blob: bytes, place: Place) -> str:
+        return self.decrypt(blob, place).decode("utf-8")
+
+    @staticmethod
+    def key_id_of(blob: bytes) -> str:
+        """The data key id a v1 value names (for status and re-encryption), without decrypting."""
+        return fmt.parse(blob).key_id.hex()
+
+    # -- blind index ------------------------------------------------------------------------
+
+    def blind_index(self, value: bytes | str, place: Place) -> bytes:
+        """The equality token to store beside a value: HMAC under the newest blind-index key."""
+        records = self._blind_index_records()
+        if not records:
+            with self._current_lock:
+                records = self._blind_index_records(force=True)
+                if not records:
+                    self._create_key(Purpose.BLIND_INDEX)
+                    records = self._blind_index_records(force=True)
+        return self._index_with(records[-1], value, place)
+
+    def blind_index_candidates(self, value: bytes | str, place: Place) -> list[bytes]:
+        """Every token ``value`` may be stored under (one per active blind-index key).
+
+        Used by queries; never creates a key (reads must not write to the key store).
+        """
+        return [self._index_with(r, value, place) for r in self._blind_index_records()]
+
+    def _blind_index_records(self, *, force: bool = False) -> list[DataKeyRecord]:
+        cached = self._blind_records
+        if force or cached is None or time.monotonic() >= cached[0]:
+            records = self._active(Purpose.BLIND_INDEX)
+            cached = (time.monotonic() + self.refresh_every.total_seconds(), records)
+            self._blind_records = cached
+        return cached[1]
+
+    def _index_with(self, record: DataKeyRecord, value: bytes | str, place: Place) -> bytes:
+        data = value.encode("utf-8") if isinstance(value, str) else value
+        key = self.cache.get(_slot(record.purpose, record.key_id), lambda: self._unwrap(record))
+        column = Place(place.table, place.column).encode()
+        return _aead.hmac_sha256(key, BLIND_INDEX_LABEL + column + data)[: self.blind_index_bytes]
+
+    # -- data keys --------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Make sure a current data key exists and is unwrapped, so no request waits on KMS."""
+        self._refresh_current()
+        for record in self._blind_index_records(force=True):
+            self._index_with(record, b"", Place("-", "-"))
+
+    def current_key_id(self) -> str:
+        return self._refresh_current().record.key_id
+
+    def records(self, purpose: Purpose | None = None) -> list[DataKeyRecord]:
+        return self.key_store.list(self.name, purpose)
+
+    def rotate(self, purpose: Purpose = Purpose.ENCRYPTION) -> DataKeyRecord:
+        """Make a new data key now; new values use it (other processes within ``refresh_every``)."""
+        with self._current_lock:
+            record = self._create_key(purpose)
+            self._current = None
+            self._blind_records = None
+        return record
+
+    def _create_key(self, purpose: Purpose) -> DataKeyRecord:
+        data_key = _aead.new_key()
+        key_id = fmt.key_id_for(data_key).hex()
+        context = kms_context(self.name, key_id, purpose)
+        wrapped = self.master_key.wrap(data_key, context)
+        record = DataKeyRecord(
+            key_id=key_id,
+            keyring=self.name,
+            purpose=purpose,
+            status=Status.ACTIVE,
+            created_at=utcnow(),
+            wraps={self.master_key.key_id: wrapped},
+        )
+        self.key_store.put(record)
+        audit.report("data_key.created", record, self.master_key.key_id)
+        loaded: object = _aead.Aead(data_key) if purpose is Purpose.ENCRYPTION else data_key
+        self.cache.entry(_slot(purpose, key_id), lambda: loaded)
+        return record
+
+    def _active(self, purpose: Purpose) -> list[DataKeyRecord]:
+        return [r for r in self.key_store.list(self.name, purpose) if r.status is Status.ACTIVE]
+
+    def _refresh_current(self) -> _Current:
+        with self._current_lock:
+            current = self._current
+            now = time.monotonic()
+            exhausted = current is not None and next(current.encryptions) > self.rotate_after_encryptions
+            if current is not None and not exhausted and now < current.refresh_at and current.entry.use():
+                return current  # another thread refreshed it while this one waited
+            record = self._choose_current(current.record if exhausted and current else None)
+            slot = _slot(Purpose.ENCRYPTION, record.key_id)
+            entry: CacheEntry[_aead.Aead] = self.cache.entry(slot, lambda: self._unwrap_aead(record))
+            refresh_at = now + min(self.refresh_every, self.cache.max_age).total_seconds()
+            fresh = _Current(record, fmt.header_for(bytes.fromhex(record.key_id)), entry, refresh_at)
+            if current is not None and current.record.key_id == record.key_id:
+                fresh.encryptions = current.encryptions  # the count follows the key, not the refresh
+            self._current = fresh
+            return fresh
+
+    def _choose_current(self, exhausted: DataKeyRecord | None) -> DataKeyRecord:
+        active = self._active(Purpose.ENCRYPTION)
+        newest = active[-1] if active else None
+        if newest is None:
+            return self._create_key(Purpose.ENCRYPTION)
+        too_old = utcnow() - newest.created_at >= self.rotate_after
+        if not too_old and (exhausted is None or exhausted.key_id != newest.key_id):
+            return newest
+        try:
+            return self._create_key(Purpose.ENCRYPTION)
+        except (KeyStoreConflict, KeyAccessError, OSError) as exc:
+            # Rotation is due but failed (store busy, KMS hiccup): keep the current key a little
+            # longer rather than failing the write; the next refresh tries again.
+            log.warning("fieldcrypt: could not rotate keyring %s (%s); retrying later", self.name, exc)
+            return newest
+
+    def _prepare_quietly(self) -> None:
+        try:
+            if self._current is None:
+                self._refresh_current()
+        except Exception as exc:  # the write path will raise the real error where it matters
+            log.debug("fieldcrypt: keyring %s not prepared: %s", self.name, exc)
+
+    def _data_key(self, key_id: str, purpose: Purpose, place: Place) -> _aead.Aead:
+        def load() -> _aead.Aead:
+            record = self.key_store.get(key_id)
+            if record is None or record.keyring != self.name or record.purpose is not purpose:
+                raise DecryptionError(**place.where())
+            return self._unwrap_aead(record, place)
+
+        return self.cache.get(_slot(purpose, key_id), load)
+
+    def _unwrap_aead(self, record: DataKeyRecord, place: Place | None = None) -> _aead.Aead:
+        return _aead.Aead(self._unwrap(record, place))
+
+    def _unwrap(self, record: DataKeyRecord, place: Place | None = None) -> bytes:
+        where = place.where() if place is not None else {}
+        if record.status is Status.DESTROYED or not record.wraps:
+            raise KeyDestroyedError(record.key_id, **where)
+        context = kms_context(record.keyring, record.key_id, record.purpose)
+        for master_key, recorded_id, wrapped in self._unwrap_candidates(record):
+            try:
+                data_key = master_key.unwrap(wrapped, context)
+            except UnwrapFailed:
+                continue
+            # Key commitment: the id is derived from the key; a key that does not hash to the id
+            # it was filed under was swapped or forged.
+            if not _aead.constant_time_equal(fmt.key_id_for(data_key).hex().encode(), record.key_id.encode()):
+                break
+            audit.report("data_key.unwrapped", record, master_key.key_id, wrapped_under=recorded_id)
+            return data_key
+        else:
+            if not any(True for _ in self._unwrap_candidates(record)):
+                raise KeyAccessError(
+                    f"data key {record.key_id} of keyring {self.name!r} is wrapped only under "
+                    f"{sorted(record.wraps)}; configure one of those master keys "
+                    f"(this keyring has {[m.key_id for m in self.master_keys]})"
+                )
+        raise DecryptionError(**where)
+
+    def _unwrap_candidates(self, record: DataKeyRecord) -> Iterable[tuple[MasterKey, str, bytes]]:
+        for master_key in self.master_keys:
+            for recorded_id, wrapped in record.wraps.items():
+                if master_key.can_unwrap(recorded_id):
+                    yield master_key, recorded_id, wrapped
+
+    def __repr__(self) -> str:
+        return f"Keyring({self.name!r}, master_key={self.master_key!r}, key_store={self.key_store!r})"
+
+
+def _slot(purpose: Purpose, key_id: str) -> str:
+    """Cache slot: the purpose is part of it, so a value can never borrow a blind-index key."""
+    return f"{purpose.value}:{key_id}"

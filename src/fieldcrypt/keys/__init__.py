@@ -1,0 +1,1 @@
+"""Master keys (key-encryption keys) and data-key records."""

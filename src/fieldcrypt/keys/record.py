@@ -1,0 +1,67 @@
+"""The data-key record kept in a key store: metadata and wrapped copies, never a plaintext key."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+
+class Purpose(enum.StrEnum):
+    ENCRYPTION = "encryption"
+    BLIND_INDEX = "blind_index"
+
+
+class Status(enum.StrEnum):
+    ACTIVE = "active"  # used for new values (the newest active key of a keyring and purpose)
+    RETIRED = "retired"  # still decrypts; never chosen for new values
+    DESTROYED = "destroyed"  # wrapped copies erased: values under it are unrecoverable
+
+
+@dataclass(frozen=True)
+class DataKeyRecord:
+    """One data key: id (hex of the committing key id), owner keyring, and its wrapped copies.
+
+    ``wraps`` maps a master key id (full KMS ARN or ``local:<fingerprint>``) to the key wrapped
+    under it. ``revision`` increases on every update so concurrent rewraps cannot silently
+    overwrite each other.
+    """
+
+    key_id: str
+    keyring: str
+    purpose: Purpose
+    status: Status
+    created_at: datetime
+    wraps: Mapping[str, bytes] = field(default_factory=dict)
+    revision: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wraps", MappingProxyType(dict(self.wraps)))
+        if self.created_at.tzinfo is None:
+            object.__setattr__(self, "created_at", self.created_at.replace(tzinfo=UTC))
+
+    def evolve(self, **changes: object) -> DataKeyRecord:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        # Wrapped keys are not secret, but they are noise in logs: show only which master keys.
+        return (
+            f"DataKeyRecord(key_id={self.key_id!r}, keyring={self.keyring!r}, "
+            f"purpose={self.purpose.value!r}, status={self.status.value!r}, "
+            f"created_at={self.created_at.isoformat()!r}, wrapped_under={sorted(self.wraps)!r})"
+        )
+
+
+def kms_context(record_keyring: str, key_id: str, purpose: Purpose) -> dict[str, str]:
+    """The encryption context of every wrap: names only, since CloudTrail logs it in clear."""
+    return {
+        "fieldcrypt:keyring": record_keyring,
+        "fieldcrypt:data-key-id": key_id,
+        "fieldcrypt:purpose": purpose.value,
+    }
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,83 @@
+"""Where a value lives: the part of the associated data that binds a ciphertext to its place.
+
+A :class:`Place` names a table and column (or DynamoDB table and attribute) and, optionally, the
+row's primary key. Its canonical encoding goes into the AEAD associated data, never into KMS
+(CloudTrail logs the KMS encryption context in clear; a row identity must not appear there).
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from fieldcrypt.errors import ConfigurationError
+
+RowKeyPart = str | int | bytes | uuid.UUID | Decimal
+RowKey = RowKeyPart | Sequence[RowKeyPart]
+
+
+def _part(tag: bytes, body: bytes) -> bytes:
+    return tag + struct.pack(">I", len(body)) + body
+
+
+def encode_row_key(row: RowKey) -> bytes:
+    """Canonical, injective bytes for a primary key (one value or a tuple of values).
+
+    Each component is typed and length-prefixed, so ``("a", "bc")`` and ``("ab", "c")`` or
+    ``1`` and ``"1"`` never encode alike.
+    """
+    parts = (row,) if isinstance(row, str | int | bytes | uuid.UUID | Decimal) else tuple(row)
+    out = [struct.pack(">H", len(parts))]
+    for value in parts:
+        if isinstance(value, bool):
+            raise ConfigurationError("a boolean cannot be part of a row key")
+        if isinstance(value, str):
+            out.append(_part(b"s", value.encode("utf-8")))
+        elif isinstance(value, int):
+            out.append(_part(b"i", str(value).encode("ascii")))
+        elif isinstance(value, bytes):
+            out.append(_part(b"b", value))
+        elif isinstance(value, uuid.UUID):
+            out.append(_part(b"u", value.bytes))
+        elif isinstance(value, Decimal):
+            out.append(_part(b"d", str(value.normalize()).encode("ascii")))
+        else:
+            raise ConfigurationError(
+                f"cannot bind a ciphertext to a row key of type {type(value).__name__}; "
+                "use str, int, bytes, UUID or Decimal key columns"
+            )
+    return b"".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A table, a column and optionally a row: what a ciphertext is bound to."""
+
+    table: str
+    column: str
+    row: RowKey | None = None
+
+    def __post_init__(self) -> None:
+        if not self.table or not self.column:
+            raise ConfigurationError("a Place needs a non-empty table and column name")
+
+    def encode(self) -> bytes:
+        table, column = self.table.encode("utf-8"), self.column.encode("utf-8")
+        head = struct.pack(">H", len(table)) + table + struct.pack(">H", len(column)) + column
+        if self.row is None:
+            return head + b"\x00"
+        return head + b"\x01" + encode_row_key(self.row)
+
+    def describe_row(self) -> str | None:
+        """A short description of the row for error messages (the key, never a value)."""
+        if self.row is None:
+            return None
+        if isinstance(self.row, str | int | bytes | uuid.UUID | Decimal):
+            return repr(self.row)
+        return repr(tuple(self.row))
+
+    def where(self) -> dict[str, str | None]:
+        return {"table": self.table, "column": self.column, "row": self.describe_row()}

@@ -1,0 +1,51 @@
+"""An in-process key store, for tests and short-lived scripts (its keys die with the process)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from fieldcrypt.keys.record import DataKeyRecord, Purpose
+from fieldcrypt.stores.base import KeyStoreConflict
+
+
+class MemoryKeyStore:
+    """A dict behind a lock. Values encrypted with it are unreadable once the process ends."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, DataKeyRecord] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_id: str) -> DataKeyRecord | None:
+        with self._lock:
+            return self._records.get(key_id)
+
+    def list(self, keyring: str, purpose: Purpose | None = None) -> list[DataKeyRecord]:
+        with self._lock:
+            found = [
+                r
+                for r in self._records.values()
+                if r.keyring == keyring and (purpose is None or r.purpose == purpose)
+            ]
+        return sorted(found, key=lambda r: (r.created_at, r.key_id))
+
+    def put(self, record: DataKeyRecord) -> None:
+        with self._lock:
+            if record.key_id in self._records:
+                raise KeyStoreConflict(f"data key {record.key_id} already exists")
+            self._records[record.key_id] = record
+
+    def update(self, record: DataKeyRecord) -> DataKeyRecord:
+        with self._lock:
+            current = self._records.get(record.key_id)
+            if current is None or current.revision != record.revision:
+                raise KeyStoreConflict(f"data key {record.key_id} changed since it was read")
+            stored = record.evolve(revision=record.revision + 1)
+            self._records[record.key_id] = stored
+            return stored
+
+    def on_before_write_transaction(self, prepare: Callable[[], None]) -> None:
+        """Nothing to do: this store shares no database lock with the application."""
+
+    def __repr__(self) -> str:
+        return f"MemoryKeyStore({len(self._records)} keys)"
