@@ -201,7 +201,7 @@ class RequestLog:
             arns = [v for v in params.values() if isinstance(v, str) and v.startswith("arn:")]
             self.calls.append((model.name, region, arns))
 
-        client.meta.events.register("before-call.*.*", record)
+        client.meta.events.register("before-parameter-build.*.*", record)
         return client
 
     def operations(self) -> list[str]:

@@ -30,7 +30,7 @@ from fieldcrypt.errors import (
 from fieldcrypt.keys.master import MasterKey, UnwrapFailed
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, kms_context, utcnow
 from fieldcrypt.place import Place
-from fieldcrypt.stores.base import KeyStore, KeyStoreConflict
+from fieldcrypt.stores.base import KeyStore
 
 log = logging.getLogger("fieldcrypt")
 
@@ -239,6 +239,8 @@ class Keyring:
             fresh = _Current(record, fmt.header_for(bytes.fromhex(record.key_id)), entry, refresh_at)
             if current is not None and current.record.key_id == record.key_id:
                 fresh.encryptions = current.encryptions  # the count follows the key, not the refresh
+            else:
+                next(fresh.encryptions)  # the value being encrypted now is the key's first
             self._current = fresh
             return fresh
 
@@ -252,7 +254,7 @@ class Keyring:
             return newest
         try:
             return self._create_key(Purpose.ENCRYPTION)
-        except (KeyStoreConflict, KeyAccessError, OSError) as exc:
+        except Exception as exc:
             # Rotation is due but failed (store busy, KMS hiccup): keep the current key a little
             # longer rather than failing the write; the next refresh tries again.
             log.warning("fieldcrypt: could not rotate keyring %s (%s); retrying later", self.name, exc)
@@ -260,7 +262,8 @@ class Keyring:
 
     def _prepare_quietly(self) -> None:
         try:
-            if self._current is None:
+            current = self._current
+            if current is None or time.monotonic() >= current.refresh_at:
                 self._refresh_current()
         except Exception as exc:  # the write path will raise the real error where it matters
             log.debug("fieldcrypt: keyring %s not prepared: %s", self.name, exc)

@@ -1,0 +1,88 @@
+"""Architecture and secrecy rules that must keep holding as the code grows."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fieldcrypt
+from fieldcrypt import Place
+
+SRC = Path(fieldcrypt.__file__).parent
+
+
+def test_core_imports_without_host_libraries() -> None:
+    """`import fieldcrypt` and a local round trip load no SQLAlchemy, boto3, PynamoDB or Alembic."""
+    code = (
+        "import sys, fieldcrypt\n"
+        "k = fieldcrypt.Keyring('pii', fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())\n"
+        "p = fieldcrypt.Place('t', 'c')\n"
+        "assert k.decrypt(k.encrypt(b'x', p), p) == b'x'\n"
+        "print(sorted(m for m in ('sqlalchemy', 'boto3', 'botocore', 'pynamodb', 'alembic', 'click') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_only_one_module_touches_hazmat() -> None:
+    """Only fieldcrypt/_aead.py imports cryptography.hazmat."""
+    users = sorted(
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if re.search(r"^\s*(from|import)\s+cryptography\.hazmat", path.read_text(), re.MULTILINE)
+    )
+    assert users == ["_aead.py"]
+
+
+def test_reprs_and_logs_never_show_key_material(caplog: pytest.LogCaptureFixture) -> None:
+    """Keys, data keys and plaintext appear in no repr and no audit log line."""
+    raw = bytes(range(1, 33))
+    master = fieldcrypt.LocalMasterKey(raw)
+    keyring = fieldcrypt.Keyring("pii", master, fieldcrypt.MemoryKeyStore())
+    with caplog.at_level(logging.INFO, logger="fieldcrypt.audit"):
+        blob = keyring.encrypt("123-45-6789", Place("users", "ssn"))
+        keyring.cache.clear()
+        keyring.decrypt(blob, Place("users", "ssn"))
+    (record,) = keyring.records()
+    texts = [repr(master), repr(keyring), repr(keyring.cache), repr(record), caplog.text]
+    forbidden = [raw.hex(), repr(raw), "123-45-6789", *(repr(w) for w in record.wraps.values())]
+    for text in texts:
+        for secret in forbidden:
+            assert secret not in text
+
+
+def test_audit_reports_creation_and_unwrap_with_ids(caplog: pytest.LogCaptureFixture) -> None:
+    """The fieldcrypt.audit logger reports each data key created and unwrapped, by id and master key."""
+    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())
+    with caplog.at_level(logging.INFO, logger="fieldcrypt.audit"):
+        blob = keyring.encrypt("x", Place("users", "ssn"))
+        keyring.cache.clear()
+        keyring.decrypt(blob, Place("users", "ssn"))
+    events = [r.fieldcrypt for r in caplog.records if r.name == "fieldcrypt.audit"]  # type: ignore[attr-defined]
+    assert [e["event"] for e in events] == ["data_key.created", "data_key.unwrapped"]
+    for event in events:
+        assert event["data_key_id"] == keyring.key_id_of(blob)
+        assert event["keyring"] == "pii"
+        assert event["master_key_id"] == keyring.master_key.key_id
+
+
+def test_local_master_key_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generated key file is owner-only, loads back, and a missing variable says how to make one."""
+    path = tmp_path / "master.key"
+    made = fieldcrypt.LocalMasterKey.write_new(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert fieldcrypt.LocalMasterKey.from_file(path).key_id == made.key_id
+    with pytest.raises(FileExistsError):
+        fieldcrypt.LocalMasterKey.write_new(path)
+    monkeypatch.setenv("FIELDCRYPT_MASTER_KEY", path.read_text())
+    assert fieldcrypt.LocalMasterKey.from_env().key_id == made.key_id
+    monkeypatch.delenv("FIELDCRYPT_MASTER_KEY")
+    with pytest.raises(fieldcrypt.ConfigurationError, match="fieldcrypt init"):
+        fieldcrypt.LocalMasterKey.from_env()
+    with pytest.raises(fieldcrypt.ConfigurationError, match="all-zero"):
+        fieldcrypt.LocalMasterKey(bytes(32))
