@@ -24,11 +24,11 @@ def test_entries_expire_after_max_age() -> None:
     clock = Clock()
     cache = DataKeyCache(max_age=timedelta(seconds=10), clock=clock)
     loads: list[int] = []
-    cache.get("k", lambda: loads.append(1) or "v")
+    cache.get(b"k", lambda: loads.append(1) or "v")
     clock.now = 9.9
-    cache.get("k", lambda: loads.append(1) or "v")
+    cache.get(b"k", lambda: loads.append(1) or "v")
     clock.now = 10.0
-    cache.get("k", lambda: loads.append(1) or "v")
+    cache.get(b"k", lambda: loads.append(1) or "v")
     assert len(loads) == 2
 
 
@@ -37,22 +37,20 @@ def test_entries_are_reloaded_after_max_uses() -> None:
     cache = DataKeyCache(max_uses=3)
     loads: list[int] = []
     for _ in range(7):
-        cache.get("k", lambda: loads.append(1) or "v")
+        cache.get(b"k", lambda: loads.append(1) or "v")
     assert len(loads) == 3  # uses 1-3, 4-6, 7
 
 
-def test_least_recently_used_entries_are_evicted_beyond_max_entries() -> None:
-    """The cache never holds more than max_entries keys; the least recently used goes first."""
+def test_oldest_loaded_entries_are_evicted_beyond_max_entries() -> None:
+    """The cache never holds more than max_entries keys; the least recently loaded goes first."""
     cache = DataKeyCache(max_entries=2)
-    cache.get("a", lambda: 1)
-    cache.get("b", lambda: 2)
-    cache.get("a", lambda: 1)
-    cache.get("c", lambda: 3)
+    cache.get(b"a", lambda: 1)
+    cache.get(b"b", lambda: 2)
+    cache.get(b"a", lambda: 1)
+    cache.get(b"c", lambda: 3)
     assert len(cache) == 2
-    reloaded: list[str] = []
-    cache.get("a", lambda: reloaded.append("a") or 1)
-    cache.get("b", lambda: reloaded.append("b") or 2)
-    assert reloaded == ["b"]
+    assert cache.fresh(b"a") is None
+    assert (cache.fresh(b"b"), cache.fresh(b"c")) == (2, 3)
 
 
 def test_concurrent_misses_make_one_load() -> None:
@@ -70,7 +68,7 @@ def test_concurrent_misses_make_one_load() -> None:
 
     def work() -> None:
         barrier.wait()
-        results.append(cache.get("k", slow_load))
+        results.append(cache.get(b"k", slow_load))
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
@@ -89,8 +87,8 @@ def test_a_failed_load_reaches_every_waiter_and_is_not_cached() -> None:
         raise RuntimeError("KMS down")
 
     with pytest.raises(RuntimeError, match="KMS down"):
-        cache.get("k", failing)
-    assert cache.get("k", lambda: "ok") == "ok"
+        cache.get(b"k", failing)
+    assert cache.get(b"k", lambda: "ok") == "ok"
 
 
 @pytest.mark.parametrize("kwargs", [{"max_age": timedelta(0)}, {"max_uses": 0}, {"max_entries": 0}])

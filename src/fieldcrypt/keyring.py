@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from typing import NoReturn
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -116,7 +117,7 @@ class Keyring:
             or time.monotonic() >= current.refresh_at
         ):
             current = self._refresh_current()
-        return current.header + current.entry.value.seal(data, current.header + place.encode())
+        return current.header + current.entry.value.seal(data, current.header + place.encoded)
 
     def decrypt(self, blob: bytes, place: Place) -> bytes:
         """Decrypt a v1 value written for ``place``.
@@ -127,17 +128,24 @@ class Keyring:
             KeyDestroyedError: its data key was destroyed.
             KeyAccessError: the master key could not be used (KMS access, throttling...).
         """
+        header = blob[: fmt.HEADER_BYTES]
+        if len(blob) < fmt.OVERHEAD or blob[0] != fmt.VERSION_1:
+            self._refuse(blob, place)
+        aead = self.cache.fresh(header) or self._data_key(header, place)
         try:
-            envelope = fmt.parse(blob)
+            return aead.open(blob[fmt.HEADER_BYTES :], header + place.encoded)
+        except _aead.AuthenticationFailed:
+            raise DecryptionError(**place.where()) from None
+
+    @staticmethod
+    def _refuse(blob: bytes, place: Place) -> NoReturn:
+        try:
+            fmt.parse(blob)
         except fmt.UnknownVersion as exc:
             raise UnsupportedFormatError(exc.version, **place.where()) from None
         except fmt.MalformedCiphertext:
-            raise DecryptionError(**place.where()) from None
-        aead = self._data_key(envelope.key_id.hex(), Purpose.ENCRYPTION, place)
-        try:
-            return aead.open(envelope.sealed, envelope.header + place.encode())
-        except _aead.AuthenticationFailed:
-            raise DecryptionError(**place.where()) from None
+            pass
+        raise DecryptionError(**place.where())
 
     def decrypt_str(self, blob: bytes, place: Place) -> str:
         return self.decrypt(blob, place).decode("utf-8")
@@ -268,14 +276,15 @@ class Keyring:
         except Exception as exc:  # the write path will raise the real error where it matters
             log.debug("fieldcrypt: keyring %s not prepared: %s", self.name, exc)
 
-    def _data_key(self, key_id: str, purpose: Purpose, place: Place) -> _aead.Aead:
+    def _data_key(self, header: bytes, place: Place) -> _aead.Aead:
         def load() -> _aead.Aead:
-            record = self.key_store.get(key_id)
-            if record is None or record.keyring != self.name or record.purpose is not purpose:
+            record = self.key_store.get(header[1:].hex())
+            if record is None or record.keyring != self.name or record.purpose is not Purpose.ENCRYPTION:
                 raise DecryptionError(**place.where())
             return self._unwrap_aead(record, place)
 
-        return self.cache.get(_slot(purpose, key_id), load)
+        # The slot of an encryption key is the value header itself (version byte + key id).
+        return self.cache.get(header, load)
 
     def _unwrap_aead(self, record: DataKeyRecord, place: Place | None = None) -> _aead.Aead:
         return _aead.Aead(self._unwrap(record, place))
@@ -315,6 +324,10 @@ class Keyring:
         return f"Keyring({self.name!r}, master_key={self.master_key!r}, key_store={self.key_store!r})"
 
 
-def _slot(purpose: Purpose, key_id: str) -> str:
-    """Cache slot: the purpose is part of it, so a value can never borrow a blind-index key."""
-    return f"{purpose.value}:{key_id}"
+def _slot(purpose: Purpose, key_id: str) -> bytes:
+    """Cache slot: the purpose is part of it, so a value can never borrow a blind-index key.
+
+    An encryption key's slot equals the header of the values it encrypts (version 1 + key id);
+    a blind-index key's starts with b"B", a byte no value version uses.
+    """
+    return (fmt.header_for(b"") if purpose is Purpose.ENCRYPTION else b"B") + bytes.fromhex(key_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from fieldcrypt.errors import ConfigurationError
@@ -54,22 +54,27 @@ def encode_row_key(row: RowKey) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """A table, a column and optionally a row: what a ciphertext is bound to."""
+    """A table, a column and optionally a row: what a ciphertext is bound to.
+
+    The associated-data encoding is computed once, at construction: integrations keep one
+    ``Place`` per column (or build one per row), and the hot path only concatenates bytes.
+    """
 
     table: str
     column: str
     row: RowKey | None = None
+    encoded: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.table or not self.column:
             raise ConfigurationError("a Place needs a non-empty table and column name")
-
-    def encode(self) -> bytes:
         table, column = self.table.encode("utf-8"), self.column.encode("utf-8")
         head = struct.pack(">H", len(table)) + table + struct.pack(">H", len(column)) + column
-        if self.row is None:
-            return head + b"\x00"
-        return head + b"\x01" + encode_row_key(self.row)
+        row = b"\x00" if self.row is None else b"\x01" + encode_row_key(self.row)
+        object.__setattr__(self, "encoded", head + row)
+
+    def encode(self) -> bytes:
+        return self.encoded
 
     def describe_row(self) -> str | None:
         """A short description of the row for error messages (the key, never a value)."""
