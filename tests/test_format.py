@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import struct
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import fieldcrypt
@@ -113,3 +116,35 @@ def test_text_form_rejects_garbage() -> None:
     with pytest.raises(fmt.MalformedCiphertext):
         fmt.from_text("not base64!")
     assert base64.b64decode(fmt.to_text(b"\x01abc")) == b"\x01abc"
+
+
+def test_docs_walkthrough_decrypts_a_stored_value_without_fieldcrypt(
+    kms_key: str, aws_client: Any, sqlite_engine: sa.Engine
+) -> None:
+    """docs/format.md's steps: key-store row -> KMS Decrypt (as `aws kms decrypt`) -> AES-GCM."""
+    kms = aws_client("kms", "us-east-1")
+    store = fieldcrypt.SqlKeyStore(sqlite_engine)
+    store.create_table()
+    blob = Keyring("pii", fieldcrypt.KmsMasterKey(kms_key, client=kms), store).encrypt(
+        SSN, fieldcrypt.Place("users", "ssn")
+    )
+    # Step 1: the data key id is bytes 1..21 of the value; its row holds the wrapped key.
+    key_id = blob[1:21].hex()
+    with sqlite_engine.connect() as conn:
+        wraps = json.loads(
+            conn.execute(
+                sa.text("select wraps from fieldcrypt_keys where key_id = :k"), {"k": key_id}
+            ).scalar_one()
+        )
+    # Step 2: exactly the parameters of the documented `aws kms decrypt` command.
+    data_key = kms.decrypt(
+        KeyId=kms_key,
+        CiphertextBlob=base64.b64decode(wraps[kms_key]),
+        EncryptionContext={
+            "fieldcrypt:keyring": "pii",
+            "fieldcrypt:data-key-id": key_id,
+            "fieldcrypt:purpose": "encryption",
+        },
+    )["Plaintext"]
+    # Step 3: any AES-GCM.
+    assert spec_decrypt(data_key, blob, "users", "ssn") == SSN.encode()

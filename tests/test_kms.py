@@ -245,3 +245,20 @@ def test_100k_values_cost_at_most_two_kms_calls_per_process(
         assert done.returncode == 0, done.stderr
         calls[mode] = json.loads(done.stdout)
     assert calls == {"write": 1, "read": 1}  # the issue's bound is <= 2 per process
+
+
+def test_unreachable_kms_is_a_key_access_error() -> None:
+    """A KMS endpoint nobody listens on gives KeyAccessError saying it is unreachable."""
+    import socket
+
+    with socket.socket() as sock:  # find a free loopback port, then leave it closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    master = KmsMasterKey(
+        "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        endpoint_url=f"http://127.0.0.1:{port}",
+    )
+    store = fieldcrypt.MemoryKeyStore()
+    with pytest.raises(fieldcrypt.KeyAccessError, match="unreachable"):
+        Keyring("pii", master, store).encrypt("x", SSN)
+    assert store.list("pii") == []
