@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -69,7 +70,8 @@ class SqlKeyStore:
     def __init__(self, engine: Engine, *, table: str = DEFAULT_TABLE, schema: str | None = None):
         self._engine = engine.execution_options(**{_OWN_CONNECTION: True})
         self.table = key_store_table(MetaData(), table, schema)
-        self._preparers: list[Callable[[], None]] = []
+        # Weak references: a keyring that goes away must not be kept alive (or called) by its store.
+        self._preparers: list[weakref.WeakMethod[Callable[[], None]]] = []
         self._preparing = threading.local()
         if engine.dialect.name == "sqlite":
             event.listen(engine, "begin", self._before_application_transaction)
@@ -116,7 +118,7 @@ class SqlKeyStore:
         return stored
 
     def on_before_write_transaction(self, prepare: Callable[[], None]) -> None:
-        self._preparers.append(prepare)
+        self._preparers.append(weakref.WeakMethod(prepare))
 
     def _before_application_transaction(self, conn: Connection) -> None:
         # SQLite has one writer per file. If the application's transaction already holds the
@@ -126,8 +128,11 @@ class SqlKeyStore:
             return
         self._preparing.on = True
         try:
-            for prepare in self._preparers:
-                prepare()
+            self._preparers = [ref for ref in self._preparers if ref() is not None]
+            for ref in self._preparers:
+                prepare = ref()
+                if prepare is not None:
+                    prepare()
         finally:
             self._preparing.on = False
 
