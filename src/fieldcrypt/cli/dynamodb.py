@@ -1,0 +1,65 @@
+"""What the ``fieldcrypt`` CLI's ``reencrypt`` and ``status`` commands call for ``dynamodb:`` targets.
+
+No click here: the CLI parses options and prints; these functions do the work and return
+JSON-serialisable results, so they are tested directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fieldcrypt.keyring import Keyring
+from fieldcrypt.pynamodb.reencrypt import Reencryptor
+from fieldcrypt.pynamodb.status import table_status
+from fieldcrypt.pynamodb.tables import check_segment, parse_target
+from fieldcrypt.stores.dynamodb import dynamodb_client
+
+
+def run_reencrypt(
+    target: str,
+    *,
+    keyring: Keyring,
+    segment: tuple[int, int] | None,
+    batch_size: int,
+    max_kms_calls_per_second: float | None,
+    dry_run: bool,
+    endpoint_url: str | None,
+    region: str | None,
+    checkpoint_dir: str | None,
+    progress: Callable[[int], None] | None,
+) -> dict[str, int]:
+    """Re-encrypt ``dynamodb:TABLE.ATTRIBUTE`` onto the keyring's current data key.
+
+    ``segment=(i, n)`` runs only segment ``i`` of ``n`` (0-based, as DynamoDB numbers them), so
+    ``n`` jobs can share a table; ``None`` runs the whole table as one segment.
+
+    Raises:
+        ConfigurationError: a malformed target, an out-of-range segment, a missing table.
+        KeyAccessError: KMS refused or is unreachable (progress so far is checkpointed).
+    """
+    table, attribute = parse_target(target)
+    index, total = segment if segment is not None else (0, 1)
+    check_segment(index, total)
+    job = Reencryptor(
+        dynamodb_client(region, endpoint_url),
+        table,
+        attribute,
+        keyring,
+        total_segments=total,
+        page_size=batch_size,
+        max_kms_calls_per_second=max_kms_calls_per_second,
+        dry_run=dry_run,
+        checkpoint_dir=checkpoint_dir,
+        progress=progress,
+    )
+    return job.run([index])
+
+
+def run_status(
+    target: str, *, keyring: Keyring, endpoint_url: str | None, region: str | None
+) -> dict[str, Any]:
+    """Counts for ``dynamodb:TABLE.ATTRIBUTE``: values per data key and master key, plaintext
+    left, undecryptable items (listed by key). Reads only."""
+    table, attribute = parse_target(target)
+    return table_status(dynamodb_client(region, endpoint_url), table, attribute, keyring)

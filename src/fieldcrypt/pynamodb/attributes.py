@@ -1,0 +1,211 @@
+"""PynamoDB attributes: an encrypted wrapper around another attribute, and its blind index.
+
+An :class:`EncryptedAttribute` is stored as DynamoDB binary (``B``) holding a format v1
+ciphertext (docs/format.md) bound to ``Place(table, attribute, row=<item key>)``. It works only
+inside an :class:`~fieldcrypt.pynamodb.EncryptedModel`, which tells it which item it belongs to.
+Comparisons on it cannot work on ciphertext (every value has a fresh random nonce), so they
+raise :class:`~fieldcrypt.errors.QueryNotSupportedError` instead of silently matching nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from pynamodb.attributes import Attribute, BinaryAttribute, MapAttribute
+from pynamodb.constants import BINARY
+from pynamodb.expressions.operand import Path, Value
+from pynamodb.expressions.update import SetAction
+
+from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
+from fieldcrypt.keyring import Keyring
+from fieldcrypt.place import Place
+from fieldcrypt.pynamodb import binding
+from fieldcrypt.pynamodb.values import codec_for
+from fieldcrypt.registry import get_keyring
+
+
+def _flag(inner: Attribute[Any], name: str) -> bool:
+    """``hash_key``, ``range_key`` or ``null`` as the inner attribute was declared."""
+    # A MapAttribute not (yet) attached to a class keeps its Attribute arguments aside.
+    if isinstance(inner, MapAttribute) and inner._is_attribute_container():  # type: ignore[no-untyped-call]
+        return bool(inner.attribute_kwargs.get(name))
+    attribute = {"hash_key": "is_hash_key", "range_key": "is_range_key"}.get(name, name)
+    return bool(getattr(inner, attribute, False))
+
+
+class EncryptedAttribute(Attribute[Any]):
+    """An attribute whose value is encrypted client-side before it reaches DynamoDB.
+
+    Args:
+        inner: the attribute describing the plaintext (``UnicodeAttribute()``, ``MapAttribute()``...).
+        keyring: a registered keyring's name (resolved at first use) or a :class:`Keyring`.
+        null: allow ``None`` (stored as an absent attribute); defaults to the inner attribute's.
+        attr_name: the DynamoDB attribute name, if not the Python one.
+
+    Raises:
+        ConfigurationError: an unsupported inner type, or an inner hash/range key.
+    """
+
+    attr_type = BINARY
+
+    def __init__(
+        self,
+        inner: Attribute[Any],
+        *,
+        keyring: str | Keyring,
+        null: bool | None = None,
+        attr_name: str | None = None,
+    ) -> None:
+        if not isinstance(inner, Attribute):
+            raise ConfigurationError("EncryptedAttribute wraps a PynamoDB attribute, e.g. UnicodeAttribute()")
+        if _flag(inner, "hash_key") or _flag(inner, "range_key"):
+            raise ConfigurationError(
+                "an encrypted attribute cannot be a hash or range key: its ciphertext changes on every "
+                "write, so DynamoDB could never find the item; keep the key in clear, or add a "
+                "BlindIndexAttribute and a GSI for lookups by value"
+            )
+        if not isinstance(keyring, str | Keyring):
+            raise ConfigurationError("keyring must be a registered keyring's name or a Keyring")
+        self.inner = inner
+        self.codec = codec_for(inner)
+        self._keyring = keyring
+        super().__init__(null=_flag(inner, "null") if null is None else null, attr_name=attr_name)
+
+    @property
+    def keyring(self) -> Keyring:
+        return get_keyring(self._keyring) if isinstance(self._keyring, str) else self._keyring
+
+    # -- values -----------------------------------------------------------------------------
+
+    def serialize(self, value: Any) -> bytes:
+        place = self._place()
+        return self.keyring.encrypt(self.plaintext(value, place.table), place)
+
+    def plaintext(self, value: Any, table: str) -> bytes:
+        """The bytes that get encrypted for ``value``.
+
+        Raises:
+            TypeError: a value of another type (named with the table and attribute).
+        """
+        try:
+            return self.codec.to_bytes(value)
+        except TypeError as exc:
+            raise TypeError(f"{table}.{self.attr_name}: {exc}") from None
+
+    def deserialize(self, value: Any) -> Any:
+        place = self._place()
+        plaintext = self.keyring.decrypt(bytes(value), place)
+        try:
+            return self.codec.from_bytes(plaintext)
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+            # Authentic but not a value of this type: the attribute's type changed under it.
+            raise DecryptionError(**place.where()) from None
+
+    def get_value(self, value: dict[str, Any]) -> Any:
+        if BINARY not in value:
+            # A plaintext (or other non-binary) value where a ciphertext belongs: never pass it on.
+            raise DecryptionError(**self._place().where())
+        return value[BINARY]
+
+    def blind_token(self, value: Any, table: str, normalizer: Callable[[Any], Any]) -> bytes:
+        """The blind-index token stored for ``value`` (the newest blind-index key)."""
+        self.plaintext(value, table)  # refuse a wrong type before the normalizer sees it
+        return self.keyring.blind_index(
+            self.plaintext(normalizer(value), table), Place(table, self.attr_name)
+        )
+
+    def blind_candidates(self, value: Any, table: str, normalizer: Callable[[Any], Any]) -> list[bytes]:
+        """Every token ``value`` may be stored under; never creates a key."""
+        place = Place(table, self.attr_name)
+        self.plaintext(value, table)
+        return self.keyring.blind_index_candidates(self.plaintext(normalizer(value), table), place)
+
+    def _place(self) -> Place:
+        bound = binding.current(self.attr_name)
+        if getattr(bound.model, "_fieldcrypt_encrypted", {}).get(self.attr_name) is not self:
+            raise ConfigurationError(
+                f"encrypted attribute {self.attr_name!r} must be a top-level attribute of an "
+                "EncryptedModel (not nested in a MapAttribute or used on a plain Model)"
+            )
+        return bound.place(self.attr_name)
+
+    # -- expressions ------------------------------------------------------------------------
+
+    def set(self, value: Any) -> EncryptedSet:
+        """An update action; :meth:`EncryptedModel.update` encrypts it for the item."""
+        return EncryptedSet(self, value)
+
+    def _refuse(self, *_: Any, **__: Any) -> NoReturn:
+        raise QueryNotSupportedError(
+            f"attribute {self.attr_name!r} is encrypted: conditions, filters and arithmetic on it cannot "
+            "work on ciphertext; look items up by value with Model.lookup(attribute, value) through a "
+            "BlindIndexAttribute, or compare after reading"
+        )
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    between = is_in = startswith = contains = __getitem__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __or__ = _refuse
+    append = prepend = add = delete = _refuse
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"EncryptedAttribute({type(self.inner).__name__}(), keyring={self._keyring!r})"
+
+
+class EncryptedSet(SetAction):
+    """``Model.attr.set(value)`` for an encrypted attribute: holds the plaintext until
+    :meth:`EncryptedModel.update` encrypts it for its item (only the model knows the item key)."""
+
+    def __init__(self, attribute: EncryptedAttribute, value: Any) -> None:
+        super().__init__(Path(attribute), Value({"NULL": True}))
+        self.attribute = attribute
+        self.plaintext = value
+
+    def serialize(
+        self, placeholder_names: dict[str, str], expression_attribute_values: dict[str, str]
+    ) -> str:
+        raise ConfigurationError(
+            f"an update of encrypted attribute {self.attribute.attr_name!r} must go through "
+            "EncryptedModel.update() or a transaction's update() with an EncryptedModel instance"
+        )
+
+    def __repr__(self) -> str:
+        return f"{self.attribute.attr_name} = <encrypted>"
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class BlindIndexAttribute(BinaryAttribute):
+    """An equality token (truncated HMAC) for an encrypted attribute, kept by the model.
+
+    Declare it on the model with ``of=`` the encrypted attribute's Python name, and as the hash
+    key of a ``GlobalSecondaryIndex`` to look items up with ``Model.lookup(attribute, value)``.
+    ``normalizer`` maps a value before indexing (e.g. ``lambda s: s.replace("-", "")``), so equal
+    values under it match.
+    """
+
+    def __init__(
+        self,
+        of: str | None = None,
+        *,
+        normalizer: Callable[[Any], Any] = _same,
+        hash_key: bool = False,
+        range_key: bool = False,
+        attr_name: str | None = None,
+    ) -> None:
+        super().__init__(
+            hash_key=hash_key, range_key=range_key, null=True, attr_name=attr_name, legacy_encoding=False
+        )
+        self.of = of
+        self.normalizer = normalizer
+
+    def serialize(self, value: Any) -> bytes:
+        if not isinstance(value, bytes):
+            raise QueryNotSupportedError(
+                f"blind index {self.attr_name!r} holds tokens, not values: "
+                "use Model.lookup(attribute, value) to query through it"
+            )
+        return value

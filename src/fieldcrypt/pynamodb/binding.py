@@ -1,0 +1,59 @@
+"""Which item an encrypted attribute is being (de)serialised for.
+
+PynamoDB's ``Attribute.serialize`` sees only the value, never the item (PITFALLS.md), so the
+model-level hooks of :class:`~fieldcrypt.pynamodb.EncryptedModel` (``serialize``,
+``deserialize``, ``from_raw_data``) set the item's table and key here for the duration of the
+call, and each :class:`~fieldcrypt.pynamodb.EncryptedAttribute` reads it. A context variable
+keeps threads and asyncio tasks apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.place import Place, RowKey
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """The table and item key, plus the model class, of the item being (de)serialised."""
+
+    model: type
+    table: str
+    row: RowKey | None
+
+    def place(self, attribute: str) -> Place:
+        if self.row is None:
+            raise ConfigurationError(
+                f"{self.model.__name__}: set the item's hash (and range) key before writing encrypted "
+                "attributes; every value is bound to its item's key"
+            )
+        return Place(self.table, attribute, self.row)
+
+
+_current: ContextVar[Binding | None] = ContextVar("fieldcrypt_pynamodb_binding", default=None)
+
+
+@contextmanager
+def bound(binding: Binding) -> Iterator[Binding]:
+    token = _current.set(binding)
+    try:
+        yield binding
+    finally:
+        _current.reset(token)
+
+
+def current(attribute: str) -> Binding:
+    """The active binding, or a clear error when an encrypted value is used outside a model."""
+    binding = _current.get()
+    if binding is None:
+        raise ConfigurationError(
+            f"encrypted attribute {attribute!r} can only be read or written through an EncryptedModel "
+            "(save, update, batch_write, transactions, get, query, scan); PynamoDB calls that bypass "
+            "the model (to_dynamodb_dict, to_simple_dict, a plain Model) are refused"
+        )
+    return binding

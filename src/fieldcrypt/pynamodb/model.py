@@ -1,0 +1,248 @@
+"""EncryptedModel: the PynamoDB model base that binds every encrypted attribute to its item.
+
+PynamoDB serialises an attribute without its item, so this class overrides the model-level
+methods every read and write goes through (``serialize`` for save, batch_write and transactions;
+``from_raw_data`` for get, batch_get, query and scan; ``deserialize`` for refresh and update) to
+set the item's table and key for the duration of the call (see :mod:`.binding`). It also keeps
+blind indexes in step with their attributes and refuses models that could not work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+
+from pynamodb.attributes import Attribute
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.operand import Path, Value
+from pynamodb.expressions.update import Action, RemoveAction, SetAction
+from pynamodb.indexes import Index
+from pynamodb.models import MetaModel, Model
+
+from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.place import RowKey
+from fieldcrypt.pynamodb import wire
+from fieldcrypt.pynamodb.attributes import BlindIndexAttribute, EncryptedAttribute, EncryptedSet
+from fieldcrypt.pynamodb.binding import Binding, bound
+
+_M = TypeVar("_M", bound="EncryptedModel")
+
+
+class EncryptedModelMeta(MetaModel):
+    """Checks an EncryptedModel subclass at class definition: clear errors, not failures later."""
+
+    def __init__(cls, name: str, bases: Any, namespace: Any, discriminator: Any = None) -> None:
+        super().__init__(name, bases, namespace, discriminator)
+        attributes: dict[str, Attribute[Any]] = cls.get_attributes()  # type: ignore[attr-defined]
+        encrypted = {a.attr_name: a for a in attributes.values() if isinstance(a, EncryptedAttribute)}
+        blind = {a.attr_name: a for a in attributes.values() if isinstance(a, BlindIndexAttribute)}
+        for index_name, blind_attr in blind.items():
+            target = attributes.get(blind_attr.of or "")
+            if not isinstance(target, EncryptedAttribute):
+                raise ConfigurationError(
+                    f"{name}.{index_name}: BlindIndexAttribute(of=...) must name an EncryptedAttribute "
+                    f"of {name} (got {blind_attr.of!r})"
+                )
+        indexes: dict[str, Index[Any]] = getattr(cls, "_indexes", {})
+        for index in indexes.values():
+            for key in index.Meta.attributes.values():
+                if (key.is_hash_key or key.is_range_key) and key.attr_name in encrypted:
+                    raise ConfigurationError(
+                        f"{name}: index {index.Meta.index_name!r} cannot be keyed on encrypted attribute "
+                        f"{key.attr_name!r}; key it on a BlindIndexAttribute instead"
+                    )
+        cls._fieldcrypt_encrypted = encrypted
+        cls._fieldcrypt_blind = blind
+        # Python names, computed once: serialize runs per item and should not rescan attributes.
+        cls._fieldcrypt_encrypted_names = tuple(
+            n for n, a in attributes.items() if isinstance(a, EncryptedAttribute)
+        )
+        cls._fieldcrypt_blind_names = tuple(
+            n for n, a in attributes.items() if isinstance(a, BlindIndexAttribute)
+        )
+
+
+class EncryptedModel(Model, metaclass=EncryptedModelMeta):
+    """A PynamoDB ``Model`` whose :class:`EncryptedAttribute` values are bound to their item.
+
+    Every ciphertext's associated data names the table, the attribute and the item's hash (and
+    range) key, so a value copied to another item or attribute fails to decrypt.
+    """
+
+    _fieldcrypt_encrypted: dict[str, EncryptedAttribute]  # by DynamoDB attribute name
+    _fieldcrypt_blind: dict[str, BlindIndexAttribute]
+    _fieldcrypt_encrypted_names: tuple[str, ...]  # Python names
+    _fieldcrypt_blind_names: tuple[str, ...]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def serialize(self, null_check: bool = True) -> dict[str, dict[str, Any]]:
+        with bound(self._binding()) as binding:
+            names = self._fieldcrypt_encrypted_names
+            if binding.row is None and any(getattr(self, n) is not None for n in names):
+                binding.place("-")  # raises: values cannot be bound to an item without its key
+            self._refresh_blind_indexes(binding.table)
+            return super().serialize(null_check)
+
+    def update(
+        self,
+        actions: list[Action],
+        condition: Condition | None = None,
+        *,
+        add_version_condition: bool = True,
+    ) -> Any:
+        return super().update(
+            self._encrypt_actions(actions), condition, add_version_condition=add_version_condition
+        )
+
+    def get_update_kwargs_from_instance(
+        self,
+        actions: list[Action],
+        condition: Condition | None = None,
+        return_values_on_condition_failure: str | None = None,
+        *,
+        add_version_condition: bool = True,
+    ) -> dict[str, Any]:
+        return super().get_update_kwargs_from_instance(
+            self._encrypt_actions(actions),
+            condition,
+            return_values_on_condition_failure,
+            add_version_condition=add_version_condition,
+        )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def deserialize(self, attribute_values: dict[str, dict[str, Any]]) -> None:
+        cls = type(self)
+        names = cls._key_attr_names()
+        row = wire.row_key(attribute_values, names) if all(n in attribute_values for n in names) else None
+        with bound(Binding(cls, cls.Meta.table_name, row if row is not None else self._row())):
+            super().deserialize(attribute_values)
+
+    @classmethod
+    def from_raw_data(cls: type[_M], data: dict[str, Any]) -> _M:
+        if data is None or not any(name in data for name in cls._fieldcrypt_encrypted):
+            return super().from_raw_data(data)  # nothing to decrypt: no key needed
+        row = wire.row_key(data, cls._key_attr_names())
+        with bound(Binding(cls, cls.Meta.table_name, row)):
+            return super().from_raw_data(data)
+
+    @classmethod
+    def lookup(cls: type[_M], attribute: str | EncryptedAttribute, value: Any, **query: Any) -> Iterator[_M]:
+        """Items whose encrypted ``attribute`` equals ``value``, through its blind-index GSI.
+
+        Queries once per active blind-index key (two during a blind-index rotation). Extra
+        keyword arguments go to ``Index.query`` (``consistent_read`` is not allowed on a GSI).
+
+        Raises:
+            ConfigurationError: no BlindIndexAttribute for ``attribute``, or no GSI keyed on it.
+        """
+        encrypted = cls._encrypted_named(attribute)
+        blind = [b for b in cls._fieldcrypt_blind.values() if cls.get_attributes()[b.of or ""] is encrypted]
+        if not blind:
+            raise ConfigurationError(f"{cls.__name__}.{encrypted.attr_name} has no BlindIndexAttribute")
+        for blind_attr in blind:
+            for index in cls._indexes.values():
+                hash_key = index._hash_key_attribute()  # type: ignore[no-untyped-call]
+                if hash_key is not None and hash_key.attr_name == blind_attr.attr_name:
+                    tokens = encrypted.blind_candidates(value, cls.Meta.table_name, blind_attr.normalizer)
+                    for token in tokens:
+                        yield from index.query(token, **query)
+                    return
+        raise ConfigurationError(
+            f"{cls.__name__}: no GlobalSecondaryIndex has blind index {blind[0].attr_name!r} as its hash key"
+        )
+
+    # -- internals --------------------------------------------------------------------------
+
+    @classmethod
+    def _key_attr_names(cls) -> list[str]:
+        attributes = cls.get_attributes()
+        names = [attributes[cls._hash_keyname].attr_name] if cls._hash_keyname else []
+        if cls._range_keyname:
+            names.append(attributes[cls._range_keyname].attr_name)
+        return names
+
+    def _row(self) -> RowKey | None:
+        """This item's key as a row, or None while the key is not set yet."""
+        attributes = self.get_attributes()
+        wire_key: dict[str, Any] = {}
+        for python_name in (self._hash_keyname, self._range_keyname):
+            if python_name is None:
+                continue
+            value = getattr(self, python_name)
+            if value is None:
+                return None
+            attr = attributes[python_name]
+            wire_key[attr.attr_name] = {attr.attr_type: attr.serialize(value)}
+        return wire.row_key(wire_key, self._key_attr_names())
+
+    def _binding(self) -> Binding:
+        return Binding(type(self), self.Meta.table_name, self._row())
+
+    def _refresh_blind_indexes(self, table: str) -> None:
+        attributes = self.get_attributes()
+        for python_name in self._fieldcrypt_blind_names:
+            attr = attributes[python_name]
+            assert isinstance(attr, BlindIndexAttribute)
+            source = attributes[attr.of or ""]
+            assert isinstance(source, EncryptedAttribute)  # checked by the metaclass
+            value = getattr(self, attr.of or "")
+            token = None if value is None else source.blind_token(value, table, attr.normalizer)
+            setattr(self, python_name, token)
+
+    def _encrypt_actions(self, actions: Sequence[Action]) -> list[Action]:
+        """Turn encrypted ``set`` actions into ciphertext for this item, and keep blind indexes in step."""
+        resolved: list[Action] = []
+        binding = self._binding()
+        for action in actions:
+            target = self._encrypted_target(action)
+            if target is None:
+                resolved.append(action)
+                continue
+            value = action.plaintext if isinstance(action, EncryptedSet) else None
+            with bound(binding):
+                if value is None:
+                    resolved.append(RemoveAction(Path(target)))
+                else:
+                    resolved.append(SetAction(Path(target), Value({"B": target.serialize(value)})))
+                for blind in self._blind_indexes_of(target):
+                    if value is None:
+                        resolved.append(RemoveAction(Path(blind)))
+                    else:
+                        token = target.blind_token(value, binding.table, blind.normalizer)
+                        resolved.append(SetAction(Path(blind), Value({"B": token})))
+        return resolved
+
+    def _encrypted_target(self, action: Action) -> EncryptedAttribute | None:
+        if isinstance(action, EncryptedSet):
+            if self._fieldcrypt_encrypted.get(action.attribute.attr_name) is not action.attribute:
+                raise ConfigurationError(
+                    f"{type(self).__name__} has no encrypted attribute {action.attribute.attr_name!r}"
+                )
+            return action.attribute
+        if isinstance(action, RemoveAction):
+            path = action.values[0]
+            if isinstance(path, Path) and len(path.path) == 1:
+                return self._fieldcrypt_encrypted.get(path.path[0])
+        return None
+
+    def _blind_indexes_of(self, target: EncryptedAttribute) -> list[BlindIndexAttribute]:
+        attributes = self.get_attributes()
+        return [b for b in self._fieldcrypt_blind.values() if attributes[b.of or ""] is target]
+
+    @classmethod
+    def _encrypted_named(cls, attribute: str | EncryptedAttribute) -> EncryptedAttribute:
+        found = cls.get_attributes().get(attribute) if isinstance(attribute, str) else attribute
+        if not isinstance(found, EncryptedAttribute):
+            raise ConfigurationError(f"{cls.__name__} has no encrypted attribute {attribute!r}")
+        return found
+
+    def __repr__(self) -> str:
+        hidden = set(self._fieldcrypt_encrypted) | set(self._fieldcrypt_blind)
+        attributes = self.get_attributes()
+        fields = ", ".join(
+            f"{name}=<encrypted>" if attributes[name].attr_name in hidden else f"{name}={value!r}"
+            for name, value in self.attribute_values.items()
+        )
+        return f"{type(self).__name__}({fields})"

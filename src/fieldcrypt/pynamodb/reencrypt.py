@@ -1,0 +1,192 @@
+"""Re-encryption of one encrypted attribute of a DynamoDB table onto the keyring's current data key.
+
+Online and safe to run beside the application:
+
+- parallel scan: ``total_segments`` segments (DynamoDB's ``Segment``/``TotalSegments``), each a
+  separate job that may run in another process or machine, or in this one on worker threads;
+- every write is a conditional ``UpdateItem`` (``SET #a = :new`` if ``#a = :old``), so a value the
+  application wrote meanwhile is never overwritten (``batch_write`` has no conditions); on a lost
+  race the item is read again and, if still under an old key, retried;
+- a checkpoint per segment after every page, so an interrupted job resumes where it stopped, and
+  re-running a finished page is harmless (values already under the current key are skipped);
+- an optional limit on KMS requests per second (only unwraps of data keys not yet cached call KMS).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from fieldcrypt import format as fmt
+from fieldcrypt.errors import ConfigurationError, DecryptionError
+from fieldcrypt.keyring import Keyring
+from fieldcrypt.keys.record import Purpose, Status
+from fieldcrypt.pynamodb.checkpoint import Checkpoints, SegmentState
+from fieldcrypt.pynamodb.ratelimit import RateLimiter
+from fieldcrypt.pynamodb.tables import EncryptedColumn, check_segment
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+log = logging.getLogger("fieldcrypt")
+MAX_RACES = 5  # lost races per item before giving up on it (counted under "conflicts_unresolved")
+COUNTS = (
+    "scanned",
+    "reencrypted",
+    "current",
+    "absent",
+    "plaintext",
+    "failed",
+    "conflicts",
+    "conflicts_unresolved",
+)
+
+
+class Reencryptor:
+    """Moves every value of ``table.attribute`` to the keyring's current data key.
+
+    Args:
+        client: a low-level DynamoDB client for the table's region.
+        keyring: the attribute's keyring.
+        total_segments: how many parallel-scan segments the table is split into.
+        page_size: items per scan page (and per checkpoint).
+        max_kms_calls_per_second: throttle KMS requests of the keyring's KMS master keys.
+        dry_run: count what would be re-encrypted; write nothing (not even a checkpoint or a key).
+        checkpoint_dir: where segment checkpoints live (None: no resume).
+        progress: called after each page with the number of items this job has scanned so far
+            (all its segments together), e.g. to drive a progress bar.
+    """
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        attribute: str,
+        keyring: Keyring,
+        *,
+        total_segments: int = 1,
+        page_size: int = 100,
+        max_kms_calls_per_second: float | None = None,
+        dry_run: bool = False,
+        checkpoint_dir: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        check_segment(0, total_segments)
+        if not 1 <= page_size <= 10_000:
+            raise ConfigurationError("batch size must be between 1 and 10000 items")
+        self.column = EncryptedColumn.open(client, table, attribute)
+        self.keyring = keyring
+        self.total_segments = total_segments
+        self.page_size = page_size
+        self.dry_run = dry_run
+        self.limiter = RateLimiter(max_kms_calls_per_second) if max_kms_calls_per_second else None
+        self.checkpoints = Checkpoints(None if dry_run else checkpoint_dir, table, attribute, total_segments)
+        self.progress = progress
+        self._scanned = 0
+        self._scanned_lock = threading.Lock()
+
+    def run(self, segments: Iterable[int] | None = None, *, workers: int = 1) -> dict[str, int]:
+        """Run the given segments (default: all), ``workers`` at a time; returns summed counts."""
+        chosen = list(range(self.total_segments)) if segments is None else list(segments)
+        for segment in chosen:
+            check_segment(segment, self.total_segments)
+        kms_clients = [m.client for m in self.keyring.master_keys if hasattr(m, "client")]
+        limit = self.limiter.on_kms_clients(kms_clients) if self.limiter else nullcontext()
+        total: Counter[str] = Counter({name: 0 for name in COUNTS})
+        with limit:
+            if workers <= 1:
+                results = [self.run_segment(s) for s in chosen]
+            else:
+                with ThreadPoolExecutor(
+                    max_workers=workers, thread_name_prefix="fieldcrypt-reencrypt"
+                ) as pool:
+                    results = list(pool.map(self.run_segment, chosen))
+        for result in results:
+            total.update(result)
+        return dict(total)
+
+    def run_segment(self, segment: int) -> dict[str, int]:
+        """Run one segment from its checkpoint to its end; returns this run's counts."""
+        state = self.checkpoints.load(segment)
+        counts: Counter[str] = Counter({name: 0 for name in COUNTS})
+        if state.done:
+            counts["segments_already_done"] += 1
+            return dict(counts)
+        if state.start is not None:
+            counts["segments_resumed"] += 1
+        before = Counter(state.counts)  # what earlier runs of this segment did
+        for items, next_start in self.column.pages(segment, self.total_segments, state.start, self.page_size):
+            target = self._target_key_id()
+            for item in items:
+                counts["scanned"] += 1
+                counts[self._one(item, target, counts)] += 1
+            state = SegmentState(start=next_start, done=not next_start, counts=dict(before + counts))
+            self.checkpoints.save(segment, state)
+            with self._scanned_lock:  # held while reporting, so reports never go backwards
+                self._scanned += len(items)
+                if self.progress is not None:
+                    self.progress(self._scanned)
+        return dict(counts)
+
+    def _target_key_id(self) -> str | None:
+        if not self.dry_run:
+            return self.keyring.current_key_id()
+        # A dry run must not create a key: compare with the newest active one, if any.
+        active = [r for r in self.keyring.records(Purpose.ENCRYPTION) if r.status is Status.ACTIVE]
+        return active[-1].key_id if active else None
+
+    def _one(self, item: dict[str, Any], target: str | None, counts: Counter[str]) -> str:
+        """Bring one item's value to ``target``; returns the outcome's count name."""
+        place = self.column.place(item)
+        stored = item.get(self.column.attribute)
+        for _ in range(MAX_RACES):
+            if stored is None:
+                return "absent"
+            if "B" not in stored:
+                return "plaintext"  # adoption is encrypt's job; never written here
+            blob = bytes(stored["B"])
+            try:
+                if self.keyring.key_id_of(blob) == target:
+                    return "current"
+            except (fmt.MalformedCiphertext, fmt.UnknownVersion):
+                log.warning("fieldcrypt: %s.%s row %s is not a v1 ciphertext", *_where(place))
+                return "failed"
+            if self.dry_run:
+                return "reencrypted"
+            try:
+                fresh = self.keyring.encrypt(self.keyring.decrypt(blob, place), place)
+            except DecryptionError as exc:
+                log.warning("fieldcrypt: %s (left unchanged)", exc)
+                return "failed"
+            if self._swap(item, blob, fresh):
+                return "reencrypted"
+            counts["conflicts"] += 1  # the application wrote meanwhile: look again
+            stored = self.column.read(item)
+        return "conflicts_unresolved"
+
+    def _swap(self, item: dict[str, Any], old: bytes, new: bytes) -> bool:
+        try:
+            self.column.client.update_item(
+                TableName=self.column.table,
+                Key=self.column.key(item),
+                UpdateExpression="SET #a = :new",
+                ConditionExpression="#a = :old",
+                ExpressionAttributeNames={"#a": self.column.attribute},
+                ExpressionAttributeValues={":new": {"B": new}, ":old": {"B": old}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _where(place: Any) -> tuple[str, str, str | None]:
+    return place.table, place.column, place.describe_row()

@@ -1,0 +1,108 @@
+"""Raw access to one encrypted attribute of a DynamoDB table, through the low-level client.
+
+The re-encryption engine and ``status`` work on raw items, with no model class: this module
+reads a table's key schema, pages through a parallel-scan segment, and gives each item's
+``Place`` with the same row encoding as :class:`~fieldcrypt.pynamodb.EncryptedModel`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.place import Place
+from fieldcrypt.pynamodb import wire
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    """``dynamodb:patients.ssn`` (or ``patients.ssn``) -> ``("patients", "ssn")``.
+
+    Table names may contain dots, attribute names rarely do: the attribute is after the last dot.
+    """
+    spec = target.removeprefix("dynamodb:")
+    table, dot, attribute = spec.rpartition(".")
+    if not dot or not attribute or not _TABLE_NAME.match(table):
+        raise ConfigurationError(
+            f"{target!r} is not a DynamoDB target: write dynamodb:TABLE.ATTRIBUTE, e.g. dynamodb:patients.ssn"
+        )
+    return table, attribute
+
+
+def check_segment(segment: int, total: int) -> None:
+    if not 1 <= total <= 1_000_000 or not 0 <= segment < total:
+        raise ConfigurationError(
+            f"segment {segment}/{total} is out of range: segments are numbered 0 to {total - 1} "
+            "(DynamoDB's Segment/TotalSegments), and TotalSegments is 1 to 1000000"
+        )
+
+
+@dataclass(frozen=True)
+class EncryptedColumn:
+    """One attribute of one table, with the table's key attribute names in schema order."""
+
+    client: DynamoDBClient
+    table: str
+    attribute: str
+    key_names: tuple[str, ...]
+
+    @classmethod
+    def open(cls, client: DynamoDBClient, table: str, attribute: str) -> EncryptedColumn:
+        try:
+            schema = client.describe_table(TableName=table)["Table"]["KeySchema"]
+        except client.exceptions.ResourceNotFoundException:
+            region = client.meta.region_name
+            raise ConfigurationError(f"DynamoDB table {table!r} does not exist in {region}") from None
+        ordered = sorted(schema, key=lambda k: k["KeyType"] != "HASH")  # HASH first, then RANGE
+        names = tuple(k["AttributeName"] for k in ordered)
+        if attribute in names:
+            raise ConfigurationError(
+                f"{table}.{attribute} is a key attribute; key attributes are never encrypted"
+            )
+        return cls(client, table, attribute, names)
+
+    def place(self, item: dict[str, Any]) -> Place:
+        return Place(self.table, self.attribute, wire.row_key(item, self.key_names))
+
+    def key(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {name: item[name] for name in self.key_names}
+
+    def pages(
+        self, segment: int, total: int, start: dict[str, Any] | None, page_size: int
+    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+        """Pages of (items, LastEvaluatedKey) of one segment, from ``start``; keys and attribute only."""
+        names = {f"#k{i}": name for i, name in enumerate(self.key_names)} | {"#a": self.attribute}
+        while True:
+            params: dict[str, Any] = {
+                "TableName": self.table,
+                "Segment": segment,
+                "TotalSegments": total,
+                "ProjectionExpression": ", ".join(names),
+                "ExpressionAttributeNames": names,
+                "Limit": page_size,
+            }
+            if start:
+                params["ExclusiveStartKey"] = start
+            page = self.client.scan(**params)
+            start = page.get("LastEvaluatedKey")
+            yield page.get("Items", []), start
+            if not start:
+                return
+
+    def read(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """The attribute's current stored value (consistent read), or None if the item is gone."""
+        found = self.client.get_item(
+            TableName=self.table,
+            Key=self.key(item),
+            ConsistentRead=True,
+            ProjectionExpression="#a",
+            ExpressionAttributeNames={"#a": self.attribute},
+        ).get("Item")
+        return None if found is None else dict(found.get(self.attribute) or {}) or None

@@ -1,0 +1,215 @@
+"""Data keys in a DynamoDB table, so the key store replicates with a global table's data.
+
+Table schema (made by :meth:`DynamoDBKeyStore.create_table`, documented in docs/dynamodb.md)::
+
+    key_id      S   partition key: hex of the committing data key id
+    keyring     S   owner keyring
+    purpose     S   "encryption" | "blind_index"
+    status      S   "active" | "retired" | "destroyed"
+    created_at  S   ISO 8601 UTC with microseconds
+    wraps       M   {master key id (KMS ARN or local:...): B wrapped data key}
+    revision    N   increases on every update
+
+``put`` is a conditional put (``attribute_not_exists(key_id)``): on a global table two regions
+may create keys at once, and their distinct random ids keep last-writer-wins from ever replacing
+one key's row with another's. ``update`` is conditional on the revision read. ``list`` is a
+consistent scan filtered by keyring: a key store holds one row per data key (a handful per
+keyring and year), and a consistent read sees a key the moment another process created it,
+which a GSI query could not promise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from fieldcrypt.errors import ConfigurationError, FieldcryptError
+from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status
+from fieldcrypt.stores.base import KeyStoreConflict
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+DEFAULT_TABLE = "fieldcrypt_keys"
+
+
+class KeyStoreUnavailable(FieldcryptError):
+    """The key-store table could not be read or written (network, throttling after retries)."""
+
+
+def dynamodb_client(region: str | None = None, endpoint_url: str | None = None) -> DynamoDBClient:
+    """A low-level DynamoDB client with botocore's ``standard`` retries (not ``legacy``)."""
+    config = Config(region_name=region, retries={"mode": "standard", "max_attempts": 8})
+    return boto3.session.Session().client("dynamodb", config=config, endpoint_url=endpoint_url)
+
+
+class DynamoDBKeyStore:
+    """A :class:`~fieldcrypt.stores.KeyStore` in one DynamoDB table (default ``fieldcrypt_keys``).
+
+    Args:
+        table: the table name (create it once with :meth:`create_table`).
+        client: a low-level DynamoDB client for the region this process runs in.
+        region / endpoint_url: used to make a client when none is given.
+    """
+
+    def __init__(
+        self,
+        table: str = DEFAULT_TABLE,
+        *,
+        client: DynamoDBClient | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        if not table:
+            raise ConfigurationError("the key-store table name must not be empty")
+        self.table = table
+        self.client = client if client is not None else dynamodb_client(region, endpoint_url)
+
+    def create_table(self, *, wait: bool = True) -> None:
+        """Create the table (on-demand billing) if it does not exist."""
+        try:
+            self.client.create_table(
+                TableName=self.table,
+                KeySchema=[{"AttributeName": "key_id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "key_id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        except ClientError as exc:
+            if _code(exc) != "ResourceInUseException":
+                raise self._unavailable("CreateTable", exc) from exc
+        if wait:
+            self.client.get_waiter("table_exists").wait(TableName=self.table)
+
+    def get(self, key_id: str) -> DataKeyRecord | None:
+        item = self._call(
+            "GetItem",
+            lambda: self.client.get_item(TableName=self.table, Key=_key(key_id), ConsistentRead=True),
+        ).get("Item")
+        return None if item is None else _record(item)
+
+    def list(self, keyring: str, purpose: Purpose | None = None) -> list[DataKeyRecord]:
+        # Names go through placeholders: several (status, for one) are DynamoDB reserved words.
+        condition = "#keyring = :k" + (" AND #purpose = :p" if purpose is not None else "")
+        names = {"#keyring": "keyring", **({"#purpose": "purpose"} if purpose is not None else {})}
+        values: dict[str, Any] = {":k": {"S": keyring}}
+        if purpose is not None:
+            values[":p"] = {"S": purpose.value}
+        records: list[DataKeyRecord] = []
+        start: dict[str, Any] | None = None
+        while True:
+            params: dict[str, Any] = {
+                "TableName": self.table,
+                "FilterExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+                "ConsistentRead": True,
+            }
+            if start is not None:
+                params["ExclusiveStartKey"] = start
+            page = self._call("Scan", lambda p=params: self.client.scan(**p))  # type: ignore[misc]
+            records.extend(_record(item) for item in page.get("Items", []))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return sorted(records, key=lambda r: (r.created_at, r.key_id))
+
+    def put(self, record: DataKeyRecord) -> None:
+        self._conditional_put(
+            record, "attribute_not_exists(#key_id)", {"#key_id": "key_id"}, {}, "already exists"
+        )
+
+    def update(self, record: DataKeyRecord) -> DataKeyRecord:
+        stored = record.evolve(revision=record.revision + 1)
+        read = {":read": {"N": str(record.revision)}}
+        self._conditional_put(
+            stored, "#revision = :read", {"#revision": "revision"}, read, "changed since it was read"
+        )
+        return stored
+
+    def on_before_write_transaction(self, prepare: Callable[[], None]) -> None:
+        """Nothing to do: DynamoDB shares no write lock with the application."""
+
+    def _conditional_put(
+        self,
+        record: DataKeyRecord,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        conflict: str,
+    ) -> None:
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": _item(record),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            params["ExpressionAttributeValues"] = values
+        try:
+            self.client.put_item(**params)
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise KeyStoreConflict(f"data key {record.key_id} {conflict}") from exc
+            raise self._unavailable("PutItem", exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("PutItem", exc) from exc
+
+    def _call(self, operation: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._unavailable(operation, exc) from exc
+
+    def _unavailable(self, operation: str, exc: Exception) -> FieldcryptError:
+        code = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        if code == "ResourceNotFoundException":
+            return ConfigurationError(
+                f"key-store table {self.table!r} does not exist in {self.client.meta.region_name}: "
+                "create it with DynamoDBKeyStore(...).create_table() (or replicate it to this region)"
+            )
+        return KeyStoreUnavailable(
+            f"key-store table {self.table!r}: DynamoDB {operation} failed ({code}); see the chained error"
+        )
+
+    def __repr__(self) -> str:
+        return f"DynamoDBKeyStore({self.table!r}, region={self.client.meta.region_name!r})"
+
+
+def _code(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _key(key_id: str) -> dict[str, Any]:
+    return {"key_id": {"S": key_id}}
+
+
+def _item(record: DataKeyRecord) -> dict[str, Any]:
+    return {
+        "key_id": {"S": record.key_id},
+        "keyring": {"S": record.keyring},
+        "purpose": {"S": record.purpose.value},
+        "status": {"S": record.status.value},
+        "created_at": {"S": record.created_at.isoformat(timespec="microseconds")},
+        "wraps": {"M": {master: {"B": wrapped} for master, wrapped in record.wraps.items()}},
+        "revision": {"N": str(record.revision)},
+    }
+
+
+def _record(item: dict[str, Any]) -> DataKeyRecord:
+    wraps = {master: bytes(value["B"]) for master, value in item["wraps"]["M"].items()}
+    return DataKeyRecord(
+        key_id=item["key_id"]["S"],
+        keyring=item["keyring"]["S"],
+        purpose=Purpose(item["purpose"]["S"]),
+        status=Status(item["status"]["S"]),
+        created_at=datetime.fromisoformat(item["created_at"]["S"]),
+        wraps=wraps,
+        revision=int(Decimal(item["revision"]["N"])),
+    )

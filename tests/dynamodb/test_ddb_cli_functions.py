@@ -1,0 +1,158 @@
+"""The functions the fieldcrypt CLI calls for dynamodb: targets (run_reencrypt, run_status), and status counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ddb_models import Patient
+
+import fieldcrypt
+from fieldcrypt.cli.dynamodb import run_reencrypt, run_status
+from fieldcrypt.pynamodb.status import table_status
+
+pytestmark = pytest.mark.usefixtures("tables")
+
+
+@pytest.fixture
+def two_generations(keyring: fieldcrypt.Keyring) -> tuple[str, str]:
+    """Three patients under an old data key, two under the current one; returns (old, current) key ids."""
+    for i in range(3):
+        Patient(f"old-{i}", ssn=f"111-11-111{i}").save()
+    old = keyring.current_key_id()
+    keyring.rotate()
+    for i in range(2):
+        Patient(f"new-{i}", ssn=f"222-22-222{i}").save()
+    return old, keyring.current_key_id()
+
+
+def options(moto_endpoint: str, **overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "segment": None,
+        "batch_size": 100,
+        "max_kms_calls_per_second": None,
+        "dry_run": False,
+        "endpoint_url": moto_endpoint,
+        "region": "us-east-1",
+        "checkpoint_dir": None,
+        "progress": None,
+    }
+    return base | overrides
+
+
+def test_status_counts_per_data_key_and_master_key(
+    two_generations: tuple[str, str], keyring: fieldcrypt.Keyring, moto_endpoint: str
+) -> None:
+    """status reports values per data key and master key, and what is left to re-encrypt."""
+    old, current = two_generations
+    status = run_status(
+        "dynamodb:patients.ssn", keyring=keyring, endpoint_url=moto_endpoint, region="us-east-1"
+    )
+    master = keyring.master_key.key_id
+    assert json.loads(json.dumps(status)) == status
+    assert status == {
+        "target": "dynamodb:patients.ssn",
+        "keyring": "pii",
+        "items": 5,
+        "encrypted": 5,
+        "absent": 0,
+        "plaintext": 0,
+        "undecryptable": 0,
+        "undecryptable_items": [],
+        "current_data_key": current,
+        "to_reencrypt": 3,
+        "data_keys": {
+            old: {"values": 3, "status": "active", "master_keys": [master]},
+            current: {"values": 2, "status": "active", "master_keys": [master]},
+        },
+        "master_keys": {master: 5},
+        "verified": True,
+    }
+
+
+def test_status_lists_problems_by_key(
+    two_generations: tuple[str, str], keyring: fieldcrypt.Keyring, ddb: Any, request_log: Any
+) -> None:
+    """Plaintext, absent and undecryptable values are counted; undecryptable items are listed by key only; nothing is written."""
+    stolen = ddb.get_item(TableName="patients", Key={"patient_id": {"S": "old-0"}})["Item"]["ssn"]
+    ddb.put_item(TableName="patients", Item={"patient_id": {"S": "moved"}, "ssn": stolen})
+    ddb.put_item(TableName="patients", Item={"patient_id": {"S": "plain"}, "ssn": {"S": "123-45-6789"}})
+    ddb.put_item(TableName="patients", Item={"patient_id": {"S": "empty"}})
+    request_log.attach(ddb)
+    status = table_status(ddb, "patients", "ssn", keyring)
+    assert (status["items"], status["plaintext"], status["absent"], status["undecryptable"]) == (8, 1, 1, 1)
+    assert status["undecryptable_items"] == ["'moved'"]
+    assert "123-45-6789" not in json.dumps(status)
+    assert set(request_log.operations()) == {"DescribeTable", "Scan"}
+
+
+def test_status_counts_a_key_under_each_of_its_master_keys(
+    two_generations: tuple[str, str], keyring: fieldcrypt.Keyring, ddb: Any
+) -> None:
+    """A data key wrapped under two master keys (mid-rewrap) counts under both."""
+    old, _ = two_generations
+    record = keyring.key_store.get(old)
+    assert record is not None
+    keyring.key_store.update(record.evolve(wraps={**record.wraps, "local:second": b"w"}))
+    status = table_status(ddb, "patients", "ssn", keyring)
+    assert status["master_keys"] == {keyring.master_key.key_id: 5, "local:second": 3}
+
+
+def test_run_reencrypt_whole_table(
+    two_generations: tuple[str, str], keyring: fieldcrypt.Keyring, moto_endpoint: str
+) -> None:
+    """Without a segment the whole table moves; status then shows nothing left, progress counted up to every item."""
+    seen: list[int] = []
+    counts = run_reencrypt(
+        "dynamodb:patients.ssn", keyring=keyring, **options(moto_endpoint, batch_size=2, progress=seen.append)
+    )
+    assert counts["reencrypted"] == 3
+    assert counts["current"] == 2
+    assert seen == [2, 4, 5]  # items scanned so far, after each page
+    assert all(isinstance(v, int) for v in counts.values())
+    status = run_status(
+        "dynamodb:patients.ssn", keyring=keyring, endpoint_url=moto_endpoint, region="us-east-1"
+    )
+    assert status["to_reencrypt"] == 0
+    assert status["encrypted"] == 5
+
+
+def test_run_reencrypt_by_segments(
+    two_generations: tuple[str, str], keyring: fieldcrypt.Keyring, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """--segment i/N jobs (0-based) together cover the table; a dry run first changes nothing."""
+    dry = run_reencrypt("dynamodb:patients.ssn", keyring=keyring, **options(moto_endpoint, dry_run=True))
+    assert dry["reencrypted"] == 3
+    scanned = 0
+    for i in range(3):
+        opts = options(
+            moto_endpoint, segment=(i, 3), checkpoint_dir=str(tmp_path), max_kms_calls_per_second=50.0
+        )
+        scanned += run_reencrypt("dynamodb:patients.ssn", keyring=keyring, **opts)["scanned"]
+    assert scanned == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"dynamodb-patients.ssn.{i}-of-3.json" for i in range(3)
+    ]
+    status = run_status(
+        "dynamodb:patients.ssn", keyring=keyring, endpoint_url=moto_endpoint, region="us-east-1"
+    )
+    assert status["to_reencrypt"] == 0
+
+
+@pytest.mark.parametrize(
+    ("target", "overrides", "message"),
+    [
+        ("dynamodb:patients", {}, "write dynamodb:TABLE.ATTRIBUTE"),
+        ("dynamodb:patients.ssn", {"segment": (3, 3)}, "segment 3/3 is out of range"),
+        ("dynamodb:patients.ssn", {"batch_size": 0}, "batch size must be between 1 and 10000"),
+        ("dynamodb:ghosts.ssn", {}, "table 'ghosts' does not exist in us-east-1"),
+    ],
+)
+def test_run_reencrypt_bad_input(
+    target: str, overrides: dict[str, Any], message: str, keyring: fieldcrypt.Keyring, moto_endpoint: str
+) -> None:
+    """Bad targets and options fail with a specific ConfigurationError before anything is touched."""
+    with pytest.raises(fieldcrypt.ConfigurationError, match=message):
+        run_reencrypt(target, keyring=keyring, **options(moto_endpoint, **overrides))
