@@ -1,6 +1,6 @@
 """Field ciphertext format v1 (specified in docs/format.md).
 
-Binary layout, 45 bytes of overhead::
+Binary layout, 49 bytes of overhead::
 
     offset  size  field
     0       1     version = 0x01

@@ -1,0 +1,91 @@
+"""The listeners that tie ``Encrypted`` to SQLAlchemy, through its documented event hooks.
+
+* ``Column.after_parent_attach``: when an encrypted column joins a table, it gets its own copy of
+  the type bound to ``(table.name, column.name)`` (the place in every ciphertext's associated data)
+  and, when searchable, its blind-index column.
+* ``Engine.before_execute``: INSERT/UPDATE statements keep blind indexes in step and seal
+  row-bound values given as parameter dictionaries.
+* ``Engine.begin`` (SQLite only): searchable keyrings get their first blind-index key before an
+  application transaction takes the single write lock.
+* ``Mapper.mapper_configured``: mappers with row-bound columns get their flush and load hooks.
+
+Installed once, when :mod:`fieldcrypt.sqlalchemy` is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Column, Engine, Table, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapper
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.dml import Insert, Update
+
+from fieldcrypt.errors import QueryNotSupportedError
+from fieldcrypt.sqlalchemy import blind_index, row_binding
+from fieldcrypt.sqlalchemy.types import Encrypted
+
+
+def _on_column_attach(column: Column[Any], table: Any) -> None:
+    type_ = column.type
+    if not isinstance(type_, Encrypted) or not isinstance(table, Table):
+        return
+    column.type = type_.bound_to(table.name, column.name)
+    if column.type.searchable:
+        blind_index.add_index_column(table, column, column.type)
+
+
+def _before_execute(
+    conn: Connection,
+    clauseelement: Any,
+    multiparams: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    execution_options: Any,
+) -> tuple[Any, Sequence[Mapping[str, Any]], Mapping[str, Any]]:
+    if isinstance(clauseelement, Insert):
+        multiparams, params = row_binding.seal_insert_params(clauseelement, multiparams, params)
+    elif isinstance(clauseelement, Update):
+        clauseelement, multiparams, params = blind_index.maintain_on_update(
+            conn, clauseelement, multiparams, params
+        )
+    elif isinstance(clauseelement, Select):
+        _refuse_ordering(clauseelement)
+    return clauseelement, multiparams, params
+
+
+def _refuse_ordering(select: Select[Any]) -> None:
+    # ``order_by(User.ssn)`` names the column without calling an operator, so the comparator
+    # cannot refuse it; ordering or grouping by ciphertext would "work" and mean nothing.
+    # SQLAlchemy keeps these clauses in ``_order_by_clauses`` / ``_group_by_clauses`` (no public
+    # accessor); reading them is all this does.
+    for clause in (*getattr(select, "_order_by_clauses", ()), *getattr(select, "_group_by_clauses", ())):
+        type_ = getattr(clause, "type", None)
+        if isinstance(type_, Encrypted):
+            table, column = type_._where()
+            raise QueryNotSupportedError(
+                f"{table}.{column} is encrypted: ordering or grouping by it cannot work on "
+                "ciphertext; sort in the application after decrypting"
+            )
+
+
+def _on_begin(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        blind_index.prepare_before_sqlite_write(conn)
+
+
+def _on_mapper_configured(mapper: Mapper[Any], _class: type[Any]) -> None:
+    row_binding.install_mapper_hooks(mapper)
+
+
+def install() -> None:
+    """Register the listeners (idempotent)."""
+    if not event.contains(Column, "after_parent_attach", _on_column_attach):
+        event.listen(Column, "after_parent_attach", _on_column_attach)
+    if not event.contains(Engine, "before_execute", _before_execute):
+        event.listen(Engine, "before_execute", _before_execute, retval=True)
+    if not event.contains(Engine, "begin", _on_begin):
+        event.listen(Engine, "begin", _on_begin)
+    if not event.contains(Mapper, "mapper_configured", _on_mapper_configured):
+        event.listen(Mapper, "mapper_configured", _on_mapper_configured)

@@ -1,0 +1,202 @@
+"""Blind-index columns: created beside a searchable encrypted column and kept in step with it.
+
+The token is ``keyring.blind_index(codec.to_bytes(normalizer(value)), Place(table, column))``
+(HMAC-SHA256 under a blind-index data key, truncated to the keyring's ``blind_index_bytes``).
+Inserts fill it through a context-sensitive column default, which SQLAlchemy runs for ORM flushes,
+Core ``insert()`` (inline values, executemany and insertmanyvalues) and ``bulk_insert_mappings``.
+Updates fill it in :func:`maintain_on_update` (a ``before_execute`` hook), because a column
+``onupdate`` cannot tell "the source was not touched" from "set it to NULL".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Column, Table
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.sql.dml import Update
+
+from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
+from fieldcrypt.keyring import Keyring
+from fieldcrypt.place import Place
+from fieldcrypt.registry import get_keyring, registered
+from fieldcrypt.sqlalchemy import storage
+from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
+from fieldcrypt.stores.sql import SqlKeyStore
+
+log = logging.getLogger("fieldcrypt")
+INFO_KEY = "fieldcrypt_index_for"  # Column.info key marking a blind-index column, naming its source
+
+
+def token(type_: Encrypted[Any], value: Any) -> bytes | None:
+    """The blind-index token to store for ``value`` in the column ``type_`` is bound to."""
+    if value is None:
+        return None
+    if type(value) is Sealed:
+        return value.index
+    table, column = type_._where()
+    if type_.normalizer is not None:
+        value = type_.normalizer(value)
+    try:
+        plain = type_.codec.to_bytes(value)
+    except TypeError as exc:
+        raise TypeError(f"{table}.{column}: {exc}") from None
+    return get_keyring(type_.keyring).blind_index(plain, Place(table, column))
+
+
+def add_index_column(table: Table, source: Column[Any], type_: Encrypted[Any]) -> None:
+    """Give ``table`` the index column of ``source`` (reused when it is already declared)."""
+    name = type_.index_name
+    assert name is not None
+    _searchable_keyrings.add(type_.keyring)
+    if not type_.add_index_column:
+        return  # declared on its own (Alembic revisions); the revision fills it when it writes
+    existing = table.c.get(name)
+    if existing is not None:
+        if existing.info.get(INFO_KEY) == source.name:
+            return  # a copy of the table (to_metadata, Alembic) brought the index column along
+        raise ConfigurationError(
+            f"{table.name}.{name} already exists: fieldcrypt creates the blind-index column of "
+            f"{source.name} itself (pass index_column='...' to choose another name, or "
+            "add_index_column=False to declare it yourself and fill it on insert)"
+        )
+    # Placed just before its source column, so that any copy of the table made column by column
+    # (Table.to_metadata, Alembic's autogenerate) meets it first and reuses it.
+    position = list(table.c).index(source)
+    table.insert_column(
+        Column(
+            name,
+            storage.index_column_type(),
+            default=_insert_default,
+            nullable=True,
+            index=True,
+            unique=type_.unique or None,
+            comment=f"fieldcrypt blind index of {source.name}",
+            info={INFO_KEY: source.name},
+        ),
+        position,
+    )
+
+
+# SQLite has one writer per file. A keyring whose SqlKeyStore shares the application's SQLite
+# file creates its encryption key before an application transaction begins (stores/sql.py); its
+# first blind-index key must be made then too, or the insert's index default would wait on the
+# lock its own transaction holds. Names of keyrings used by searchable columns, and keyrings known
+# to have an index key already (so the check costs a set lookup per transaction).
+_searchable_keyrings: set[str] = set()
+_ready: weakref.WeakSet[Keyring] = weakref.WeakSet()
+_preparing = threading.local()
+
+
+def prepare_before_sqlite_write(conn: Connection) -> None:
+    """``begin`` hook (SQLite engines): make sure searchable keyrings have a blind-index key."""
+    if getattr(_preparing, "on", False):
+        return  # the key store's own transaction, opened while creating that key
+    _preparing.on = True
+    try:
+        for name in tuple(_searchable_keyrings):
+            keyring = registered().get(name)
+            if keyring is None or keyring in _ready or not _shares_file(keyring, conn):
+                continue
+            keyring.blind_index(b"", Place("fieldcrypt", "prepare"))  # creates the key if none
+            _ready.add(keyring)
+    except Exception as exc:  # the write path raises the real error where it matters
+        log.debug("fieldcrypt: blind-index key not prepared: %s", exc)
+    finally:
+        _preparing.on = False
+
+
+def _shares_file(keyring: Keyring, conn: Connection) -> bool:
+    # Only a SqlKeyStore in this very database can deadlock; other stores create keys lazily.
+    # The store's own connections are skipped: they open while the keyring creates a key under
+    # its (non-reentrant) lock, and asking that keyring for a key there would wait on itself.
+    store = keyring.key_store
+    if not isinstance(store, SqlKeyStore) or conn.engine is store.engine:
+        return False
+    return store.engine.url == conn.engine.url
+
+
+def _insert_default(context: DefaultExecutionContext) -> bytes | None:
+    """Context-sensitive default of an index column: the token of its source column's value.
+
+    The source is looked up from the column being filled (not captured when it was created), so
+    a copy of the table (``to_metadata``) indexes under its own place.
+    """
+    index_column: Column[Any] = context.current_column
+    source_name = index_column.info[INFO_KEY]
+    source = next(c for c in index_column.table.columns if c.name == source_name)
+    params = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return token(_enc(source), params.get(source.key))
+
+
+def searchable_columns(table: Any) -> list[Column[Any]]:
+    return [c for c in table.columns if isinstance(c.type, Encrypted) and c.type.searchable]
+
+
+def maintain_on_update(
+    conn: Connection,
+    statement: Update,
+    multiparams: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any],
+) -> tuple[Update, Sequence[Mapping[str, Any]], Mapping[str, Any]]:
+    """Add the index column to an UPDATE that sets a searchable column (params or ``.values()``)."""
+    columns = searchable_columns(statement.table)
+    if not columns:
+        return statement, multiparams, params
+    if multiparams:
+        multiparams = [_with_tokens(columns, p) for p in multiparams]
+    elif params:
+        params = _with_tokens(columns, params)
+    assigned = _inline_keys(statement)
+    inline: dict[str, Any] = {}
+    if any(c.key in assigned for c in columns):
+        values = statement.compile(dialect=conn.dialect).params
+        for column in columns:
+            index_name = _index_of(column)
+            if column.key not in assigned or index_name in assigned:
+                continue
+            if column.key not in values:
+                raise QueryNotSupportedError(
+                    f"{getattr(statement.table, 'name', '?')}.{column.name} is set from a bound "
+                    "parameter of another name, so its blind index cannot be kept in step; use .values(col=value) or "
+                    "pass the value under the column's own key"
+                )
+            inline[index_name] = token(_enc(column), values[column.key])
+    if inline:
+        statement = statement.values(inline)
+    return statement, multiparams, params
+
+
+def _with_tokens(columns: list[Column[Any]], params: Mapping[str, Any]) -> Mapping[str, Any]:
+    added = {
+        _index_of(c): token(_enc(c), params[c.key])
+        for c in columns
+        if c.key in params and _index_of(c) not in params
+    }
+    return {**params, **added} if added else params
+
+
+def _inline_keys(statement: Update) -> set[str]:
+    # The columns an UPDATE built with .values() assigns. SQLAlchemy has no public accessor for
+    # them; ``_values`` has been the stable home of the SET clause since 1.4.
+    keys: set[str] = set()
+    for target in getattr(statement, "_values", None) or ():
+        keys.add(target if isinstance(target, str) else getattr(target, "key", ""))
+    return keys
+
+
+def _enc(column: Column[Any]) -> Encrypted[Any]:
+    type_ = column.type
+    assert isinstance(type_, Encrypted)
+    return type_
+
+
+def _index_of(column: Column[Any]) -> str:
+    name = _enc(column).index_name
+    assert name is not None  # only searchable columns reach here
+    return name

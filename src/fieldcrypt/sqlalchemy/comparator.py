@@ -1,0 +1,98 @@
+"""SQL operators on encrypted columns: equality through the blind index, everything else refused.
+
+With a fresh random nonce per value, ``ssn == v`` compared against ciphertext would silently
+match nothing (sqlalchemy#5807), and so would LIKE, ranges and ORDER BY. Equality and ``IN`` are
+rewritten to the blind-index column; every other operator raises ``QueryNotSupportedError``
+naming the column, so a query that cannot work never quietly returns an empty result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import false
+from sqlalchemy.sql import ColumnElement, operators
+from sqlalchemy.sql.elements import ClauseElement, ColumnClause
+from sqlalchemy.types import TypeDecorator
+
+from fieldcrypt.errors import QueryNotSupportedError
+from fieldcrypt.place import Place
+from fieldcrypt.registry import get_keyring
+
+if TYPE_CHECKING:
+    from fieldcrypt.sqlalchemy.types import Encrypted
+
+_EQUALITY = {operators.eq, operators.ne, operators.in_op, operators.not_in_op}
+# Operators that never look at the stored bytes (NULL tests), safe on ciphertext.
+_HARMLESS = {operators.is_, operators.is_not}
+
+
+class EncryptedComparator(TypeDecorator.Comparator[Any]):
+    """Routes ``==``, ``!=``, ``in_`` and ``not_in`` to the blind index; refuses the rest."""
+
+    def operate(self, op: Any, *other: Any, **kwargs: Any) -> ColumnElement[Any]:
+        if op in _HARMLESS:
+            return super().operate(op, *other, **kwargs)
+        if op in (operators.eq, operators.ne) and other and other[0] is None:
+            return self.expr.is_(None) if op is operators.eq else self.expr.is_not(None)
+        if op in (operators.eq, operators.ne) and other and isinstance(other[0], ColumnClause):
+            # Column-to-column comparison: SQLAlchemy itself relies on it (mapper lookups compare
+            # column objects), and it compares stored bytes, not values; left to SQL as is.
+            return super().operate(op, *other, **kwargs)
+        if op in _EQUALITY:
+            return self._through_index(op, other[0])
+        raise self._refusal(op)
+
+    def reverse_operate(self, op: Any, other: Any, **kwargs: Any) -> ColumnElement[Any]:
+        raise self._refusal(op)
+
+    def _through_index(self, op: Any, other: Any) -> ColumnElement[Any]:
+        type_: Encrypted[Any] = self.type  # type: ignore[assignment]
+        table, column = type_._where()
+        index_name = type_.index_name
+        if index_name is None:
+            raise QueryNotSupportedError(
+                f"{table}.{column} is encrypted without a blind index, so {_name(op)} cannot match "
+                "its ciphertext (every value has a fresh nonce); declare it with searchable=True"
+            )
+        values = [other] if op in (operators.eq, operators.ne) else other
+        if isinstance(values, ClauseElement) or not isinstance(values, Iterable) or isinstance(values, str):
+            raise QueryNotSupportedError(
+                f"{table}.{column}: compare an encrypted column with Python values, not with a SQL "
+                "expression or subquery (the blind index is computed in the application)"
+            )
+        tokens = [t for v in values for t in self._tokens(type_, table, column, v)]
+        index: ColumnElement[Any] = self.expr.table.c[index_name]
+        if op in (operators.eq, operators.in_op):
+            return index.in_(tokens) if tokens else false()
+        return index.not_in(tokens) if tokens else index.is_not(None)
+
+    @staticmethod
+    def _tokens(type_: Encrypted[Any], table: str, column: str, value: Any) -> list[bytes]:
+        if isinstance(value, ClauseElement):
+            raise QueryNotSupportedError(
+                f"{table}.{column}: compare an encrypted column with Python values, not SQL expressions"
+            )
+        if value is None:
+            return []  # NULL is never indexed; == None is handled as IS NULL
+        if type_.normalizer is not None:
+            value = type_.normalizer(value)
+        try:
+            plain = type_.codec.to_bytes(value)
+        except TypeError as exc:
+            raise TypeError(f"{table}.{column}: {exc}") from None
+        keyring = get_keyring(type_.keyring)
+        return keyring.blind_index_candidates(plain, Place(table, column))
+
+    def _refusal(self, op: Any) -> QueryNotSupportedError:
+        table, column = self.type._where()  # type: ignore[attr-defined]
+        return QueryNotSupportedError(
+            f"{table}.{column} is encrypted: {_name(op)} cannot work on ciphertext "
+            "(only ==, !=, in_, not_in through a blind index, and IS NULL are supported)"
+        )
+
+
+def _name(op: Any) -> str:
+    name = getattr(op, "__name__", str(op))
+    return name.removesuffix("_op").removesuffix("_")

@@ -1,0 +1,150 @@
+"""Row binding: a ciphertext also bound to its row's primary key (``Encrypted(..., bind_row=True)``).
+
+A bind processor sees a value, never its row, so row-bound values are sealed before they reach
+it, where the row is known: in mapper ``before_insert`` / ``before_update`` hooks for the ORM and
+in a ``before_execute`` hook for Core inserts given as parameter dictionaries (executemany,
+``bulk_insert_mappings``). Reads come back as :class:`Sealed` from the result processor and the
+ORM opens them on ``load`` / ``refresh`` with the instance's identity. The primary key must be
+known before the write: a database-assigned key (autoincrement) is a clear error, never a silent
+downgrade to table/column binding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Column, event, inspect
+from sqlalchemy.orm import Mapper
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
+from sqlalchemy.sql.dml import Insert
+
+from fieldcrypt.errors import ConfigurationError, DecryptionError
+from fieldcrypt.place import Place, RowKey
+from fieldcrypt.registry import get_keyring
+from fieldcrypt.sqlalchemy import blind_index
+from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
+
+_STASH = "fieldcrypt_row_bound_plaintext"
+
+
+def row_bound_columns(table: Any) -> list[Column[Any]]:
+    return [c for c in table.columns if isinstance(c.type, Encrypted) and c.type.bind_row]
+
+
+def row_key(table: Any, values: Mapping[str, Any] | Sequence[Any], column: str) -> RowKey:
+    """The Place row for a primary key (a scalar for one column, else a tuple in column order)."""
+    if isinstance(values, Mapping):
+        parts: list[Any] = [values.get(c.key) for c in table.primary_key.columns]
+    else:
+        parts = list(values)
+    if not parts or any(p is None for p in parts):
+        raise ConfigurationError(
+            f"{table.name}.{column} is bound to its row, but the primary key is not known before "
+            "the write (assigned by the database, e.g. autoincrement); assign it in the "
+            "application (e.g. uuid4 or a sequence you call) or set bind_row=False"
+        )
+    key: RowKey = parts[0] if len(parts) == 1 else tuple(parts)
+    return key
+
+
+def seal(type_: Encrypted[Any], value: Any, row: RowKey) -> Sealed:
+    """Encrypt ``value`` for its column and row; carries the blind-index token when searchable."""
+    table, column = type_._where()
+    try:
+        plain = type_.codec.to_bytes(value)
+    except TypeError as exc:
+        raise TypeError(f"{table}.{column}: {exc}") from None
+    blob = get_keyring(type_.keyring).encrypt(plain, Place(table, column, row))
+    return Sealed(blob, blind_index.token(type_, value) if type_.searchable else None)
+
+
+def open_sealed(type_: Encrypted[Any], sealed: Sealed, row: RowKey) -> Any:
+    """Decrypt a row-bound value read from ``row``. Raises DecryptionError naming the row."""
+    table, column = type_._where()
+    place = Place(table, column, row)
+    plain = get_keyring(type_.keyring).decrypt(sealed.blob, place)
+    try:
+        return type_.codec.from_bytes(plain)
+    except (ValueError, KeyError, UnicodeDecodeError):
+        raise DecryptionError(**place.where()) from None
+
+
+def seal_insert_params(
+    statement: Insert, multiparams: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+) -> tuple[Sequence[Mapping[str, Any]], Mapping[str, Any]]:
+    """Seal row-bound values of a Core INSERT given as parameter dictionaries."""
+    columns = row_bound_columns(statement.table)
+    if not columns:
+        return multiparams, params
+    if multiparams:
+        return [_sealed(statement.table, columns, p) for p in multiparams], params
+    return multiparams, _sealed(statement.table, columns, params) if params else params
+
+
+def _sealed(table: Any, columns: list[Column[Any]], params: Mapping[str, Any]) -> Mapping[str, Any]:
+    todo = [c for c in columns if params.get(c.key) is not None and type(params[c.key]) is not Sealed]
+    if not todo:
+        return params
+    row = row_key(table, params, todo[0].name)
+    return {**params, **{c.key: seal(_enc(c), params[c.key], row) for c in todo}}
+
+
+def install_mapper_hooks(mapper: Mapper[Any]) -> None:
+    """Seal on flush and open on load for a mapper with row-bound columns (mapper_configured)."""
+    props = [
+        (prop.key, col)
+        for prop in mapper.column_attrs
+        for col in prop.columns
+        if isinstance(col, Column) and col in row_bound_columns(mapper.local_table)
+    ]
+    if not props:
+        return
+    pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+
+    def before_write(_mapper: Any, _conn: Any, target: Any, *, insert: bool) -> None:
+        state = inspect(target)
+        pk_changed = not insert and any(state.attrs[k].history.has_changes() for k in pk_keys)
+        row = row_key(mapper.local_table, [getattr(target, k) for k in pk_keys], props[0][1].name)
+        stash: dict[str, Any] = {}
+        for key, col in props:
+            if not (insert or pk_changed or state.attrs[key].history.has_changes()):
+                continue
+            value = getattr(target, key)
+            if value is None or type(value) is Sealed:
+                continue
+            stash[key] = value
+            state.dict[key] = seal(_enc(col), value, row)
+            if pk_changed:
+                flag_modified(target, key)
+        if stash:
+            state.info[_STASH] = stash
+
+    def after_write(_mapper: Any, _conn: Any, target: Any) -> None:
+        # The instance keeps its plaintext; only the flushed parameters carried ciphertext.
+        for key, value in inspect(target).info.pop(_STASH, {}).items():
+            set_committed_value(target, key, value)
+
+    def on_load(target: Any, *_: Any) -> None:
+        state = inspect(target)
+        if state.identity is None:
+            return
+        identity = state.identity
+        row: RowKey = identity[0] if len(identity) == 1 else tuple(identity)
+        for key, col in props:
+            value = state.dict.get(key)
+            if type(value) is Sealed:
+                set_committed_value(target, key, open_sealed(_enc(col), value, row))
+
+    event.listen(mapper, "before_insert", lambda m, c, t: before_write(m, c, t, insert=True))
+    event.listen(mapper, "before_update", lambda m, c, t: before_write(m, c, t, insert=False))
+    event.listen(mapper, "after_insert", after_write)
+    event.listen(mapper, "after_update", after_write)
+    event.listen(mapper, "load", on_load)
+    event.listen(mapper, "refresh", on_load)
+
+
+def _enc(column: Column[Any]) -> Encrypted[Any]:
+    type_ = column.type
+    assert isinstance(type_, Encrypted)
+    return type_

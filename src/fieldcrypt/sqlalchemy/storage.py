@@ -1,0 +1,131 @@
+"""What an encrypted column stores: the codec for its declared type and its column type per dialect.
+
+These rules are shared with the rotation engine (it re-encrypts at the raw-SQL level) and are
+written out in docs/sqlalchemy.md; change them only together with that document.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any, Literal
+
+from sqlalchemy import types as sat
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import Dialect
+
+from fieldcrypt import codecs
+from fieldcrypt import format as fmt
+from fieldcrypt.errors import ConfigurationError
+
+Storage = Literal["binary", "text"]
+
+# Above this many bytes a MySQL/MariaDB column is LONGBLOB / LONGTEXT rather than VARBINARY /
+# VARCHAR: a row's inline columns share a 65,535-byte limit, and a few wide columns would hit it.
+MYSQL_INLINE_LIMIT = 2048
+
+# Largest plaintext (bytes) of the fixed-size encodings in fieldcrypt.codecs, for column sizing.
+_FIXED_SIZES: tuple[tuple[type[Any], int], ...] = (
+    (sat.Boolean, 1),
+    (sat.Float, 8),
+    (sat.Integer, 20),  # "-9223372036854775808"
+    (sat.DateTime, 32),  # "9999-12-31T23:59:59.999999+23:59"
+    (sat.Date, 10),
+    (sat.Time, 21),  # "23:59:59.999999+23:59"
+    (sat.Interval, 32),  # "days:seconds:microseconds"
+    (sat.Uuid, 36),
+)
+
+
+def codec_for(type_: sat.TypeEngine[Any]) -> codecs.Codec[Any]:
+    """The one codec for a declared column type (order matters: Enum is a String, Float a Numeric).
+
+    Raises:
+        ConfigurationError: a type fieldcrypt has no exact codec for.
+    """
+    if isinstance(type_, sat.Enum):
+        enum_class = type_.enum_class
+        if enum_class is not None and issubclass(enum_class, enum.Enum):
+            return codecs.EnumCodec(enum_class)
+        return codecs.TEXT
+    if isinstance(type_, sat.Boolean):
+        return codecs.BOOL
+    if isinstance(type_, sat.Integer):
+        return codecs.INT
+    if isinstance(type_, sat.Float) or (isinstance(type_, sat.Numeric) and not type_.asdecimal):
+        return codecs.FLOAT
+    if isinstance(type_, sat.Numeric):
+        return codecs.DECIMAL
+    if isinstance(type_, sat.DateTime):
+        return codecs.DATETIME
+    if isinstance(type_, sat.Date):
+        return codecs.DATE
+    if isinstance(type_, sat.Time):
+        return codecs.TIME
+    if isinstance(type_, sat.Interval):
+        return codecs.TIMEDELTA
+    if isinstance(type_, sat.Uuid):
+        return codecs.UUID if type_.as_uuid else codecs.TEXT
+    if isinstance(type_, sat.JSON):
+        return codecs.JSON
+    if isinstance(type_, sat.LargeBinary):
+        return codecs.BYTES
+    if isinstance(type_, sat.String):
+        return codecs.TEXT
+    raise ConfigurationError(
+        f"fieldcrypt cannot encrypt a {type(type_).__name__} column; supported: String, Integer, "
+        "Numeric, Float, Boolean, Date, DateTime, Time, Interval, Uuid, Enum, JSON, LargeBinary"
+    )
+
+
+def max_plaintext_bytes(type_: sat.TypeEngine[Any]) -> int | None:
+    """The largest plaintext a value of ``type_`` encodes to, or None when unbounded."""
+    if isinstance(type_, sat.Enum) and type_.enum_class is not None:
+        return 4 * max(len(m.name) for m in type_.enum_class)
+    if isinstance(type_, sat.String):  # includes a string Enum (its length is the longest value)
+        return None if type_.length is None else 4 * type_.length  # UTF-8: 4 bytes a character
+    if isinstance(type_, sat.Numeric) and not isinstance(type_, sat.Float):
+        if type_.asdecimal and type_.precision is not None:
+            return type_.precision + 12  # digits plus sign, point and a possible exponent ("E-28")
+        return None if type_.asdecimal else 8
+    for kind, size in _FIXED_SIZES:
+        if isinstance(type_, kind):
+            return size
+    return None
+
+
+def stored_bytes(type_: sat.TypeEngine[Any]) -> int | None:
+    """Largest stored value in bytes for binary storage (plaintext plus the v1 overhead)."""
+    plain = max_plaintext_bytes(type_)
+    return None if plain is None else plain + fmt.OVERHEAD
+
+
+def stored_chars(type_: sat.TypeEngine[Any]) -> int | None:
+    """Largest stored value in characters for text storage (standard base64 of the binary)."""
+    size = stored_bytes(type_)
+    return None if size is None else 4 * math.ceil(size / 3)
+
+
+def column_type(type_: sat.TypeEngine[Any], storage: Storage, dialect: Dialect) -> sat.TypeEngine[Any]:
+    """The database column type holding ciphertexts of ``type_`` on ``dialect``."""
+    is_mysql = dialect.name in ("mysql", "mariadb")
+    if storage == "text":
+        chars = stored_chars(type_)
+        if is_mysql:
+            if chars is not None and chars <= MYSQL_INLINE_LIMIT:
+                return mysql.VARCHAR(chars, charset="ascii", collation="ascii_bin")
+            return mysql.LONGTEXT(charset="ascii", collation="ascii_bin")
+        return sat.Text()
+    if dialect.name == "postgresql":
+        return postgresql.BYTEA()
+    if is_mysql:
+        size = stored_bytes(type_)
+        if size is not None and size <= MYSQL_INLINE_LIMIT:
+            return mysql.VARBINARY(size)
+        return mysql.LONGBLOB()
+    return sat.LargeBinary()
+
+
+def index_column_type(byte_length: int = 32) -> sat.TypeEngine[bytes]:
+    """A blind-index column: BYTEA / VARBINARY(32) / BLOB (keyrings keep 8 to 32 bytes)."""
+    return sat.LargeBinary(byte_length).with_variant(mysql.VARBINARY(byte_length), "mysql", "mariadb")

@@ -1,0 +1,256 @@
+"""``Encrypted``: a column type whose values are encrypted in the application (format v1).
+
+The type holds only hashable, behaviour-defining settings (the keyring by *name*), because
+SQLAlchemy's statement cache hashes them. Keyrings are resolved through
+:func:`fieldcrypt.get_keyring` the first time a processor runs, once per engine, never per value.
+The place (table.column) comes from the column the type is attached to: the attach listener in
+:mod:`fieldcrypt.sqlalchemy.attach` gives each column its own bound copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import types as sat
+from sqlalchemy.engine import Dialect
+
+from fieldcrypt import format as fmt
+from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
+from fieldcrypt.keyring import Keyring
+from fieldcrypt.place import Place
+from fieldcrypt.registry import get_keyring
+from fieldcrypt.sqlalchemy import storage as _storage
+from fieldcrypt.sqlalchemy.comparator import EncryptedComparator
+from fieldcrypt.sqlalchemy.storage import Storage
+
+T = TypeVar("T")
+
+__all__ = ["Encrypted", "Sealed", "Storage"]
+
+
+class Sealed:
+    """A value already encrypted for its row (row binding): the bind processor stores it as is.
+
+    Also what a row-bound column reads as in Core (open it with ``ColumnSpec.decrypt``); the ORM opens
+    it on load. ``index`` carries the blind-index token computed beside it, if any.
+    """
+
+    __slots__ = ("blob", "index")
+
+    def __init__(self, blob: bytes, index: bytes | None = None) -> None:
+        self.blob = blob
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"Sealed(<{len(self.blob)} bytes of ciphertext>)"
+
+
+class Encrypted(sat.TypeDecorator[T], Generic[T]):
+    """A column of ``type_`` values stored as ciphertext (binary by default, or base64 text).
+
+    Args:
+        type_: the declared type (String, Integer, Numeric, Date, Enum, JSON, ...); values come
+            back as exactly the Python type that went in.
+        keyring: name of a keyring registered with :func:`fieldcrypt.register`.
+        searchable: keep a blind index in ``<column>_bidx`` so ``==`` and ``in_`` work.
+        index_column: the blind-index column's name (implies ``searchable``).
+        normalizer: applied before indexing on writes and queries (e.g. strip dashes).
+        unique: a unique index on the blind-index column (one row per value).
+        storage: ``"binary"`` (BYTEA / VARBINARY / BLOB) or ``"text"`` (base64 in a text column).
+        bind_row: also bind each value to its row's primary key (must be client-assigned).
+        add_index_column: create the index column on the table (Alembic revisions pass False,
+            because they declare it on its own).
+        place: ``(table, column)``; set by the column attach, pass it only for a type used
+            outside a table (e.g. ``bindparam(..., type_=...)``).
+    """
+
+    impl = sat.LargeBinary
+    cache_ok = True
+    comparator_factory = EncryptedComparator
+
+    def __init__(
+        self,
+        type_: sat.TypeEngine[T] | type[sat.TypeEngine[T]],
+        keyring: str = "pii",
+        *,
+        searchable: bool = False,
+        index_column: str | None = None,
+        normalizer: Callable[[Any], Any] | None = None,
+        unique: bool = False,
+        storage: Storage = "binary",
+        bind_row: bool = False,
+        add_index_column: bool = True,
+        place: tuple[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        inner = sat.to_instance(type_)
+        if isinstance(inner, Encrypted):
+            raise ConfigurationError("Encrypted(Encrypted(...)) would encrypt twice; use one")
+        if storage not in ("binary", "text"):
+            raise ConfigurationError(f"storage must be 'binary' or 'text', not {storage!r}")
+        if not keyring or not isinstance(keyring, str):
+            raise ConfigurationError("keyring must be the name of a registered keyring")
+        if normalizer is not None and not isinstance(normalizer, Hashable):
+            raise ConfigurationError("normalizer must be a hashable callable (a function)")
+        self._codec = _storage.codec_for(inner)
+        self.type_ = inner
+        self.keyring = keyring
+        self.searchable = bool(searchable or index_column or unique)
+        self.index_column = index_column
+        self.normalizer = normalizer
+        self.unique = unique
+        self.storage = storage
+        self.bind_row = bind_row
+        self.add_index_column = add_index_column
+        self.place = place
+        if storage == "text":
+            self.impl = self.impl_instance = sat.Text()  # type: ignore[assignment]
+
+    # -- what the column is ----------------------------------------------------------------
+
+    @property
+    def python_type(self) -> type[Any]:
+        return self.type_.python_type
+
+    @property
+    def codec(self) -> Any:
+        return self._codec
+
+    @property
+    def index_name(self) -> str | None:
+        """The blind-index column's name, or None when the column is not searchable."""
+        if not self.searchable:
+            return None
+        if self.index_column:
+            return self.index_column
+        return f"{self._where()[1]}_bidx"
+
+    def bound_to(self, table: str, column: str) -> Encrypted[T]:
+        """A copy of this type bound to ``table.column`` (what the column attach installs)."""
+        bound = self.copy()
+        bound.place = (table, column)
+        return bound
+
+    def _where(self) -> tuple[str, str]:
+        if self.place is None:
+            raise ConfigurationError(
+                f"{self!r} is not attached to a table column, so it has no place to bind "
+                "ciphertexts to; use it as a column type, or pass place=(table, column)"
+            )
+        return self.place
+
+    def _keyring(self) -> Keyring:
+        return get_keyring(self.keyring)
+
+    def load_dialect_impl(self, dialect: Dialect) -> sat.TypeEngine[Any]:
+        return _storage.column_type(self.type_, self.storage, dialect)
+
+    # -- processors -------------------------------------------------------------------------
+    # SQLAlchemy builds these once per dialect (per engine) and caches them. Overriding them,
+    # rather than process_bind_param / process_result_value, lets each closure hold its Place,
+    # codec and keyring, so the per-value path does no registry lookup and builds no Place. The
+    # impl type's own processor is still applied, as TypeDecorator would.
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        table, column = self._where()
+        place = Place(table, column)
+        impl = self.impl_instance.bind_processor(dialect)
+        to_bytes = self._codec.to_bytes
+        text = self.storage == "text"
+        bind_row = self.bind_row
+        resolved: list[Keyring] = []
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            if type(value) is Sealed:
+                blob = value.blob
+                if not fmt.looks_like_ciphertext(blob):
+                    raise ConfigurationError(f"{table}.{column}: a Sealed value must hold a v1 ciphertext")
+            elif bind_row:
+                raise ConfigurationError(
+                    f"{table}.{column} is bound to its row: write it through the ORM or as "
+                    "conn.execute(insert(table), [{...primary key..., ...}]) so the row is known"
+                )
+            else:
+                try:
+                    plain = to_bytes(value)
+                except TypeError as exc:
+                    raise TypeError(f"{table}.{column}: {exc}") from None
+                if not resolved:
+                    resolved.append(self._keyring())
+                blob = resolved[0].encrypt(plain, place)
+            stored: Any = fmt.to_text(blob) if text else blob
+            return impl(stored) if impl is not None else stored
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        table, column = self._where()
+        place = Place(table, column)
+        impl = self.impl_instance.result_processor(dialect, coltype)
+        from_bytes = self._codec.from_bytes
+        text = self.storage == "text"
+        bind_row = self.bind_row
+        resolved: list[Keyring] = []
+
+        def process(value: Any) -> Any:
+            if impl is not None:
+                value = impl(value)
+            if value is None:
+                return None
+            blob = _from_stored(value, text, place)
+            if bind_row:
+                return Sealed(blob)  # needs its row: the ORM load hook or ColumnSpec.decrypt
+            if not resolved:
+                resolved.append(self._keyring())
+            plain = resolved[0].decrypt(blob, place)
+            try:
+                return from_bytes(plain)
+            except (ValueError, KeyError, UnicodeDecodeError):
+                raise DecryptionError(**place.where()) from None
+
+        return process
+
+    def literal_processor(self, dialect: Dialect) -> Callable[[Any], str]:
+        # Refuse before any value is seen: SQLAlchemy's wrapper of a failing literal processor
+        # quotes the value in its message, which would put the plaintext in the exception.
+        table, column = self.place or ("?", "?")
+        raise QueryNotSupportedError(
+            f"refusing to render a value of encrypted column {table}.{column} as a SQL literal "
+            "(literal_binds / offline SQL would print it in clear); use bound parameters"
+        )
+
+    def __repr__(self) -> str:
+        args = [repr(self.type_), f"keyring={self.keyring!r}"]
+        for name, default in _REPR_DEFAULTS:
+            value = getattr(self, name)
+            if value != default:
+                shown = _qualname(value) if name == "normalizer" else repr(value)
+                args.append(f"{name}={shown}")
+        return f"Encrypted({', '.join(args)})"
+
+
+_REPR_DEFAULTS: tuple[tuple[str, object], ...] = (
+    ("searchable", False),
+    ("index_column", None),
+    ("normalizer", None),
+    ("unique", False),
+    ("storage", "binary"),
+    ("bind_row", False),
+    ("add_index_column", True),
+)
+
+
+def _qualname(func: object) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def _from_stored(value: Any, text: bool, place: Place) -> bytes:
+    if text:
+        try:
+            return fmt.from_text(value)
+        except fmt.MalformedCiphertext:
+            raise DecryptionError(**place.where()) from None
+    return value if type(value) is bytes else bytes(value)

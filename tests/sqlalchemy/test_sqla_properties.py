@@ -1,0 +1,83 @@
+"""Property tests: arbitrary values round-trip exactly; processors resolve the keyring once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqla_models import Base, Everything
+from sqlalchemy import select
+
+import fieldcrypt
+from fieldcrypt.sqlalchemy import types as encrypted_types
+from fieldcrypt.testing import local_keyring
+
+
+@pytest.fixture(scope="module")
+def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    """One SQLite file for the whole module (hypothesis runs many examples per test)."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path_factory.mktemp('props') / 'p.db'}")
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def _round_trip(engine: sa.Engine, column: str, value: Any) -> Any:
+    table = Everything.__table__
+    with engine.begin() as conn:
+        conn.execute(table.delete())
+        conn.execute(sa.insert(table), [{"id": 1, column: value}])
+        return conn.execute(select(table.c[column])).scalar_one()
+
+
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@SETTINGS
+@given(
+    text=st.text(max_size=40),
+    number=st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    decimal=st.decimals(allow_nan=False, allow_infinity=False),
+    moment=st.datetimes(timezones=st.none() | st.timezones()),
+)
+def test_values_round_trip_exactly(
+    sqlite_db: sa.Engine, text: str, number: int, decimal: Decimal, moment: dt.datetime
+) -> None:
+    """Any str, int, Decimal (with its exponent) and datetime (naive or aware) comes back identical."""
+    local_keyring("pii")
+    assert _round_trip(sqlite_db, "t", text) == text
+    assert _round_trip(sqlite_db, "bi", number) == number
+    got = _round_trip(sqlite_db, "n", decimal)
+    assert (type(got), str(got)) == (Decimal, str(decimal))
+    got = _round_trip(sqlite_db, "dtz", moment)
+    assert got == moment
+    assert got.utcoffset() == moment.utcoffset()
+
+
+def test_processors_resolve_the_keyring_once(
+    monkeypatch: pytest.MonkeyPatch, sqlite_engine: sa.Engine
+) -> None:
+    """Writing and reading 500 values looks the keyring up once per processor, not once per value."""
+    local_keyring("pii")
+    calls: list[str] = []
+    real = encrypted_types.get_keyring
+
+    def counting(name: str) -> fieldcrypt.Keyring:
+        calls.append(name)
+        return real(name)
+
+    monkeypatch.setattr(encrypted_types, "get_keyring", counting)
+    Base.metadata.create_all(sqlite_engine)
+    table = Everything.__table__
+    with sqlite_engine.begin() as conn:
+        conn.execute(sa.insert(table), [{"id": i, "s": f"v{i}"} for i in range(500)])
+        assert len(conn.execute(select(table.c.s)).scalars().all()) == 500
+    assert calls == ["pii", "pii"]  # the bind processor and the result processor
