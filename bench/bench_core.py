@@ -64,7 +64,9 @@ def main() -> None:
     print()
     print(f"encrypt / raw AES-GCM: {enc_ratio:.2f}x (target <= 2.5x)")
     print(f"decrypt / raw AES-GCM: {dec_ratio:.2f}x (target <= 3x)")
-    print(f"stored size of an 11-byte SSN: {len(blob)} bytes binary (target <= 60), {len(fmt.to_text(blob))} chars text (target <= 80)")
+    print(
+        f"stored size of an 11-byte SSN: {len(blob)} bytes binary (target <= 60), {len(fmt.to_text(blob))} chars text (target <= 80)"
+    )
     samples = [len(keyring.encrypt(os.urandom(k), place)) - k for k in (0, 1, 100, 10_000)]
     print(f"overhead per value: {statistics.mode(samples)} bytes (version 1 + key id 20 + nonce 12 + tag 16)")
 
