@@ -14,9 +14,9 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import NoReturn
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NoReturn
 
 from fieldcrypt import _aead, audit
 from fieldcrypt import format as fmt
@@ -210,6 +210,16 @@ class Keyring:
             self._current = None
             self._blind_records = None
         return record
+
+    def refresh(self) -> None:
+        """Forget which keys are current, so the next use reads the key store again.
+
+        For key administration in this process (a key retired or destroyed here): other
+        processes notice within ``refresh_every``.
+        """
+        with self._current_lock:
+            self._current = None
+            self._blind_records = None
 
     def _create_key(self, purpose: Purpose) -> DataKeyRecord:
         data_key = _aead.new_key()

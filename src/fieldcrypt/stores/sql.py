@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -50,7 +51,11 @@ def key_store_table(metadata: MetaData, name: str = DEFAULT_TABLE, schema: str |
         Column("purpose", String(16), nullable=False),
         Column("status", String(16), nullable=False),
         # Naive UTC: the one representation SQLite, PostgreSQL and MySQL all keep unchanged.
-        Column("created_at", DateTime(), nullable=False),
+        # Microseconds on MySQL/MariaDB too (DATETIME defaults to whole seconds there): the
+        # newest key is chosen by creation time, and a rotation often lands in the same second.
+        Column(
+            "created_at", DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"), nullable=False
+        ),
         # JSON object {master key id: base64 wrapped key}; real KMS blobs are ~170 bytes each.
         Column("wraps", Text, nullable=False),
         Column("revision", Integer, nullable=False, default=0),

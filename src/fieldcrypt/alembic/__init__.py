@@ -1,0 +1,41 @@
+"""fieldcrypt for Alembic: import this module in ``env.py`` to register the operations.
+
+Operations (``op.<name>`` in revisions): ``create_key_store``, ``drop_key_store``,
+``encrypt_column``, ``decrypt_column``, ``reencrypt_column``, ``rewrap_keys``,
+``rotate_blind_index``. Autogenerate hooks: :func:`render_item` (renders ``Encrypted`` types
+with their imports) and :data:`process_revision_directives` (turns a plaintext -> encrypted type
+change into ``op.encrypt_column``). See docs/rotation.md.
+"""
+
+from __future__ import annotations
+
+from fieldcrypt.alembic import implementations as _implementations  # registers the implementations
+from fieldcrypt.alembic.ops import (
+    CreateKeyStoreOp,
+    DecryptColumnOp,
+    DropKeyStoreOp,
+    EncryptColumnOp,
+    ReencryptColumnOp,
+    RewrapKeysOp,
+    RotateBlindIndexOp,
+)
+from fieldcrypt.alembic.rewriter import process_revision_directives
+
+try:
+    from fieldcrypt.alembic.autogenerate import render_item
+except ImportError:  # pragma: no cover - the SQLAlchemy integration's half is absent
+    render_item = None  # type: ignore[assignment]
+
+del _implementations
+
+__all__ = [
+    "CreateKeyStoreOp",
+    "DecryptColumnOp",
+    "DropKeyStoreOp",
+    "EncryptColumnOp",
+    "ReencryptColumnOp",
+    "RewrapKeysOp",
+    "RotateBlindIndexOp",
+    "process_revision_directives",
+    "render_item",
+]

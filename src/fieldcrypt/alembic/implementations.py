@@ -1,0 +1,145 @@
+"""What each fieldcrypt Alembic operation does when a migration runs (see ops.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+
+from fieldcrypt.alembic.ops import (
+    CreateKeyStoreOp,
+    DecryptColumnOp,
+    DropKeyStoreOp,
+    EncryptColumnOp,
+    ReencryptColumnOp,
+    RewrapKeysOp,
+    RotateBlindIndexOp,
+    _ColumnOp,
+)
+from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.keys import admin
+from fieldcrypt.keys.record import Purpose, Status
+from fieldcrypt.registry import get_keyring
+from fieldcrypt.rotation import engine, schema
+from fieldcrypt.rotation.spec import ColumnSpec, Storage
+from fieldcrypt.stores.sql import key_store_table
+
+
+def _online(operations: Operations, name: str) -> None:
+    if operations.get_context().as_sql:
+        raise ConfigurationError(
+            f"op.{name}() reads and rewrites rows (or key-store rows), which offline --sql mode cannot "
+            f"do: run this migration online (alembic upgrade without --sql), or run the matching "
+            f"`fieldcrypt` CLI command against the database"
+        )
+
+
+def _spec(op: _ColumnOp, **extra: Any) -> ColumnSpec:
+    return ColumnSpec(
+        op.qualified_table,
+        op.column_name,
+        keyring=op.keyring,
+        codec=op.codec,
+        storage=op.storage,
+        row_binding=op.row_binding,
+        **extra,
+    )
+
+
+def _run(operations: Operations, op: _ColumnOp, spec: ColumnSpec, action: str) -> engine.Report:
+    report = engine.run(
+        operations.get_bind(),
+        spec,
+        action,
+        batch_size=op.batch_size,
+        max_kms_calls_per_second=op.max_kms_calls_per_second,
+    )
+    if report.failed or report.conflicts:
+        # Stop the migration rather than stamp a revision over rows that were not converted.
+        first = report.failures[0][1] if report.failures else "rows kept changing"
+        raise ConfigurationError(
+            f"{action} of {spec.table}.{spec.column}: {report.failed} rows failed, {report.conflicts} "
+            f"conflicted (first: {first}); run `fieldcrypt verify {spec.table}.{spec.column}` for the list"
+        )
+    return report
+
+
+@Operations.implementation_for(EncryptColumnOp)
+def encrypt_column(operations: Operations, op: EncryptColumnOp) -> None:
+    _online(operations, "encrypt_column")
+    spec = _spec(op)
+    # Key-store writes go through the store's own connection: commit the migration's transaction
+    # first (autocommit_block), or SQLite's single writer lock would wait on itself.
+    with operations.get_context().autocommit_block():
+        spec.resolve_keyring().current_key_id()
+        schema.widen(operations.get_bind(), spec.table, spec.column, Storage(op.storage))
+        _run(operations, op, spec, "encrypt")
+
+
+@Operations.implementation_for(DecryptColumnOp)
+def decrypt_column(operations: Operations, op: DecryptColumnOp) -> None:
+    _online(operations, "decrypt_column")
+    spec = _spec(op)
+    conn = operations.get_bind()
+    if op.existing_type is None and conn.dialect.name != "sqlite" and op.storage == "binary":
+        raise ConfigurationError(
+            f"decrypt_column({op.table_name!r}, {op.column_name!r}) needs existing_type= (the plaintext "
+            f"column type to restore, e.g. sa.String(11))"
+        )
+    with operations.get_context().autocommit_block():
+        _run(operations, op, spec, "decrypt")
+        if op.existing_type is not None:
+            schema.narrow(
+                operations.get_bind(), spec.table, spec.column, op.existing_type, Storage(op.storage)
+            )
+
+
+@Operations.implementation_for(ReencryptColumnOp)
+def reencrypt_column(operations: Operations, op: ReencryptColumnOp) -> None:
+    _online(operations, "reencrypt_column")
+    spec = _spec(op)
+    with operations.get_context().autocommit_block():
+        if op.rotate:
+            spec.resolve_keyring().rotate()
+        _run(operations, op, spec, "reencrypt")
+
+
+@Operations.implementation_for(RotateBlindIndexOp)
+def rotate_blind_index(operations: Operations, op: RotateBlindIndexOp) -> None:
+    _online(operations, "rotate_blind_index")
+    spec = _spec(op, index_column=op.index_column, normalizer=op.normalizer)
+    keyring = spec.resolve_keyring()
+    with operations.get_context().autocommit_block():
+        new = keyring.rotate(Purpose.BLIND_INDEX)
+        # Other processes pick the new index key up within refresh_every; until then they may
+        # still write old-key tokens, which the backfill must come after.
+        settle = op.settle_seconds if op.settle_seconds is not None else keyring.refresh_every.total_seconds()
+        time.sleep(settle)
+        _run(operations, op, spec, "reindex")
+        for record in keyring.records(Purpose.BLIND_INDEX):
+            if record.key_id != new.key_id and record.status is Status.ACTIVE:
+                admin.retire(keyring, record.key_id)
+
+
+@Operations.implementation_for(RewrapKeysOp)
+def rewrap_keys(operations: Operations, op: RewrapKeysOp) -> None:
+    _online(operations, "rewrap_keys")
+    destination = admin.master_key_from(op.to)
+    with operations.get_context().autocommit_block():
+        admin.rewrap(get_keyring(op.keyring), destination, remove_old=op.remove_old)
+
+
+@Operations.implementation_for(CreateKeyStoreOp)
+def create_key_store(operations: Operations, op: CreateKeyStoreOp) -> None:
+    table = key_store_table(sa.MetaData(), op.table_name, op.schema)
+    operations.create_table(op.table_name, *(c._copy() for c in table.columns), schema=op.schema)
+    for index in table.indexes:
+        assert index.name is not None
+        operations.create_index(index.name, op.table_name, [c.name for c in index.columns], schema=op.schema)
+
+
+@Operations.implementation_for(DropKeyStoreOp)
+def drop_key_store(operations: Operations, op: DropKeyStoreOp) -> None:
+    operations.drop_table(op.table_name, schema=op.schema)

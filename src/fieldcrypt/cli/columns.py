@@ -1,0 +1,259 @@
+"""``encrypt-column``, ``reencrypt``, ``decrypt-column`` and ``reindex`` on TABLE.COLUMN (SQL, through
+the batch engine); ``reencrypt`` of ``dynamodb:TABLE.ATTRIBUTE`` is delegated to fieldcrypt.cli.dynamodb."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from fieldcrypt.cli import config
+from fieldcrypt.cli.context import State
+from fieldcrypt.cli.output import EXIT_INCOMPLETE
+from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.rotation import engine, schema
+from fieldcrypt.rotation.spec import CODECS, ColumnSpec, Storage
+from fieldcrypt.rotation.table import Segment
+
+
+def _column_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.argument("target"),
+        click.option("--codec", type=click.Choice(sorted(CODECS)), help="How values become bytes [text]."),
+        click.option(
+            "--storage", type=click.Choice([s.value for s in Storage]), help="binary or text [binary]."
+        ),
+        click.option(
+            "--row-binding/--no-row-binding", default=None, help="Values are bound to their row's key."
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _batch_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True),
+        click.option("--segment", metavar="i/N", help="Only rows of segment i of N (N jobs share a table)."),
+        click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Threads."),
+        click.option("--max-kms-calls-per-second", type=click.FloatRange(min=0, min_open=True), metavar="N"),
+        click.option("--dry-run", is_flag=True, help="Count the rows that would change; write nothing."),
+        click.option("--checkpoint-dir", metavar="DIR", help="Resume position files (resume after a crash)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _spec(
+    state: State, target: str, codec: str | None, storage: str | None, row_binding: bool | None
+) -> ColumnSpec:
+    table, dot, column = target.rpartition(".")
+    if not dot or not table or not column:
+        raise ConfigurationError(
+            f"a column is written TABLE.COLUMN (or dynamodb:TABLE.ATTRIBUTE), not {target!r}"
+        )
+    if state.settings.metadata:
+        if codec or storage or row_binding is not None:
+            raise ConfigurationError(
+                "with --metadata the column options come from the model; drop --codec/--storage"
+            )
+        state.keyring  # noqa: B018 - registers the configured keyring the model names
+        return ColumnSpec.from_metadata(config.load_metadata(state.settings.metadata), table, column)
+    configured = state.settings.column(target)
+    return ColumnSpec(
+        table,
+        column,
+        keyring=state.keyring,
+        codec=codec or configured.get("codec", "text"),
+        storage=storage or configured.get("storage", "binary"),
+        row_binding=row_binding if row_binding is not None else bool(configured.get("row_binding", False)),
+        index_column=configured.get("index_column"),
+    )
+
+
+def _run(state: State, action: str, spec: ColumnSpec, options: dict[str, Any]) -> None:
+    workers = options.pop("workers")
+    segment = Segment.parse(options.pop("segment") or "0/1")
+    # W workers split this job's segment i/N into W: rows whose key mod N*W is i, i+N, ...
+    segments = [Segment(segment.index + segment.count * w, segment.count * workers) for w in range(workers)]
+    done: dict[int, engine.Report] = {}
+    with state.out.progress(f"{action} {spec.table}.{spec.column}") as update:
+
+        def progress(n: int, report: engine.Report) -> None:
+            done[n] = report
+            update(sum(r.scanned for r in done.values()), sum(r.total for r in done.values()) or None)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(
+                    engine.run,
+                    state.engine,
+                    spec,
+                    action,
+                    segment=s,
+                    progress=functools.partial(progress, n),
+                    **options,
+                )
+                for n, s in enumerate(segments)
+            ]
+            reports = [f.result() for f in futures]
+    total = _combine(reports, str(segment))
+    state.out.result(total, lambda: _say_report(state, total))
+    if total["failed"] or total["conflicts"]:
+        raise click.exceptions.Exit(EXIT_INCOMPLETE)
+
+
+def _combine(reports: list[engine.Report], segment: str) -> dict[str, Any]:
+    first = reports[0].as_dict()
+    combined = first | {"segment": segment}
+    for field in ("total", "scanned", "to_change", "written", "conflicts", "failed", "retries", "batches"):
+        combined[field] = sum(getattr(r, field) for r in reports)
+    combined["failures"] = [f for r in reports for f in r.as_dict()["failures"]]
+    combined["seconds"] = max(r.seconds for r in reports)
+    combined["complete"] = all(r.complete for r in reports)
+    return combined
+
+
+def _say_report(state: State, r: dict[str, Any]) -> None:
+    verb = "would change" if r["dry_run"] else "wrote"
+    count = r["to_change"] if r["dry_run"] else r["written"]
+    state.out.say(
+        f"{r['action']} {r['table']}.{r['column']} (segment {r['segment']}): scanned {r['scanned']}, "
+        f"{verb} {count}, failed {r['failed']}, conflicts {r['conflicts']}, KMS retries {r['retries']}, "
+        f"{r['seconds']:.1f}s"
+    )
+    for failure in r["failures"][:20]:
+        state.out.say(f"  row {failure['row']}: {failure['error']}")
+
+
+def _dynamodb(state: State) -> Any:
+    from fieldcrypt.cli import dynamodb
+
+    return dynamodb
+
+
+def _dynamodb_endpoint() -> str | None:
+    return os.environ.get("FIELDCRYPT_DYNAMODB_ENDPOINT_URL") or None
+
+
+@click.command("encrypt-column")
+@_column_options
+@_batch_options
+@click.option("--widen/--no-widen", default=True, show_default=True, help="Widen the column type first.")
+@click.pass_obj
+def encrypt_column(
+    state: State,
+    /,
+    target: str,
+    codec: str | None,
+    storage: str | None,
+    row_binding: bool | None,
+    widen: bool,
+    **options: Any,
+) -> None:
+    """Encrypt a plaintext column in place (widening its type), batch by batch."""
+    spec = _spec(state, target, codec, storage, row_binding)
+    if widen and not options["dry_run"]:
+        with state.engine.begin() as conn:
+            schema.widen(conn, spec.table, spec.column, spec.the_storage)
+    _run(state, "encrypt", spec, options)
+
+
+@click.command()
+@_column_options
+@_batch_options
+@click.pass_obj
+def reencrypt(
+    state: State,
+    /,
+    target: str,
+    codec: str | None,
+    storage: str | None,
+    row_binding: bool | None,
+    **options: Any,
+) -> None:
+    """Move every value to the keyring's current data key (online, resumable, idempotent)."""
+    if target.startswith("dynamodb:"):
+        segment = Segment.parse(options["segment"]) if options["segment"] else None
+        with state.out.progress(f"reencrypt {target}") as update:
+            result = _dynamodb(state).run_reencrypt(
+                target,
+                keyring=state.keyring,
+                segment=(segment.index, segment.count) if segment else None,
+                batch_size=options["batch_size"],
+                max_kms_calls_per_second=options["max_kms_calls_per_second"],
+                dry_run=options["dry_run"],
+                endpoint_url=_dynamodb_endpoint(),
+                region=state.settings.region,
+                checkpoint_dir=options["checkpoint_dir"],
+                progress=lambda n: update(n, None),
+            )
+        state.out.result(result, lambda: state.out.say(str(result)))
+        if result.get("failed"):
+            raise click.exceptions.Exit(EXIT_INCOMPLETE)
+        return
+    _run(state, "reencrypt", _spec(state, target, codec, storage, row_binding), options)
+
+
+@click.command("decrypt-column")
+@_column_options
+@_batch_options
+@click.option(
+    "--restore-type", metavar="SQL_TYPE", help="Give the column this type afterwards, e.g. 'VARCHAR(11)'."
+)
+@click.pass_obj
+def decrypt_column(
+    state: State,
+    /,
+    target: str,
+    codec: str | None,
+    storage: str | None,
+    row_binding: bool | None,
+    restore_type: str | None,
+    **options: Any,
+) -> None:
+    """Decrypt every value back to plaintext in place (the downgrade of encrypt-column)."""
+    spec = _spec(state, target, codec, storage, row_binding)
+    _run(state, "decrypt", spec, dict(options))  # exits 1 (and skips the type change) if rows remain
+    if restore_type and not options["dry_run"]:
+        with state.engine.begin() as conn:
+            schema.narrow(conn, spec.table, spec.column, restore_type, spec.the_storage)
+
+
+@click.command()
+@_column_options
+@_batch_options
+@click.option("--index-column", metavar="NAME", help="The blind-index column [COLUMN_bidx].")
+@click.option("--retire-old/--keep-old", default=False, help="Afterwards retire every older blind-index key.")
+@click.pass_obj
+def reindex(
+    state: State,
+    /,
+    target: str,
+    codec: str | None,
+    storage: str | None,
+    row_binding: bool | None,
+    index_column: str | None,
+    retire_old: bool,
+    **options: Any,
+) -> None:
+    """Recompute a blind-index column under the newest blind-index key (after
+    `keys rotate --purpose blind_index` and one refresh interval); queries match both until then."""
+    from dataclasses import replace
+
+    from fieldcrypt.keys import admin
+    from fieldcrypt.keys.record import Purpose, Status
+
+    spec = _spec(state, target, codec, storage, row_binding)
+    spec = replace(spec, index_column=index_column or spec.index_column or f"{spec.column}_bidx")
+    _run(state, "reindex", spec, options)
+    if retire_old and not options["dry_run"]:
+        records = [r for r in state.keyring.records(Purpose.BLIND_INDEX) if r.status is Status.ACTIVE]
+        for record in records[:-1]:
+            admin.retire(state.keyring, record.key_id)

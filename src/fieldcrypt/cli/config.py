@@ -1,0 +1,161 @@
+"""CLI and migration configuration: flags, then environment variables, then a TOML file.
+
+The file (``--config PATH``, ``$FIELDCRYPT_CONFIG``, or ``./fieldcrypt.toml`` when present)::
+
+    [fieldcrypt]
+    database_url = "postgresql+psycopg://app@db/app"
+    keyring = "pii"
+    master_key = "arn:aws:kms:us-east-1:111122223333:key/..."   # or "file:.fieldcrypt/master.key"
+    also_decrypt_with = ["file:old.key"]                          # during a move to a new master key
+    region = "us-west-2"
+    metadata = "myapp.models:Base.metadata"   # column options read from the Encrypted(...) models
+
+    [columns."users.ssn"]      # per-column options (flags override them)
+    codec = "text"
+    storage = "binary"
+    row_binding = false
+    index_column = "ssn_bidx"
+
+Never put key material in it: ``master_key`` names a key (ARN, key file, env variable).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.keyring import Keyring
+from fieldcrypt.keys.admin import master_key_from
+from fieldcrypt.registry import register
+
+ENV = {
+    "database_url": "FIELDCRYPT_DATABASE_URL",
+    "keyring": "FIELDCRYPT_KEYRING",
+    "master_key": "FIELDCRYPT_MASTER_KEY_URI",
+    "also_decrypt_with": "FIELDCRYPT_ALSO_DECRYPT_WITH",
+    "region": "FIELDCRYPT_REGION",
+    "kms_endpoint_url": "FIELDCRYPT_KMS_ENDPOINT_URL",
+    "key_store_url": "FIELDCRYPT_KEY_STORE_URL",
+    "key_store_table": "FIELDCRYPT_KEY_STORE_TABLE",
+    "metadata": "FIELDCRYPT_METADATA",
+}
+DEFAULT_FILE = "fieldcrypt.toml"
+
+
+@dataclass
+class Settings:
+    database_url: str | None = None
+    keyring: str = "pii"
+    master_key: str | None = None
+    also_decrypt_with: list[str] = field(default_factory=list)
+    region: str | None = None
+    kms_endpoint_url: str | None = None
+    key_store_url: str | None = None
+    key_store_table: str = "fieldcrypt_keys"
+    metadata: str | None = None  # "package.module:Base.metadata": column options from the models
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def column(self, target: str) -> dict[str, Any]:
+        return dict(self.columns.get(target, {}))
+
+
+def load(config_path: str | None = None, **flags: Any) -> Settings:
+    """Settings from ``flags`` (None = not given), else the environment, else the file."""
+    file_values, columns = _file(config_path)
+    values: dict[str, Any] = {}
+    for name, variable in ENV.items():
+        if flags.get(name) not in (None, (), []):
+            values[name] = flags[name]
+        elif os.environ.get(variable):
+            values[name] = os.environ[variable]
+        elif name in file_values:
+            values[name] = file_values[name]
+    also = values.get("also_decrypt_with", [])
+    if isinstance(also, str):
+        also = [part.strip() for part in also.split(",") if part.strip()]
+    values["also_decrypt_with"] = list(also)
+    unknown = set(file_values) - set(ENV)
+    if unknown:
+        raise ConfigurationError(f"unknown settings in the config file: {', '.join(sorted(unknown))}")
+    return Settings(**values, columns=columns)
+
+
+def _file(path: str | None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    chosen = path or os.environ.get("FIELDCRYPT_CONFIG")
+    if chosen is None and Path(DEFAULT_FILE).exists():
+        chosen = DEFAULT_FILE
+    if chosen is None:
+        return {}, {}
+    try:
+        data = tomllib.loads(Path(chosen).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config file {chosen}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"config file {chosen} is not valid TOML: {exc}") from None
+    return dict(data.get("fieldcrypt", {})), dict(data.get("columns", {}))
+
+
+def build_keyring(settings: Settings) -> Keyring:
+    """The configured keyring, registered under its name (columns resolve it lazily)."""
+    from fieldcrypt.stores.sql import SqlKeyStore
+
+    if settings.master_key is None:
+        raise ConfigurationError(
+            "no master key configured: pass --master-key (a KMS key ARN or file:PATH), set "
+            "FIELDCRYPT_MASTER_KEY_URI, or run `fieldcrypt init` for a local development key"
+        )
+    if settings.kms_endpoint_url:
+        os.environ.setdefault("FIELDCRYPT_KMS_ENDPOINT_URL", settings.kms_endpoint_url)
+    master = master_key_from(settings.master_key, region=settings.region)
+    others = [master_key_from(s, region=settings.region) for s in settings.also_decrypt_with]
+    store = SqlKeyStore(
+        engine_for(settings.key_store_url or _database_url(settings)), table=settings.key_store_table
+    )
+    return register(Keyring(settings.keyring, master, store, also_decrypt_with=others), replace=True)
+
+
+def load_metadata(reference: str) -> Any:
+    """Import ``package.module:attribute.path`` (a MetaData or Table of the application's models)."""
+    import importlib
+
+    module_name, colon, attributes = reference.partition(":")
+    if not colon or not module_name or not attributes:
+        raise ConfigurationError(f"metadata is written package.module:Base.metadata, not {reference!r}")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for attribute in attributes.split("."):
+            found = getattr(found, attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load metadata {reference!r}: {exc}") from None
+    return found
+
+
+def database_engine(settings: Settings) -> Any:
+    return engine_for(_database_url(settings))
+
+
+def _database_url(settings: Settings) -> str:
+    if not settings.database_url:
+        raise ConfigurationError(
+            "no database configured: pass --database-url or set FIELDCRYPT_DATABASE_URL "
+            "(e.g. postgresql+psycopg://user@host/db)"
+        )
+    return settings.database_url
+
+
+_engines: dict[str, Any] = {}
+
+
+def engine_for(url: str) -> Any:
+    import sqlalchemy as sa
+
+    if url not in _engines:
+        try:
+            _engines[url] = sa.create_engine(url, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise ConfigurationError(f"cannot use database URL: {exc}") from None
+    return _engines[url]

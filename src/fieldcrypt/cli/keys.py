@@ -1,0 +1,114 @@
+"""``fieldcrypt keys list|rotate|rewrap|retire|destroy``: data-key administration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from fieldcrypt.cli.context import State
+from fieldcrypt.keys import admin
+from fieldcrypt.keys.record import DataKeyRecord, Purpose
+from fieldcrypt.rotation.ratelimit import TokenBucket
+
+PURPOSE = click.Choice([p.value for p in Purpose])
+
+
+def _describe(record: DataKeyRecord) -> dict[str, Any]:
+    return {
+        "key_id": record.key_id,
+        "purpose": record.purpose.value,
+        "status": record.status.value,
+        "created_at": record.created_at.isoformat(),
+        "wrapped_under": sorted(record.wraps),
+    }
+
+
+@click.group()
+def keys() -> None:
+    """List, rotate, rewrap, retire and destroy the keyring's data keys."""
+
+
+@keys.command("list")
+@click.option("--purpose", type=PURPOSE, help="Only keys of this purpose.")
+@click.pass_obj
+def list_(state: State, purpose: str | None) -> None:
+    """Every data key: purpose, status, creation time, master keys wrapping it."""
+    records = [_describe(r) for r in admin.list_keys(state.keyring, Purpose(purpose) if purpose else None)]
+    state.out.result(
+        {"keyring": state.keyring.name, "keys": records},
+        lambda: state.out.table(
+            f"keyring {state.keyring.name}",
+            ["key id", "purpose", "status", "created", "wrapped under"],
+            [
+                [r["key_id"], r["purpose"], r["status"], r["created_at"], ", ".join(r["wrapped_under"])]
+                for r in records
+            ],
+        ),
+    )
+
+
+@keys.command()
+@click.option("--purpose", type=PURPOSE, default=Purpose.ENCRYPTION.value, show_default=True)
+@click.pass_obj
+def rotate(state: State, purpose: str) -> None:
+    """Make a new data key; new values use it (other processes within refresh_every)."""
+    record = state.keyring.rotate(Purpose(purpose))
+    state.out.result(_describe(record), lambda: state.out.say(f"new {purpose} data key {record.key_id}"))
+
+
+@keys.command()
+@click.option("--to", "to", required=True, metavar="ARN|file:PATH|env:VAR", help="The new master key.")
+@click.option("--remove-old", is_flag=True, help="Then drop the copies under every other master key.")
+@click.option("--dry-run", is_flag=True, help="Count what would be rewrapped; change nothing.")
+@click.option("--max-kms-calls-per-second", type=click.FloatRange(min=0, min_open=True), metavar="N")
+@click.pass_obj
+def rewrap(
+    state: State, to: str, remove_old: bool, dry_run: bool, max_kms_calls_per_second: float | None
+) -> None:
+    """Wrap every data key under another master key (ReEncrypt inside KMS where possible).
+
+    No row of application data is read or written: the cost is one or two KMS calls per data key.
+    """
+    destination = admin.master_key_from(to, region=state.settings.region)
+    bucket = TokenBucket(max_kms_calls_per_second) if max_kms_calls_per_second else None
+    report = admin.rewrap(
+        state.keyring,
+        destination,
+        remove_old=remove_old,
+        dry_run=dry_run,
+        before_call=bucket.acquire if bucket else None,
+    )
+    data = report.as_dict() | {"dry_run": dry_run}
+    state.out.result(
+        data,
+        lambda: state.out.say(
+            f"{'would rewrap' if dry_run else 'rewrapped'} {report.rewrapped} data keys under {destination.key_id} "
+            f"({report.already} already there, {report.reencrypt_calls} ReEncrypt calls, "
+            f"{report.unwrap_wrap_calls} unwrap+wrap, {report.removed_copies} old copies removed)"
+        ),
+    )
+
+
+@keys.command()
+@click.argument("key_id")
+@click.pass_obj
+def retire(state: State, key_id: str) -> None:
+    """Stop using a data key for new values (values under it still decrypt)."""
+    record = admin.retire(state.keyring, key_id)
+    state.out.result(_describe(record), lambda: state.out.say(f"data key {key_id} retired"))
+
+
+@keys.command()
+@click.argument("key_id")
+@click.option("--yes", is_flag=True, help="Confirm: every value under this key becomes unreadable.")
+@click.pass_obj
+def destroy(state: State, key_id: str, yes: bool) -> None:
+    """Crypto-shred a data key: erase its wrapped copies. Irreversible."""
+    if not yes:
+        raise click.UsageError(
+            f"destroying data key {key_id} makes every value under it unreadable forever; "
+            "check `fieldcrypt status` and pass --yes to go ahead"
+        )
+    record = admin.destroy(state.keyring, key_id)
+    state.out.result(_describe(record), lambda: state.out.say(f"data key {key_id} destroyed"))

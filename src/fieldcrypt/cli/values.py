@@ -1,0 +1,130 @@
+"""``fieldcrypt encrypt`` / ``decrypt`` of one value or file (like ``aws kms encrypt --output
+text``), and ``fieldcrypt init`` (a local master key and key store for development)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from fieldcrypt import format as fmt
+from fieldcrypt.cli.context import State
+from fieldcrypt.errors import ConfigurationError, DecryptionError
+from fieldcrypt.keys.master import LocalMasterKey
+from fieldcrypt.place import Place
+
+DEFAULT_PLACE = "fieldcrypt.value"
+
+
+def _place(text: str) -> Place:
+    table, dot, column = text.rpartition(".")
+    if not dot:
+        raise ConfigurationError(f"--place is TABLE.COLUMN, not {text!r}")
+    return Place(table, column)
+
+
+def _read(source: str | None, value: str | None) -> bytes:
+    if value is not None and source is not None:
+        raise click.UsageError("give either --value or a FILE, not both")
+    if value is not None:
+        return value.encode("utf-8")
+    stream: BinaryIO = sys.stdin.buffer if source in (None, "-") else Path(str(source)).open("rb")  # noqa: SIM115
+    with stream:
+        return stream.read()
+
+
+@click.command()
+@click.argument("source", required=False, metavar="[FILE|-]")
+@click.option("--value", help="Encrypt this string instead of a file (it may end up in shell history).")
+@click.option("--place", default=DEFAULT_PLACE, show_default=True, help="TABLE.COLUMN the value is bound to.")
+@click.option("--output", type=click.Choice(["text", "binary"]), default="text", show_default=True)
+@click.pass_obj
+def encrypt(state: State, source: str | None, value: str | None, place: str, output: str) -> None:
+    """Encrypt a value or a file (stdin by default); print base64 (text) or write raw v1 bytes."""
+    blob = state.keyring.encrypt(_read(source, value), _place(place))
+    if output == "text":
+        sys.stdout.write(fmt.to_text(blob) + "\n")
+    else:
+        sys.stdout.buffer.write(blob)
+    sys.stdout.flush()
+
+
+@click.command()
+@click.argument("source", required=False, metavar="[FILE|-]")
+@click.option("--value", help="Decrypt this base64 text instead of a file.")
+@click.option("--place", default=DEFAULT_PLACE, show_default=True, help="TABLE.COLUMN it was encrypted for.")
+@click.option("--out", "out", metavar="FILE", help="Write the plaintext here instead of stdout.")
+@click.pass_obj
+def decrypt(state: State, source: str | None, value: str | None, place: str, out: str | None) -> None:
+    """Decrypt base64 text or raw v1 bytes (detected) and write the plaintext (stdout by default)."""
+    data = _read(source, value)
+    where = _place(place)
+    if data[:1] == bytes((fmt.VERSION_1,)):
+        blob = data
+    else:
+        try:
+            blob = fmt.from_text(data.strip().decode("ascii"))
+        except (fmt.MalformedCiphertext, UnicodeDecodeError):
+            raise DecryptionError(table=where.table, column=where.column) from None
+    plaintext = state.keyring.decrypt(blob, where)
+    if out:
+        Path(out).write_bytes(plaintext)
+    else:
+        sys.stdout.buffer.write(plaintext)
+        sys.stdout.flush()
+
+
+@click.command()
+@click.option(
+    "--key-file", default=".fieldcrypt/master.key", show_default=True, help="Where to write the key."
+)
+@click.option(
+    "--write-config/--no-write-config", default=True, show_default=True, help="Write ./fieldcrypt.toml."
+)
+@click.pass_obj
+def init(state: State, key_file: str, write_config: bool) -> None:
+    """Development setup: a local master key file (mode 0600), the key store table, a first data key.
+
+    Production uses a KMS key instead (--master-key arn:aws:kms:...); never commit the key file.
+    """
+    path = Path(key_file)
+    if path.exists():
+        raise ConfigurationError(f"{path} already exists; refusing to overwrite a master key")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    master = LocalMasterKey.write_new(path)
+    state.flags["master_key"] = f"file:{path}"
+    if not (state.flags.get("database_url") or state.settings.database_url):
+        state.flags["database_url"] = "sqlite:///fieldcrypt.db"
+    state.__dict__.pop("settings", None)  # reload with the new key and database
+    settings = state.settings
+    keyring = state.keyring
+    keyring.key_store.create_table()  # type: ignore[attr-defined]
+    data_key = keyring.current_key_id()
+    config_path = Path("fieldcrypt.toml")
+    if write_config and not config_path.exists():
+        config_path.write_text(
+            "[fieldcrypt]\n"
+            f'database_url = "{settings.database_url}"\n'
+            f'keyring = "{settings.keyring}"\n'
+            f'master_key = "file:{path}"\n',
+            encoding="utf-8",
+        )
+    result = {
+        "key_file": str(path),
+        "master_key_id": master.key_id,
+        "database_url": settings.database_url,
+        "key_store_table": settings.key_store_table,
+        "keyring": keyring.name,
+        "data_key_id": data_key,
+        "config_file": str(config_path) if write_config else None,
+    }
+    state.out.result(
+        result,
+        lambda: state.out.say(
+            f"wrote local master key {master.key_id} to {path} (keep it out of git and backups); "
+            f"key store {settings.key_store_table} ready in {settings.database_url}; "
+            f"keyring {keyring.name} data key {data_key}"
+        ),
+    )

@@ -1,0 +1,225 @@
+"""Keyring administration shared by the Alembic operations and the CLI: list, rotate, rewrap,
+retire and destroy data keys. Only key-store rows change; no row of application data is touched.
+
+Rewrap (moving to another master key) adds a wrapped copy of every data key under the new master
+key and, optionally, removes the copies under the old one:
+- KMS -> KMS in the same region: ``ReEncrypt``, so the plaintext data key never leaves KMS;
+- local -> KMS, or KMS -> a key in another region or account: unwrap here, wrap under the new key
+  (the data key is in this process's memory for the moment between the two calls).
+Its cost is two KMS calls (or one ReEncrypt) per data key, whatever the size of the tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fieldcrypt import audit
+from fieldcrypt import format as fmt
+from fieldcrypt.errors import ConfigurationError, KeyAccessError
+from fieldcrypt.keyring import Keyring, _slot
+from fieldcrypt.keys.master import LocalMasterKey, MasterKey, UnwrapFailed
+from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, kms_context
+from fieldcrypt.stores.base import KeyStoreConflict
+
+
+@dataclass
+class RewrapReport:
+    keyring: str
+    destination: str
+    rewrapped: int = 0
+    already: int = 0
+    skipped_destroyed: int = 0
+    removed_copies: int = 0
+    reencrypt_calls: int = 0
+    unwrap_wrap_calls: int = 0
+    key_ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def master_key_from(spec: str | MasterKey, *, region: str | None = None) -> MasterKey:
+    """A master key from its configuration string: a KMS key ARN, ``file:PATH`` (a local key
+    file) or ``env:VARIABLE`` (a base64 local key in the environment).
+
+    KMS calls go to ``FIELDCRYPT_KMS_ENDPOINT_URL`` when it is set (a VPC endpoint, a test server).
+    """
+    if not isinstance(spec, str):
+        return spec
+    if spec.startswith("file:"):
+        return LocalMasterKey.from_file(spec[len("file:") :])
+    if spec.startswith("env:"):
+        return LocalMasterKey.from_env(spec[len("env:") :])
+    if spec.startswith("arn:"):
+        from fieldcrypt.keys.kms import KmsMasterKey
+
+        return KmsMasterKey(
+            spec, region=region, endpoint_url=os.environ.get("FIELDCRYPT_KMS_ENDPOINT_URL") or None
+        )
+    raise ConfigurationError(
+        f"{spec!r} is not a master key: give a KMS key ARN, file:PATH (local key file) or env:VARIABLE"
+    )
+
+
+def list_keys(keyring: Keyring, purpose: Purpose | None = None) -> list[DataKeyRecord]:
+    """Every data key of ``keyring`` (oldest first), with status and the master keys wrapping it."""
+    return keyring.records(purpose)
+
+
+def rewrap(
+    keyring: Keyring,
+    destination: MasterKey,
+    *,
+    remove_old: bool = False,
+    dry_run: bool = False,
+    before_call: Callable[[], None] | None = None,
+) -> RewrapReport:
+    """Wrap every live data key of ``keyring`` under ``destination`` too (idempotent).
+
+    The source is whichever of the keyring's master keys can open each record's copies.
+    ``remove_old`` then drops every other copy, so the old master key can be disabled or
+    scheduled for deletion. ``before_call`` runs before each KMS call (the CLI's rate limiter).
+
+    Raises:
+        KeyAccessError: no configured master key can open a data key, or KMS refused.
+        ConfigurationError: the key store changed under us three times in a row.
+    """
+    report = RewrapReport(keyring.name, destination.key_id)
+    for record in keyring.records():
+        if record.status is Status.DESTROYED or not record.wraps:
+            report.skipped_destroyed += 1
+            continue
+        for _attempt in range(3):
+            try:
+                _rewrap_one(keyring, record, destination, remove_old, dry_run, before_call, report)
+                break
+            except KeyStoreConflict:
+                fresh = keyring.key_store.get(record.key_id)  # another rewrap or a status change won
+                if fresh is None:
+                    break
+                record = fresh
+        else:
+            raise ConfigurationError(
+                f"data key {record.key_id} kept changing during the rewrap; run it again"
+            )
+    return report
+
+
+def _rewrap_one(
+    keyring: Keyring,
+    record: DataKeyRecord,
+    destination: MasterKey,
+    remove_old: bool,
+    dry_run: bool,
+    before_call: Callable[[], None] | None,
+    report: RewrapReport,
+) -> None:
+    wraps = dict(record.wraps)
+    if destination.key_id in wraps:
+        report.already += 1
+    else:
+        report.rewrapped += 1
+        report.key_ids.append(record.key_id)
+        if not dry_run:
+            wraps[destination.key_id] = _copy_under(keyring, record, destination, before_call, report)
+    if remove_old:
+        old = [k for k in wraps if k != destination.key_id]
+        report.removed_copies += len(old)
+        for key in old:
+            del wraps[key]
+    if not dry_run and wraps != dict(record.wraps):
+        keyring.key_store.update(record.evolve(wraps=wraps))
+        audit.report("data_key.rewrapped", record, destination.key_id, removed_old=str(remove_old))
+
+
+def _copy_under(
+    keyring: Keyring,
+    record: DataKeyRecord,
+    destination: MasterKey,
+    before_call: Callable[[], None] | None,
+    report: RewrapReport,
+) -> bytes:
+    from_kms = _kms_reencrypt_source(keyring, record, destination)
+    context = kms_context(record.keyring, record.key_id, record.purpose)
+    if from_kms is not None:
+        source, wrapped = from_kms
+        if before_call:
+            before_call()
+        report.reencrypt_calls += 1
+        return source.reencrypt_to(wrapped, context, destination)  # type: ignore[no-any-return]
+    for master_key in keyring.master_keys:
+        for recorded_id, wrapped in record.wraps.items():
+            if not master_key.can_unwrap(recorded_id):
+                continue
+            if before_call:
+                before_call()
+            try:
+                data_key = master_key.unwrap(wrapped, context)
+            except UnwrapFailed:
+                continue
+            # Key commitment, as on every read: never rewrap a key that is not the one its id names.
+            if fmt.key_id_for(data_key).hex() != record.key_id:
+                continue
+            if before_call:
+                before_call()
+            report.unwrap_wrap_calls += 1
+            return destination.wrap(data_key, context)
+    raise KeyAccessError(
+        f"no configured master key of keyring {keyring.name!r} can open data key {record.key_id} "
+        f"(wrapped under {sorted(record.wraps)}); configure the current master key as the source"
+    )
+
+
+def _kms_reencrypt_source(keyring: Keyring, record: DataKeyRecord, destination: MasterKey) -> Any:
+    """(source KMS key, its copy) when ``ReEncrypt`` can do the move inside KMS, else None.
+
+    KMS re-encrypts only within one region (across accounts if the key policy allows it).
+    """
+    try:
+        from fieldcrypt.keys.kms import KmsMasterKey
+    except ImportError:  # boto3 absent: no KMS key can be configured anyway
+        return None
+    if not isinstance(destination, KmsMasterKey):
+        return None
+    for master_key in keyring.master_keys:
+        inner = getattr(master_key, "inner", master_key)  # see through a rate limiter
+        if isinstance(inner, KmsMasterKey) and inner.region == destination.region:
+            for recorded_id, wrapped in record.wraps.items():
+                if inner.can_unwrap(recorded_id):
+                    return inner, wrapped
+    return None
+
+
+def retire(keyring: Keyring, key_id: str) -> DataKeyRecord:
+    """Stop using a data key for new values; values under it still decrypt."""
+    return _set_status(keyring, key_id, Status.RETIRED)
+
+
+def destroy(keyring: Keyring, key_id: str) -> DataKeyRecord:
+    """Crypto-shredding: erase every wrapped copy of a data key. Irreversible.
+
+    Every value under it then raises :class:`~fieldcrypt.errors.KeyDestroyedError`; this
+    process's cached copy is evicted at once (other processes drop theirs within the cache's
+    ``max_age``).
+    """
+    record = _set_status(keyring, key_id, Status.DESTROYED, wipe=True)
+    keyring.cache.evict(_slot(record.purpose, key_id))
+    return record
+
+
+def _set_status(keyring: Keyring, key_id: str, status: Status, *, wipe: bool = False) -> DataKeyRecord:
+    record = keyring.key_store.get(key_id)
+    if record is None or record.keyring != keyring.name:
+        raise ConfigurationError(
+            f"keyring {keyring.name!r} has no data key {key_id!r} (see `fieldcrypt keys list`)"
+        )
+    if record.status is Status.DESTROYED:
+        raise ConfigurationError(f"data key {key_id} is already destroyed")
+    changed = record.evolve(status=status, wraps={} if wipe else record.wraps)
+    stored = keyring.key_store.update(changed)
+    audit.report(f"data_key.{status.value}", stored)
+    keyring.refresh()
+    return stored

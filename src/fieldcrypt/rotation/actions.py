@@ -1,0 +1,132 @@
+"""What the engine does to one stored value: encrypt it, move it to the current key, decrypt it,
+or recompute its blind index. Each action says cheaply whether a value needs work (so a rerun
+over a finished table reads but decrypts and writes nothing) and then produces the new content.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fieldcrypt import format as fmt
+from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.keyring import Keyring
+from fieldcrypt.keys.record import Purpose, Status
+from fieldcrypt.rotation.spec import ColumnSpec
+
+
+class Action:
+    """Base: ``needs_work`` is metadata only; ``apply`` may decrypt and encrypt."""
+
+    name = "action"
+    writes_index = False
+
+    def __init__(self, spec: ColumnSpec, keyring: Keyring) -> None:
+        self.spec = spec
+        self.keyring = keyring
+
+    def prepare(self, *, dry_run: bool) -> None:
+        """Make sure keys exist before the first batch (never during a dry run)."""
+
+    def needs_work(self, stored: object, index: object) -> bool:
+        raise NotImplementedError
+
+    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
+        raise NotImplementedError
+
+    def _encrypt(self, data: bytes, row: Any) -> tuple[object, bytes | None]:
+        blob = self.keyring.encrypt(data, self.spec.place(row))
+        return self.spec.to_stored(blob), None
+
+    def _decrypt(self, stored: object, row: Any) -> bytes:
+        blob = self.spec.as_blob(stored)
+        assert blob is not None
+        return self.keyring.decrypt(blob, self.spec.place(row))
+
+
+class EncryptAction(Action):
+    """Plaintext -> ciphertext (adoption). A value already shaped like a ciphertext is never
+    encrypted again, whatever key it names."""
+
+    name = "encrypt"
+
+    def prepare(self, *, dry_run: bool) -> None:
+        if not dry_run:
+            self.keyring.current_key_id()
+
+    def needs_work(self, stored: object, index: object) -> bool:
+        return stored is not None and self.spec.as_blob(stored) is None
+
+    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
+        return self._encrypt(self.spec.plaintext_bytes(stored), row)
+
+
+class ReencryptAction(Action):
+    """Ciphertext under an older data key -> ciphertext under the keyring's current one."""
+
+    name = "reencrypt"
+
+    def __init__(self, spec: ColumnSpec, keyring: Keyring) -> None:
+        super().__init__(spec, keyring)
+        self.current: set[str] = set()
+
+    def prepare(self, *, dry_run: bool) -> None:
+        if dry_run:
+            active = [r for r in self.keyring.records(Purpose.ENCRYPTION) if r.status is Status.ACTIVE]
+            self.current = {active[-1].key_id} if active else set()
+        else:
+            self.current = {self.keyring.current_key_id()}
+
+    def needs_work(self, stored: object, index: object) -> bool:
+        blob = self.spec.as_blob(stored) if stored is not None else None
+        return blob is not None and blob[1 : fmt.HEADER_BYTES].hex() not in self.current
+
+    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
+        new, _ = self._encrypt(self._decrypt(stored, row), row)
+        # The keyring may roll to a newer key mid-run (age or use limits): values under it are
+        # current too, so a rerun does not move them again.
+        blob = self.spec.as_blob(new)
+        assert blob is not None
+        self.current.add(blob[1 : fmt.HEADER_BYTES].hex())
+        return new, None
+
+
+class DecryptAction(Action):
+    """Ciphertext -> the plaintext's database text form (the downgrade of adoption)."""
+
+    name = "decrypt"
+
+    def needs_work(self, stored: object, index: object) -> bool:
+        return stored is not None and self.spec.as_blob(stored) is not None
+
+    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
+        return self.spec.plaintext_to_store(self._decrypt(stored, row)), None
+
+
+class ReindexAction(Action):
+    """Recompute the blind index under the newest blind-index key (after ``rotate_blind_index``)."""
+
+    name = "reindex"
+    writes_index = True
+
+    def prepare(self, *, dry_run: bool) -> None:
+        if self.spec.index_column is None:
+            raise ConfigurationError(f"{self.spec.table}.{self.spec.column} has no blind-index column")
+
+    def needs_work(self, stored: object, index: object) -> bool:
+        # Which key made an index value cannot be read from it (a bare HMAC): the engine
+        # recomputes it and skips the write when it is already the newest key's.
+        return stored is not None
+
+    def index_of(self, row: Any, stored: object) -> bytes:
+        value = self.spec.the_codec.from_bytes(self._decrypt(stored, row))
+        if self.spec.normalizer is not None:
+            value = self.spec.normalizer(value)
+        return self.keyring.blind_index(self.spec.the_codec.to_bytes(value), self.spec.index_place())
+
+    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
+        return stored, self.index_of(row, stored)
+
+
+ACTIONS: dict[str, type[Action]] = {
+    a.name: a for a in (EncryptAction, ReencryptAction, DecryptAction, ReindexAction)
+}

@@ -1,0 +1,216 @@
+"""The batch engine: walk a table by primary key and rewrite one column, batch by batch.
+
+Properties (tests/rotation show each one):
+- bounded: one keyset page of ``batch_size`` rows in memory at a time, one commit per batch;
+- online: write-back is compare-and-set (writer.py), so concurrent application writes survive;
+- idempotent: values already in the target state are skipped without decrypting;
+- resumable: a kill -9 loses at most the uncommitted batch; a checkpoint file (optional) lets
+  the rerun start where the last commit ended, and without it the rerun rescans cheaply;
+- throttling-tolerant: a batch that hits KMS throttling after botocore's own retries is computed
+  again after an exponential back-off, and KMS calls can be capped with a token bucket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from fieldcrypt.errors import DecryptionError, KeyAccessError
+from fieldcrypt.rotation import ratelimit
+from fieldcrypt.rotation.actions import ACTIONS, Action
+from fieldcrypt.rotation.checkpoint import Checkpoint
+from fieldcrypt.rotation.spec import ColumnSpec
+from fieldcrypt.rotation.table import Segment, Target
+from fieldcrypt.rotation.writer import Change, write_batch
+
+THROTTLED = frozenset({"ThrottlingException", "LimitExceededException", "KMSInternalException"})
+MAX_FAILURES_LISTED = 1000
+CONFLICT_PASSES = 3
+
+
+@dataclass
+class Report:
+    """Counts of one run (also passed, as it grows, to the progress callback)."""
+
+    action: str
+    table: str
+    column: str
+    segment: str
+    dry_run: bool
+    total: int = 0
+    scanned: int = 0
+    to_change: int = 0
+    written: int = 0
+    conflicts: int = 0
+    failed: int = 0
+    retries: int = 0
+    batches: int = 0
+    resumed_after: list[Any] | None = None
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.failed == 0 and self.conflicts == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "failures"}
+        out["failures"] = [{"row": row, "error": error} for row, error in self.failures]
+        out["complete"] = self.complete
+        return out
+
+
+Progress = Callable[[Report], None]
+
+
+def run(
+    bind: sa.Engine | sa.Connection,
+    spec: ColumnSpec,
+    action: str,
+    *,
+    batch_size: int = 1000,
+    segment: Segment | str = "0/1",
+    max_kms_calls_per_second: float | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    checkpoint_dir: str | None = None,
+    max_retries: int = 8,
+    retry_base_seconds: float = 0.5,
+) -> Report:
+    """Run ``action`` ("encrypt", "reencrypt", "decrypt" or "reindex") over ``spec``'s column.
+
+    ``bind`` is an engine (each batch in its own transaction) or a connection (Alembic's, inside
+    ``autocommit_block()``: each statement commits by itself, which compare-and-set makes safe).
+
+    Raises:
+        ConfigurationError: no such table/column, no primary key, bad segment or batch size.
+        KeyAccessError: KMS still refused after ``max_retries`` back-offs (nothing half-written).
+    """
+    from fieldcrypt.errors import ConfigurationError
+
+    if batch_size < 1:
+        raise ConfigurationError("batch_size must be at least 1")
+    segment = Segment.parse(segment) if isinstance(segment, str) else segment
+    keyring = ratelimit.limited(spec.resolve_keyring(), max_kms_calls_per_second)
+    worker = ACTIONS[action](spec, keyring)
+    report = Report(action, spec.table, spec.column, str(segment), dry_run)
+    started = time.monotonic()
+    with _transaction(bind) as conn:
+        target = Target.reflect(
+            conn, spec.table, spec.column, spec.index_column if worker.writes_index else None
+        )
+        report.total = target.count(conn, segment)
+    _with_retries(lambda: worker.prepare(dry_run=dry_run), report, max_retries, retry_base_seconds)
+    checkpoint = Checkpoint(
+        checkpoint_dir, f"{spec.table}.{spec.column}.{action}.{segment.index}of{segment.count}"
+    )
+    fingerprint = f"{action}:{','.join(sorted(getattr(worker, 'current', ())))}"
+    after = None if dry_run else checkpoint.load(fingerprint)
+    report.resumed_after = after
+    passes = page_written = 0
+    while True:
+        with _transaction(bind) as conn:
+            rows = conn.execute(target.page(after, batch_size, segment)).all()
+        if not rows:
+            break
+        changes, failures = _with_retries(
+            functools.partial(_changes, worker, target, rows), report, max_retries, retry_base_seconds
+        )
+        written = 0
+        if changes and not dry_run:
+            with _transaction(bind) as conn:
+                written = write_batch(conn, target, changes)
+        page_written += written
+        missed = 0 if dry_run else len(changes) - written
+        if missed and passes < CONFLICT_PASSES:
+            passes += 1  # rows changed under us: read this page again; rows done are skipped
+            continue
+        for pk, exc in failures:
+            _fail(report, pk, exc)
+        report.batches += 1
+        report.scanned += len(rows)
+        report.to_change += len(changes) if dry_run else page_written + missed
+        report.written += page_written
+        report.conflicts += missed
+        passes = page_written = 0
+        after = list(rows[-1][: len(target.pk)])
+        if not dry_run:
+            checkpoint.save(fingerprint, tuple(after))
+        if progress is not None:
+            progress(report)
+    if not dry_run:
+        checkpoint.clear()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _changes(
+    worker: Action, target: Target, rows: Sequence[sa.Row[Any]]
+) -> tuple[list[Change], list[tuple[tuple[Any, ...], Exception]]]:
+    width = len(target.pk)
+    changes: list[Change] = []
+    failures: list[tuple[tuple[Any, ...], Exception]] = []
+    for row in rows:
+        pk = tuple(row[:width])
+        stored = row[width]
+        index = row[width + 1] if len(row) > width + 1 else None
+        if not worker.needs_work(stored, index):
+            continue
+        try:
+            new, new_index = worker.apply(target.row_key(pk), stored)
+        except (DecryptionError, ValueError, TypeError) as exc:
+            failures.append((pk, exc))  # a value that cannot be read stays as it is, and is listed
+            continue
+        if new == stored and (not worker.writes_index or _same(new_index, index)):
+            continue
+        changes.append(Change(pk, stored, new, new_index))
+    return changes, failures
+
+
+def _same(a: object, b: object) -> bool:
+    return (bytes(a) if isinstance(a, memoryview | bytearray) else a) == (
+        bytes(b) if isinstance(b, memoryview | bytearray) else b
+    )
+
+
+def _fail(report: Report, pk: tuple[Any, ...], exc: Exception) -> None:
+    report.failed += 1
+    if len(report.failures) < MAX_FAILURES_LISTED:
+        row = repr(pk[0]) if len(pk) == 1 else repr(pk)
+        # The message of a DecryptionError names only table/column/row; other errors get their
+        # type alone, since a codec error message could quote part of a value.
+        message = str(exc) if isinstance(exc, DecryptionError) else f"{type(exc).__name__}: unreadable value"
+        report.failures.append((row, message))
+
+
+def _with_retries(compute: Callable[[], Any], report: Report, max_retries: int, base: float) -> Any:
+    attempt = 0
+    while True:
+        try:
+            return compute()
+        except KeyAccessError as exc:
+            if exc.code not in THROTTLED or attempt >= max_retries:
+                raise
+            attempt += 1
+            report.retries += 1
+            # Full jitter: concurrent segment jobs hitting the same quota spread out.
+            time.sleep(random.uniform(0, base * 2 ** min(attempt, 6)))  # noqa: S311 - jitter only
+
+
+@contextlib.contextmanager
+def _transaction(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
+    if isinstance(bind, sa.Engine):
+        with bind.begin() as conn:
+            yield conn
+    elif bind.in_transaction():
+        yield bind  # the caller owns the transaction (Alembic's autocommit block)
+    else:
+        with bind.begin():
+            yield bind

@@ -1,0 +1,102 @@
+"""Reading a table in keyset pages by primary key, optionally one segment of N.
+
+Keyset pagination (``WHERE pk > :last ORDER BY pk LIMIT n``) instead of a streaming cursor:
+MariaDB cannot run an UPDATE on a connection with an open streaming read, every page is a short
+indexed read, and the last key seen is a resumable position.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from fieldcrypt.errors import ConfigurationError
+
+_SEGMENT = re.compile(r"^(\d+)/(\d+)$")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Segment ``index`` of ``count`` (0-based): rows whose integer key is ``index`` modulo ``count``.
+
+    Modulo rather than key ranges so that N jobs started at different times on different machines
+    agree on who owns which row without sharing any state: every row belongs to exactly one
+    segment whatever the table's size when each job starts.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Segment:
+        match = _SEGMENT.match(text.strip())
+        if match is None:
+            raise ConfigurationError(f"a segment is written i/N (for example 0/4), not {text!r}")
+        index, count = int(match[1]), int(match[2])
+        if count < 1 or not 0 <= index < count:
+            raise ConfigurationError(f"segment {text!r}: need 0 <= i < N")
+        return cls(index, count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A reflected table and the columns the engine reads."""
+
+    table: sa.Table
+    column: sa.Column[Any]
+    index_column: sa.Column[Any] | None
+    pk: tuple[sa.Column[Any], ...]
+
+    @classmethod
+    def reflect(cls, conn: sa.Connection, table: str, column: str, index_column: str | None = None) -> Target:
+        schema, _, name = table.rpartition(".")
+        try:
+            reflected = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema or None)
+        except sa.exc.NoSuchTableError:
+            raise ConfigurationError(f"table {table!r} does not exist") from None
+        pk = tuple(reflected.primary_key.columns)
+        if not pk:
+            raise ConfigurationError(
+                f"table {table!r} has no primary key; the engine pages and writes back by primary key"
+            )
+        for wanted in (column, index_column):
+            if wanted is not None and wanted not in reflected.c:
+                raise ConfigurationError(f"table {table!r} has no column {wanted!r}")
+        return cls(reflected, reflected.c[column], reflected.c[index_column] if index_column else None, pk)
+
+    def row_key(self, values: Sequence[Any]) -> Any:
+        """The primary key as the core's Place expects: a scalar, or a tuple in key-column order."""
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def page(self, after: Sequence[Any] | None, limit: int, segment: Segment) -> sa.Select[Any]:
+        columns = [*self.pk, self.column] + ([self.index_column] if self.index_column is not None else [])
+        query = sa.select(*columns).order_by(*self.pk).limit(limit)
+        if after is not None:
+            if len(self.pk) == 1:
+                query = query.where(self.pk[0] > after[0])
+            else:
+                query = query.where(sa.tuple_(*self.pk) > sa.tuple_(*after))
+        return query.where(*self.segment_filter(segment))
+
+    def segment_filter(self, segment: Segment) -> list[sa.ColumnElement[bool]]:
+        if segment.count == 1:
+            return []
+        key = self.pk[0]
+        if len(self.pk) != 1 or not isinstance(key.type, sa.Integer):
+            raise ConfigurationError(
+                f"segments need a single integer primary key; {self.table.name} has "
+                f"{', '.join(c.name for c in self.pk)}: run one job per table instead"
+            )
+        # ((pk % N) + N) % N: the sign of % follows the dividend on all three databases.
+        return [((key % segment.count) + segment.count) % segment.count == segment.index]
+
+    def count(self, conn: sa.Connection, segment: Segment) -> int:
+        query = sa.select(sa.func.count()).select_from(self.table).where(*self.segment_filter(segment))
+        return int(conn.execute(query).scalar_one())

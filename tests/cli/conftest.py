@@ -1,0 +1,44 @@
+"""Fixtures for the CLI tests: a runner with the environment of a configured operator shell."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+
+import fieldcrypt
+from fieldcrypt.cli import config as cli_config
+
+# The users-table helpers are shared with tests/rotation (this directory may run on its own).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rotation"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own directory with no fieldcrypt settings inherited."""
+    monkeypatch.chdir(tmp_path)
+    for variable in (*cli_config.ENV.values(), "FIELDCRYPT_CONFIG"):
+        monkeypatch.delenv(variable, raising=False)
+    cli_config._engines.clear()
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    """A local master key file."""
+    path = tmp_path / "master.key"
+    fieldcrypt.LocalMasterKey.write_new(path)
+    return path
+
+
+@pytest.fixture
+def run(engine: Any, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """``run("status", "users.ssn", json_output=True)``: the CLI against the test database and key."""
+    from cli_helpers import invoke
+
+    monkeypatch.setenv("FIELDCRYPT_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("FIELDCRYPT_MASTER_KEY_URI", f"file:{key_file}")
+    return invoke

@@ -1,0 +1,69 @@
+"""`fieldcrypt reencrypt` killed with SIGKILL mid-table, then rerun with its checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from cli_helpers import invoke, payload
+from rotation_helpers import create_users, raw, ssn
+
+import fieldcrypt
+from fieldcrypt.stores.sql import SqlKeyStore
+
+ROWS = 6000
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mariadb"], indirect=True)
+def test_kill_9_of_the_cli_then_resume_from_checkpoint(
+    engine: sa.Engine, key_file: Path, tmp_path: Path
+) -> None:
+    """SIGKILL the console script mid-table; the rerun resumes after the last commit and finishes."""
+    store = SqlKeyStore(engine)
+    store.create_table()
+    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.from_file(key_file), store)
+    place = fieldcrypt.Place("users", "ssn")
+    create_users(engine, sa.LargeBinary, [(i, keyring.encrypt(ssn(i), place)) for i in range(1, ROWS + 1)])
+    old = keyring.current_key_id()
+    new = keyring.rotate().key_id
+    url = engine.url.render_as_string(hide_password=False)
+    env = {**os.environ, "FIELDCRYPT_DATABASE_URL": url, "FIELDCRYPT_MASTER_KEY_URI": f"file:{key_file}"}
+    checkpoints = tmp_path / "checkpoints"
+    command = [str(Path(sys.executable).parent / "fieldcrypt"), "-q", "reencrypt", "users.ssn"]
+    command += ["--batch-size", "10", "--checkpoint-dir", str(checkpoints)]
+    process = subprocess.Popen(command, env=env)
+    deadline = time.monotonic() + 60
+    while not any(checkpoints.glob("*.json")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.005)
+    time.sleep(0.1)  # some more batches
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert {keyring.key_id_of(b) for b in raw(engine).values()} == {old, new}  # stopped mid-table
+
+    env_vars = {"FIELDCRYPT_DATABASE_URL": url, "FIELDCRYPT_MASTER_KEY_URI": f"file:{key_file}"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env_vars.items():
+            patch.setenv(name, value)
+        rerun = invoke(
+            "reencrypt",
+            "users.ssn",
+            "--batch-size",
+            "500",
+            "--checkpoint-dir",
+            str(checkpoints),
+            json_output=True,
+        )
+    assert rerun.exit_code == 0, rerun.stderr
+    resumed_after = payload(rerun)["resumed_after"]
+    assert resumed_after is not None
+    assert 0 < resumed_after[0] < ROWS
+    stored = raw(engine)
+    assert len(stored) == ROWS
+    assert {keyring.key_id_of(b) for b in stored.values()} == {new}
+    assert all(keyring.decrypt(b, place) == ssn(i).encode() for i, b in stored.items())

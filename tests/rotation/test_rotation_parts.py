@@ -1,0 +1,70 @@
+"""Smaller parts of the engine: the transitional read mode, byte-exact compare-and-set, the
+token bucket, and checkpoint files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from rotation_helpers import raw
+
+import fieldcrypt
+from fieldcrypt.rotation import ColumnSpec, transitional
+from fieldcrypt.rotation.checkpoint import Checkpoint
+from fieldcrypt.rotation.ratelimit import TokenBucket
+from fieldcrypt.rotation.table import Target
+from fieldcrypt.rotation.writer import Change, write_batch
+
+
+def test_transitional_read_accepts_plaintext_and_ciphertext(local_keyring: fieldcrypt.Keyring) -> None:
+    """Mid-adoption, plaintext reads as itself, ciphertext decrypts, a damaged ciphertext raises."""
+    fieldcrypt.register(local_keyring)
+    spec = ColumnSpec("users", "age", keyring="pii", codec="int")
+    blob = local_keyring.encrypt(b"42", fieldcrypt.Place("users", "age"))
+    assert transitional.read(spec, b"41") == 41
+    assert transitional.read(spec, blob) == 42
+    assert transitional.read(spec, None) is None
+    with pytest.raises(fieldcrypt.DecryptionError, match=r"^cannot decrypt users\.age$"):
+        transitional.read(spec, blob[:-1] + bytes([blob[-1] ^ 1]))
+
+
+def test_compare_and_set_is_byte_exact_on_every_database(engine: sa.Engine, users: Any) -> None:
+    """A row changed from 'abc' to 'ABC ' is not overwritten, even under MariaDB's case-blind collation."""
+    users(rows=[(1, "ABC "), (2, "abc")])
+    with engine.connect() as conn:
+        target = Target.reflect(conn, "users", "ssn")
+    with engine.begin() as conn:
+        written = write_batch(conn, target, [Change((1,), "abc", "new-1"), Change((2,), "abc", "new-2")])
+    assert written == 1
+    assert raw(engine) == {1: "ABC ", 2: "new-2"}
+
+
+def test_token_bucket_paces_after_the_burst() -> None:
+    """At 2/s with a burst of 2, the third and fourth calls wait half a second each."""
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(2, clock=lambda: now[0], sleep=sleep)
+    for _ in range(4):
+        bucket.acquire()
+    assert sleeps == [0.5, 0.5]
+    with pytest.raises(fieldcrypt.ConfigurationError, match="must be a positive number"):
+        TokenBucket(0)
+
+
+def test_checkpoint_round_trip_and_mismatch(tmp_path: Path) -> None:
+    """A checkpoint is reused only by the same job and target key; clear() removes it."""
+    checkpoint = Checkpoint(tmp_path, "users.ssn.reencrypt.0of1")
+    checkpoint.save("reencrypt:abc", (41,))
+    assert checkpoint.load("reencrypt:abc") == [41]
+    assert checkpoint.load("reencrypt:def") is None  # the target key changed: start over
+    (tmp_path / "users.ssn.reencrypt.0of1.json").write_text("{not json")
+    assert checkpoint.load("reencrypt:abc") is None
+    checkpoint.clear()
+    assert not list(tmp_path.iterdir())
