@@ -12,6 +12,7 @@ from click.testing import Result
 
 import fieldcrypt
 from fieldcrypt.cli import config as cli_config
+from fieldcrypt.stores.sql import SqlKeyStore
 
 # The users-table helpers are shared with tests/rotation (this directory may run on its own).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rotation"))
@@ -32,6 +33,14 @@ def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "master.key"
     fieldcrypt.LocalMasterKey.write_new(path)
     return path
+
+
+@pytest.fixture
+def keyring(engine: Any, key_file: Path) -> fieldcrypt.Keyring:
+    """Keyring "pii" as the CLI builds it: the key file's master key, fieldcrypt_keys in the test database."""
+    store = SqlKeyStore(engine)
+    store.create_table()
+    return fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.from_file(key_file), store)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ reencrypt, verify, decrypt-column; raw table checked after each; no plaintext ev
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import sqlalchemy as sa
 from cli_helpers import payload
@@ -13,7 +12,6 @@ from rotation_helpers import create_users, raw, ssn
 
 import fieldcrypt
 from fieldcrypt import format as fmt
-from fieldcrypt.stores.sql import SqlKeyStore
 
 SSNS = {i: ssn(i) for i in range(1, 31)}
 
@@ -26,13 +24,10 @@ def _no_plaintext(*results: Result) -> None:
 
 
 def test_column_lifecycle_through_the_cli(
-    engine: sa.Engine, run: Callable[..., Result], key_file: Path
+    engine: sa.Engine, run: Callable[..., Result], keyring: fieldcrypt.Keyring
 ) -> None:
     """encrypt-column -> status -> rotate -> reencrypt --workers 2 -> verify -> decrypt-column, raw checked."""
     create_users(engine, sa.String(11), SSNS.items())
-    store = SqlKeyStore(engine)
-    store.create_table()
-    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.from_file(key_file), store)
     place = fieldcrypt.Place("users", "ssn")
 
     dry = run("encrypt-column", "users.ssn", "--dry-run", json_output=True)
@@ -73,12 +68,9 @@ def test_column_lifecycle_through_the_cli(
 
 
 def test_destroy_then_status_and_verify_report_shredded_rows(
-    engine: sa.Engine, run: Callable[..., Result], key_file: Path
+    engine: sa.Engine, run: Callable[..., Result], keyring: fieldcrypt.Keyring
 ) -> None:
     """keys destroy needs --yes; afterwards status counts and verify lists the rows, both exit 1."""
-    store = SqlKeyStore(engine)
-    store.create_table()
-    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.from_file(key_file), store)
     place = fieldcrypt.Place("users", "ssn")
     doomed = keyring.current_key_id()
     rows = [(i, keyring.encrypt(ssn(i), place)) for i in range(1, 4)]

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from cli_helpers import payload
 from click.testing import Result
-from rotation_helpers import create_users, raw, ssn
+from rotation_helpers import create_indexed_users, create_users, raw, ssn
 
 import fieldcrypt
 from fieldcrypt.stores.sql import SqlKeyStore
@@ -19,12 +19,10 @@ from fieldcrypt.stores.sql import SqlKeyStore
 
 @pytest.mark.parametrize("engine", ["postgresql", "mariadb"], indirect=True)
 def test_rewrap_to_a_new_local_key_touches_no_row(
-    engine: sa.Engine, run: Callable[..., Result], key_file: Path, tmp_path: Path
+    engine: sa.Engine, run: Callable[..., Result], keyring: fieldcrypt.Keyring, tmp_path: Path
 ) -> None:
     """keys rewrap --to file:NEW --remove-old: users untouched; only the new key can open the data keys."""
-    store = SqlKeyStore(engine)
-    store.create_table()
-    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.from_file(key_file), store)
+    store = keyring.key_store
     place = fieldcrypt.Place("users", "ssn")
     rows = [(i, keyring.encrypt(ssn(i), place)) for i in range(1, 6)]
     keyring.rotate()
@@ -75,39 +73,23 @@ def test_rewrap_local_to_kms_through_the_cli(
 
 
 def test_blind_index_rotation_through_the_cli(
-    engine: sa.Engine, run: Callable[..., Result], key_file: Path
+    engine: sa.Engine, run: Callable[..., Result], keyring: fieldcrypt.Keyring
 ) -> None:
     """keys rotate --purpose blind_index, then reindex --retire-old: every index row on the new key."""
-    store = SqlKeyStore(engine)
-    store.create_table()
-    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.from_file(key_file), store)
     place = fieldcrypt.Place("users", "ssn")
-    table = sa.Table(
-        "users",
-        sa.MetaData(),
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("ssn", sa.LargeBinary),
-        sa.Column("ssn_bidx", sa.LargeBinary),
+    create_indexed_users(
+        engine,
+        (
+            {"id": i, "ssn": keyring.encrypt(ssn(i), place), "ssn_bidx": keyring.blind_index(ssn(i), place)}
+            for i in range(1, 9)
+        ),
     )
-    table.create(engine)
-    with engine.begin() as conn:
-        conn.execute(
-            table.insert(),
-            [
-                {
-                    "id": i,
-                    "ssn": keyring.encrypt(ssn(i), place),
-                    "ssn_bidx": keyring.blind_index(ssn(i), place),
-                }
-                for i in range(1, 9)
-            ],
-        )
     old = raw(engine, "ssn_bidx")
     assert run("keys", "rotate", "--purpose", "blind_index").exit_code == 0
     done = run("reindex", "users.ssn", "--retire-old", "--batch-size", "3", json_output=True)
     assert done.exit_code == 0, done.stderr
     assert payload(done)["written"] == 8
-    fresh = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.from_file(key_file), store)
+    fresh = fieldcrypt.Keyring("pii", keyring.master_key, keyring.key_store)  # a new process
     new = raw(engine, "ssn_bidx")
     assert all(
         new[i] != old[i] and [new[i]] == fresh.blind_index_candidates(ssn(i), place) for i in range(1, 9)

@@ -15,19 +15,15 @@ from cli_helpers import invoke, payload
 from rotation_helpers import create_users, raw, ssn
 
 import fieldcrypt
-from fieldcrypt.stores.sql import SqlKeyStore
 
 ROWS = 6000
 
 
 @pytest.mark.parametrize("engine", ["postgresql", "mariadb"], indirect=True)
 def test_kill_9_of_the_cli_then_resume_from_checkpoint(
-    engine: sa.Engine, key_file: Path, tmp_path: Path
+    engine: sa.Engine, keyring: fieldcrypt.Keyring, key_file: Path, tmp_path: Path
 ) -> None:
     """SIGKILL the console script mid-table; the rerun resumes after the last commit and finishes."""
-    store = SqlKeyStore(engine)
-    store.create_table()
-    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.from_file(key_file), store)
     place = fieldcrypt.Place("users", "ssn")
     create_users(engine, sa.LargeBinary, [(i, keyring.encrypt(ssn(i), place)) for i in range(1, ROWS + 1)])
     old = keyring.current_key_id()

@@ -17,7 +17,6 @@ from rotation_helpers import raw
 import fieldcrypt
 from fieldcrypt import format as fmt
 from fieldcrypt.sqlalchemy.spec import column_spec
-from fieldcrypt.stores.sql import SqlKeyStore
 
 MODELS = """
 import sqlalchemy as sa
@@ -47,14 +46,10 @@ def models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
 
 
 def test_reencrypt_with_options_from_the_models(
-    engine: sa.Engine, run: Callable[..., Result], key_file: Path, models: object
+    engine: sa.Engine, run: Callable[..., Result], keyring: fieldcrypt.Keyring, models: object
 ) -> None:
     """reencrypt --metadata picks up text storage, the Date codec and row binding from Encrypted(...)."""
-    store = SqlKeyStore(engine)
-    store.create_table()
-    keyring = fieldcrypt.register(
-        fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.from_file(key_file), store)
-    )
+    fieldcrypt.register(keyring)
     users = models.users  # type: ignore[attr-defined]
     models.metadata.create_all(engine)  # type: ignore[attr-defined]
     births = {i: dt.date(1970 + i, 1 + i % 12, 1 + i % 28) for i in range(1, 9)}

@@ -112,3 +112,5 @@ def test_checkpoint_keeps_binary_and_numeric_scan_positions(tmp_path: Any) -> No
     assert checkpoints.load(3) == SegmentState(start=start, done=False, counts={"scanned": 5})
     assert checkpoints.load(4) == SegmentState()
     assert [p.name for p in tmp_path.iterdir()] == ["dynamodb-t_1.a_b.3-of-8.json"]
+    (tmp_path / "dynamodb-t_1.a_b.3-of-8.json").write_text("{half a checkpo")
+    assert checkpoints.load(3) == SegmentState()  # unreadable: the segment starts over, which is safe

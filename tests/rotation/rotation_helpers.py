@@ -30,6 +30,23 @@ def create_users(engine: sa.Engine, ssn_type: Any = None, rows: Iterable[tuple[i
     return table
 
 
+def create_indexed_users(engine: sa.Engine, rows: Iterable[dict[str, Any]] = ()) -> sa.Table:
+    """users(id, ssn, ssn_bidx), both binary: an encrypted column beside its blind index."""
+    table = sa.Table(
+        "users",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("ssn", sa.LargeBinary),
+        sa.Column("ssn_bidx", sa.LargeBinary),
+    )
+    table.create(engine)
+    data = list(rows)
+    if data:
+        with engine.begin() as conn:
+            conn.execute(table.insert(), data)
+    return table
+
+
 def encrypted_rows(keyring: fieldcrypt.Keyring, n: int, start: int = 1) -> list[tuple[int, bytes]]:
     place = fieldcrypt.Place("users", "ssn")
     return [(i, keyring.encrypt(ssn(i), place)) for i in range(start, start + n)]

@@ -16,6 +16,7 @@ from rotation_helpers import create_users, ssn
 import fieldcrypt
 from fieldcrypt.keys import admin
 from fieldcrypt.keys.kms import KmsMasterKey
+from fieldcrypt.ratelimit import limited
 from fieldcrypt.stores.sql import SqlKeyStore
 
 
@@ -40,9 +41,14 @@ def disable(client: Any, arn: str) -> None:
     client.meta.events.register("before-send.kms.*", send)
 
 
-def _keyring_with_keys(
-    master: fieldcrypt.MasterKey, store: fieldcrypt.KeyStore, n: int
-) -> fieldcrypt.Keyring:
+def _kms_key(kms: Any) -> str:
+    return str(kms.create_key()["KeyMetadata"]["Arn"])
+
+
+def _keyring_with_keys(master: fieldcrypt.MasterKey, engine: sa.Engine, n: int) -> fieldcrypt.Keyring:
+    """Keyring "pii" with ``n`` data keys and a blind-index key, its key store in ``engine``."""
+    store = SqlKeyStore(engine)
+    store.create_table()
     keyring = fieldcrypt.Keyring("pii", master, store)
     for _ in range(n):
         keyring.rotate()
@@ -55,11 +61,10 @@ def test_kms_to_kms_rewrap_uses_reencrypt_and_old_key_can_be_disabled(
 ) -> None:
     """Same-region KMS rewrap is one ReEncrypt per data key; then the old key is disabled and all decrypts."""
     kms = request_log.attach(aws_client("kms"))
-    old_arn = kms.create_key()["KeyMetadata"]["Arn"]
-    new_arn = kms.create_key()["KeyMetadata"]["Arn"]
-    store = SqlKeyStore(sqlite_engine)
-    store.create_table()
-    old_keyring = _keyring_with_keys(KmsMasterKey(old_arn, client=kms), store, 3)
+    old_arn = _kms_key(kms)
+    new_arn = _kms_key(kms)
+    old_keyring = _keyring_with_keys(KmsMasterKey(old_arn, client=kms), sqlite_engine, 3)
+    store = old_keyring.key_store
     place = fieldcrypt.Place("users", "ssn")
     values = [old_keyring.encrypt(ssn(i), place) for i in range(5)]
     request_log.calls.clear()
@@ -74,18 +79,30 @@ def test_kms_to_kms_rewrap_uses_reencrypt_and_old_key_can_be_disabled(
     assert (again.rewrapped, again.already) == (0, 4)
 
 
+def test_rewrap_sees_through_a_rate_limited_keyring(
+    sqlite_engine: sa.Engine, aws_client: Callable[..., Any], request_log: Any
+) -> None:
+    """A rate-limited keyring's KMS key still moves its data keys by ReEncrypt, never unwrapping them here."""
+    kms = request_log.attach(aws_client("kms"))
+    old_arn, new_arn = _kms_key(kms), _kms_key(kms)
+    keyring = _keyring_with_keys(KmsMasterKey(old_arn, client=kms), sqlite_engine, 1)
+    request_log.calls.clear()
+    report = admin.rewrap(limited(keyring, 1000.0), KmsMasterKey(new_arn, client=kms))
+    assert (report.rewrapped, report.reencrypt_calls, report.unwrap_wrap_calls) == (2, 2, 0)
+    assert request_log.operations() == ["ReEncrypt"] * 2
+
+
 def test_local_to_kms_and_across_regions_unwrap_then_wrap(
     sqlite_engine: sa.Engine, aws_client: Callable[..., Any], request_log: Any
 ) -> None:
     """Local -> KMS (us-east-1) -> KMS in us-west-2: unwrap+wrap each time; old copies kept unless asked."""
     east = request_log.attach(aws_client("kms", "us-east-1"))
     west = request_log.attach(aws_client("kms", "us-west-2"))
-    east_arn = east.create_key()["KeyMetadata"]["Arn"]
-    west_arn = west.create_key()["KeyMetadata"]["Arn"]
-    store = SqlKeyStore(sqlite_engine)
-    store.create_table()
+    east_arn = _kms_key(east)
+    west_arn = _kms_key(west)
     local = fieldcrypt.LocalMasterKey.generate()
-    keyring = _keyring_with_keys(local, store, 2)
+    keyring = _keyring_with_keys(local, sqlite_engine, 2)
+    store = keyring.key_store
     place = fieldcrypt.Place("users", "ssn")
     value = keyring.encrypt("123-45-6789", place)
     report = admin.rewrap(keyring, KmsMasterKey(east_arn, client=east))
@@ -106,9 +123,7 @@ def test_local_to_kms_and_across_regions_unwrap_then_wrap(
 
 def test_rewrap_without_a_usable_source_key_says_which_key_to_configure(sqlite_engine: sa.Engine) -> None:
     """A keyring whose master key wraps none of the data keys cannot rewrap them: a precise error."""
-    store = SqlKeyStore(sqlite_engine)
-    store.create_table()
-    _keyring_with_keys(fieldcrypt.LocalMasterKey.generate(), store, 1)
+    store = _keyring_with_keys(fieldcrypt.LocalMasterKey.generate(), sqlite_engine, 1).key_store
     stranger = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.generate(), store)
     with pytest.raises(
         fieldcrypt.KeyAccessError, match=r"no configured master key of keyring 'pii' can open"
@@ -147,11 +162,10 @@ def test_rewrap_scales_with_data_keys_not_rows(
 ) -> None:
     """Rewrap over 10,000 or 200,000 rows: same KMS calls, no row of users written, all still decrypts."""
     kms = request_log.attach(aws_client("kms"))
-    old_arn = kms.create_key()["KeyMetadata"]["Arn"]
-    new_arn = kms.create_key()["KeyMetadata"]["Arn"]
-    store = SqlKeyStore(pg_engine)
-    store.create_table()
-    keyring = _keyring_with_keys(KmsMasterKey(old_arn, client=kms), store, 3)
+    old_arn = _kms_key(kms)
+    new_arn = _kms_key(kms)
+    keyring = _keyring_with_keys(KmsMasterKey(old_arn, client=kms), pg_engine, 3)
+    store = keyring.key_store
     place = fieldcrypt.Place("users", "ssn")
     create_users(pg_engine, sa.LargeBinary, [(i, keyring.encrypt(ssn(i), place)) for i in range(1, rows + 1)])
     before = _users_fingerprint(pg_engine)

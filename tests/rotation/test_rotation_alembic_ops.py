@@ -11,7 +11,7 @@ from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.operations import ops as alembic_ops
-from rotation_helpers import raw, ssn
+from rotation_helpers import create_indexed_users, raw, ssn
 
 import fieldcrypt
 import fieldcrypt.alembic
@@ -31,21 +31,14 @@ def test_rotate_blind_index_backfills_and_retires_the_old_key(
     engine: sa.Engine, keyring: fieldcrypt.Keyring
 ) -> None:
     """op.rotate_blind_index: both index keys match during the move; after it every row carries the new one."""
-    table = sa.Table(
-        "users",
-        sa.MetaData(),
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("ssn", sa.LargeBinary),
-        sa.Column("ssn_bidx", sa.LargeBinary),
-    )
-    table.create(engine)
     place = fieldcrypt.Place("users", "ssn")
-    rows = [
-        {"id": i, "ssn": keyring.encrypt(ssn(i), place), "ssn_bidx": _index(keyring, ssn(i))}
-        for i in range(1, 13)
-    ]
-    with engine.begin() as conn:
-        conn.execute(table.insert(), rows)
+    create_indexed_users(
+        engine,
+        (
+            {"id": i, "ssn": keyring.encrypt(ssn(i), place), "ssn_bidx": _index(keyring, ssn(i))}
+            for i in range(1, 13)
+        ),
+    )
     old_token = _index(keyring, ssn(3))
     seen_during: list[int] = []
 

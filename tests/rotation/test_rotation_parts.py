@@ -1,5 +1,5 @@
-"""Smaller parts of the engine: the transitional read mode, byte-exact compare-and-set, the
-token bucket, and checkpoint files."""
+"""Smaller parts of the engine: the transitional read mode, byte-exact compare-and-set and
+checkpoint files (the token bucket is tested with the core, tests/test_ratelimit.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rotation_helpers import raw
 import fieldcrypt
 from fieldcrypt.rotation import ColumnSpec, transitional
 from fieldcrypt.rotation.checkpoint import Checkpoint
-from fieldcrypt.rotation.ratelimit import TokenBucket
+from fieldcrypt.rotation.failures import MAX_FAILURES_LISTED, note_failure
 from fieldcrypt.rotation.table import Target
 from fieldcrypt.rotation.writer import Change, write_batch
 
@@ -41,23 +41,6 @@ def test_compare_and_set_is_byte_exact_on_every_database(engine: sa.Engine, user
     assert raw(engine) == {1: "ABC ", 2: "new-2"}
 
 
-def test_token_bucket_paces_after_the_burst() -> None:
-    """At 2/s with a burst of 2, the third and fourth calls wait half a second each."""
-    now = [0.0]
-    sleeps: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        now[0] += seconds
-
-    bucket = TokenBucket(2, clock=lambda: now[0], sleep=sleep)
-    for _ in range(4):
-        bucket.acquire()
-    assert sleeps == [0.5, 0.5]
-    with pytest.raises(fieldcrypt.ConfigurationError, match="must be a positive number"):
-        TokenBucket(0)
-
-
 def test_checkpoint_round_trip_and_mismatch(tmp_path: Path) -> None:
     """A checkpoint is reused only by the same job and target key; clear() removes it."""
     checkpoint = Checkpoint(tmp_path, "users.ssn.reencrypt.0of1")
@@ -68,3 +51,17 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path: Path) -> None:
     assert checkpoint.load("reencrypt:abc") is None
     checkpoint.clear()
     assert not list(tmp_path.iterdir())
+
+
+def test_failure_list_is_capped_and_never_quotes_a_value() -> None:
+    """A failure lists the row key with the DecryptionError text, or the error type alone; at most 1000."""
+    failures: list[tuple[str, str]] = []
+    note_failure(failures, 7, fieldcrypt.DecryptionError(table="users", column="ssn", row="7"))
+    note_failure(failures, (1, "a"), ValueError("123-45-6789 is not a date"))
+    assert failures == [
+        ("7", "cannot decrypt users.ssn (row 7)"),
+        ("(1, 'a')", "ValueError: unreadable value"),
+    ]
+    for i in range(MAX_FAILURES_LISTED + 5):
+        note_failure(failures, i, TypeError())
+    assert len(failures) == MAX_FAILURES_LISTED == 1000

@@ -9,7 +9,7 @@ import click
 from fieldcrypt.cli.context import State
 from fieldcrypt.keys import admin
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
-from fieldcrypt.rotation.ratelimit import TokenBucket
+from fieldcrypt.ratelimit import TokenBucket
 
 PURPOSE = click.Choice([p.value for p in Purpose])
 

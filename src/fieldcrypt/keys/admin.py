@@ -12,7 +12,7 @@ Its cost is two KMS calls (or one ReEncrypt) per data key, whatever the size of 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from fieldcrypt.errors import ConfigurationError, KeyAccessError
 from fieldcrypt.keyring import Keyring, _slot
 from fieldcrypt.keys.master import LocalMasterKey, MasterKey, UnwrapFailed
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, kms_context
+from fieldcrypt.ratelimit import LimitedMasterKey
 from fieldcrypt.stores.base import KeyStoreConflict
 
 
@@ -67,6 +68,13 @@ def master_key_from(spec: str | MasterKey, *, region: str | None = None) -> Mast
 def list_keys(keyring: Keyring, purpose: Purpose | None = None) -> list[DataKeyRecord]:
     """Every data key of ``keyring`` (oldest first), with status and the master keys wrapping it."""
     return keyring.records(purpose)
+
+
+def newest_active(records: Iterable[DataKeyRecord]) -> str | None:
+    """The id of the newest active key among ``records`` (oldest first, one purpose): the key new
+    values use, found without creating one, as dry runs and status must (they never write)."""
+    active = [r.key_id for r in records if r.status is Status.ACTIVE]
+    return active[-1] if active else None
 
 
 def rewrap(
@@ -185,7 +193,8 @@ def _kms_reencrypt_source(keyring: Keyring, record: DataKeyRecord, destination: 
     if not isinstance(destination, KmsMasterKey):
         return None
     for master_key in keyring.master_keys:
-        inner = getattr(master_key, "inner", master_key)  # see through a rate limiter
+        # A rate-limited keyring's master keys wrap the real ones: ReEncrypt needs the KMS key.
+        inner = master_key.inner if isinstance(master_key, LimitedMasterKey) else master_key
         if isinstance(inner, KmsMasterKey) and inner.region == destination.region:
             for recorded_id, wrapped in record.wraps.items():
                 if inner.can_unwrap(recorded_id):

@@ -19,17 +19,17 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from fieldcrypt import format as fmt
+from fieldcrypt import ratelimit
 from fieldcrypt.errors import ConfigurationError, DecryptionError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.keys.record import Purpose, Status
+from fieldcrypt.keys import admin
+from fieldcrypt.keys.record import Purpose
 from fieldcrypt.pynamodb.checkpoint import Checkpoints, SegmentState
-from fieldcrypt.pynamodb.ratelimit import RateLimiter
 from fieldcrypt.pynamodb.tables import EncryptedColumn, check_segment
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class Reencryptor:
         keyring: the attribute's keyring.
         total_segments: how many parallel-scan segments the table is split into.
         page_size: items per scan page (and per checkpoint).
-        max_kms_calls_per_second: throttle KMS requests of the keyring's KMS master keys.
+        max_kms_calls_per_second: throttle this job's master-key (KMS) calls; the caller's keyring is untouched.
         dry_run: count what would be re-encrypted; write nothing (not even a checkpoint or a key).
         checkpoint_dir: where segment checkpoints live (None: no resume).
         progress: called after each page with the number of items this job has scanned so far
@@ -82,11 +82,14 @@ class Reencryptor:
         if not 1 <= page_size <= 10_000:
             raise ConfigurationError("batch size must be between 1 and 10000 items")
         self.column = EncryptedColumn.open(client, table, attribute)
-        self.keyring = keyring
+        # Only this job's KMS calls wait for the bucket; the application's share the client.
+        self.limiter = (
+            ratelimit.TokenBucket(max_kms_calls_per_second, burst=1) if max_kms_calls_per_second else None
+        )
+        self.keyring = ratelimit.limited(keyring, self.limiter)
         self.total_segments = total_segments
         self.page_size = page_size
         self.dry_run = dry_run
-        self.limiter = RateLimiter(max_kms_calls_per_second) if max_kms_calls_per_second else None
         self.checkpoints = Checkpoints(None if dry_run else checkpoint_dir, table, attribute, total_segments)
         self.progress = progress
         self._scanned = 0
@@ -97,17 +100,12 @@ class Reencryptor:
         chosen = list(range(self.total_segments)) if segments is None else list(segments)
         for segment in chosen:
             check_segment(segment, self.total_segments)
-        kms_clients = [m.client for m in self.keyring.master_keys if hasattr(m, "client")]
-        limit = self.limiter.on_kms_clients(kms_clients) if self.limiter else nullcontext()
         total: Counter[str] = Counter({name: 0 for name in COUNTS})
-        with limit:
-            if workers <= 1:
-                results = [self.run_segment(s) for s in chosen]
-            else:
-                with ThreadPoolExecutor(
-                    max_workers=workers, thread_name_prefix="fieldcrypt-reencrypt"
-                ) as pool:
-                    results = list(pool.map(self.run_segment, chosen))
+        if workers <= 1:
+            results = [self.run_segment(s) for s in chosen]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fieldcrypt-reencrypt") as pool:
+                results = list(pool.map(self.run_segment, chosen))
         for result in results:
             total.update(result)
         return dict(total)
@@ -138,9 +136,7 @@ class Reencryptor:
     def _target_key_id(self) -> str | None:
         if not self.dry_run:
             return self.keyring.current_key_id()
-        # A dry run must not create a key: compare with the newest active one, if any.
-        active = [r for r in self.keyring.records(Purpose.ENCRYPTION) if r.status is Status.ACTIVE]
-        return active[-1].key_id if active else None
+        return admin.newest_active(self.keyring.records(Purpose.ENCRYPTION))  # a dry run creates no key
 
     def _one(self, item: dict[str, Any], target: str | None, counts: Counter[str]) -> str:
         """Bring one item's value to ``target``; returns the outcome's count name."""

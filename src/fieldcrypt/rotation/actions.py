@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fieldcrypt import format as fmt
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.keys.record import Purpose, Status
+from fieldcrypt.keys import admin
+from fieldcrypt.keys.record import Purpose
 from fieldcrypt.rotation.spec import ColumnSpec
 
 
@@ -71,14 +71,14 @@ class ReencryptAction(Action):
 
     def prepare(self, *, dry_run: bool) -> None:
         if dry_run:
-            active = [r for r in self.keyring.records(Purpose.ENCRYPTION) if r.status is Status.ACTIVE]
-            self.current = {active[-1].key_id} if active else set()
+            newest = admin.newest_active(self.keyring.records(Purpose.ENCRYPTION))
+            self.current = {newest} if newest else set()
         else:
             self.current = {self.keyring.current_key_id()}
 
     def needs_work(self, stored: object, index: object) -> bool:
         blob = self.spec.as_blob(stored) if stored is not None else None
-        return blob is not None and blob[1 : fmt.HEADER_BYTES].hex() not in self.current
+        return blob is not None and self.keyring.key_id_of(blob) not in self.current
 
     def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
         new, _ = self._encrypt(self._decrypt(stored, row), row)
@@ -86,7 +86,7 @@ class ReencryptAction(Action):
         # current too, so a rerun does not move them again.
         blob = self.spec.as_blob(new)
         assert blob is not None
-        self.current.add(blob[1 : fmt.HEADER_BYTES].hex())
+        self.current.add(self.keyring.key_id_of(blob))
         return new, None
 
 

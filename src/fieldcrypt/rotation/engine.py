@@ -22,16 +22,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from fieldcrypt import ratelimit
 from fieldcrypt.errors import DecryptionError, KeyAccessError
-from fieldcrypt.rotation import ratelimit
 from fieldcrypt.rotation.actions import ACTIONS, Action
 from fieldcrypt.rotation.checkpoint import Checkpoint
+from fieldcrypt.rotation.failures import note_failure, report_dict
 from fieldcrypt.rotation.spec import ColumnSpec
 from fieldcrypt.rotation.table import Segment, Target
 from fieldcrypt.rotation.writer import Change, write_batch
 
 THROTTLED = frozenset({"ThrottlingException", "LimitExceededException", "KMSInternalException"})
-MAX_FAILURES_LISTED = 1000
 CONFLICT_PASSES = 3
 
 
@@ -61,10 +61,7 @@ class Report:
         return self.failed == 0 and self.conflicts == 0
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "failures"}
-        out["failures"] = [{"row": row, "error": error} for row, error in self.failures]
-        out["complete"] = self.complete
-        return out
+        return report_dict(self, complete=self.complete)
 
 
 Progress = Callable[[Report], None]
@@ -133,7 +130,8 @@ def run(
             passes += 1  # rows changed under us: read this page again; rows done are skipped
             continue
         for pk, exc in failures:
-            _fail(report, pk, exc)
+            report.failed += 1
+            note_failure(report.failures, target.row_key(pk), exc)
         report.batches += 1
         report.scanned += len(rows)
         report.to_change += len(changes) if dry_run else page_written + missed
@@ -178,16 +176,6 @@ def _same(a: object, b: object) -> bool:
     return (bytes(a) if isinstance(a, memoryview | bytearray) else a) == (
         bytes(b) if isinstance(b, memoryview | bytearray) else b
     )
-
-
-def _fail(report: Report, pk: tuple[Any, ...], exc: Exception) -> None:
-    report.failed += 1
-    if len(report.failures) < MAX_FAILURES_LISTED:
-        row = repr(pk[0]) if len(pk) == 1 else repr(pk)
-        # The message of a DecryptionError names only table/column/row; other errors get their
-        # type alone, since a codec error message could quote part of a value.
-        message = str(exc) if isinstance(exc, DecryptionError) else f"{type(exc).__name__}: unreadable value"
-        report.failures.append((row, message))
 
 
 def _with_retries(compute: Callable[[], Any], report: Report, max_retries: int, base: float) -> Any:

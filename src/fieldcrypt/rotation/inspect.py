@@ -7,15 +7,17 @@ reads no plaintext; ``verify`` decrypts everything and lists the rows that fail.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from fieldcrypt import format as fmt
 from fieldcrypt.errors import DecryptionError, KeyAccessError
+from fieldcrypt.keys import admin
 from fieldcrypt.keys.record import Purpose, Status
-from fieldcrypt.rotation.engine import MAX_FAILURES_LISTED, _transaction
+from fieldcrypt.rotation.engine import _transaction
+from fieldcrypt.rotation.failures import note_failure, report_dict
 from fieldcrypt.rotation.spec import ColumnSpec
 from fieldcrypt.rotation.table import Segment, Target
 
@@ -66,18 +68,9 @@ def status(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int
     """Counts per data key and master key, plaintext and NULL values, and undecryptable ones."""
     keyring = spec.resolve_keyring()
     records = {r.key_id: r for r in keyring.records(Purpose.ENCRYPTION)}
-    active = [r for r in records.values() if r.status is Status.ACTIVE]
-    result = ColumnStatus(spec.table, spec.column, current_key=active[-1].key_id if active else None)
-    for _, stored in _values(bind, spec, batch_size):
-        result.rows += 1
-        if stored is None:
-            result.null += 1
-            continue
-        blob = spec.as_blob(stored)
-        if blob is None:
-            result.plaintext += 1
-            continue
-        key_id = blob[1 : fmt.HEADER_BYTES].hex()
+    result = ColumnStatus(spec.table, spec.column, current_key=admin.newest_active(records.values()))
+    for _, blob in _ciphertexts(bind, spec, batch_size, result):
+        key_id = keyring.key_id_of(blob)
         result.by_data_key[key_id] += 1
         record = records.get(key_id)
         if record is None:
@@ -106,10 +99,7 @@ class Verification:
         return self.failed == 0 and self.plaintext == 0
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "failures"}
-        out["failures"] = [{"row": row, "error": error} for row, error in self.failures]
-        out["ok"] = self.ok
-        return out
+        return report_dict(self, ok=self.ok)
 
 
 def verify(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int = 1000) -> Verification:
@@ -120,15 +110,7 @@ def verify(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int
     """
     keyring = spec.resolve_keyring()
     result = Verification(spec.table, spec.column)
-    for row, stored in _values(bind, spec, batch_size):
-        result.rows += 1
-        if stored is None:
-            result.null += 1
-            continue
-        blob = spec.as_blob(stored)
-        if blob is None:
-            result.plaintext += 1
-            continue
+    for row, blob in _ciphertexts(bind, spec, batch_size, result):
         try:
             spec.the_codec.from_bytes(keyring.decrypt(blob, spec.place(row)))
             result.decrypted += 1
@@ -136,13 +118,34 @@ def verify(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int
             raise
         except (DecryptionError, ValueError, TypeError) as exc:
             result.failed += 1
-            if len(result.failures) < MAX_FAILURES_LISTED:
-                message = str(exc) if isinstance(exc, DecryptionError) else f"{type(exc).__name__}: bad value"
-                result.failures.append((repr(row), message))
+            note_failure(result.failures, row, exc)
     return result
 
 
-def _values(bind: sa.Engine | sa.Connection, spec: ColumnSpec, batch_size: int) -> Any:
+class _Tally(Protocol):
+    rows: int
+    null: int
+    plaintext: int
+
+
+def _ciphertexts(
+    bind: sa.Engine | sa.Connection, spec: ColumnSpec, batch_size: int, tally: _Tally
+) -> Iterator[tuple[Any, bytes]]:
+    """(row key, v1 bytes) of every ciphertext in the column; rows, NULLs and plaintext values
+    are counted on ``tally`` as they pass."""
+    for row, stored in _values(bind, spec, batch_size):
+        tally.rows += 1
+        if stored is None:
+            tally.null += 1
+            continue
+        blob = spec.as_blob(stored)
+        if blob is None:
+            tally.plaintext += 1
+            continue
+        yield row, blob
+
+
+def _values(bind: sa.Engine | sa.Connection, spec: ColumnSpec, batch_size: int) -> Iterator[tuple[Any, Any]]:
     after = None
     with _transaction(bind) as conn:
         target = Target.reflect(conn, spec.table, spec.column)

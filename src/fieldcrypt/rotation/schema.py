@@ -12,14 +12,13 @@ between the ALTER and the batches does not fail.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import sqlalchemy as sa
 
-from fieldcrypt import format as fmt
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.rotation.spec import Storage
+from fieldcrypt.sqlalchemy import storage as _storage
 
 
 def column_info(conn: sa.Connection, table: str, column: str) -> dict[str, Any]:
@@ -28,14 +27,6 @@ def column_info(conn: sa.Connection, table: str, column: str) -> dict[str, Any]:
         if info["name"] == column:
             return dict(info)
     raise ConfigurationError(f"table {table!r} has no column {column!r}")
-
-
-def ciphertext_length(plaintext_chars: int | None, storage: Storage) -> int | None:
-    """Room for a v1 value of ``plaintext_chars`` characters (4 UTF-8 bytes each at most)."""
-    if plaintext_chars is None:
-        return None
-    binary = 4 * plaintext_chars + fmt.OVERHEAD
-    return binary if storage is Storage.BINARY else 4 * math.ceil(binary / 3)
 
 
 def widen(conn: sa.Connection, table: str, column: str, storage: Storage) -> sa.types.TypeEngine[Any]:
@@ -48,7 +39,8 @@ def widen(conn: sa.Connection, table: str, column: str, storage: Storage) -> sa.
     if storage is Storage.BINARY:
         if isinstance(original, sa.LargeBinary | sa.types._Binary):
             return original
-        length = ciphertext_length(getattr(original, "length", None) or _implied_length(original), storage)
+        chars = getattr(original, "length", None) or _implied_length(original)
+        length = None if chars is None else _storage.stored_size(4 * chars, storage)  # 4 UTF-8 bytes a char
         _alter(conn, table, column, _binary_type(dialect, length), info["nullable"], using="to_binary")
         return original
     if not isinstance(original, sa.String):

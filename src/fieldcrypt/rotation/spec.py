@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fieldcrypt import codecs
-from fieldcrypt import format as fmt
+from fieldcrypt import adoption, codecs
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
+from fieldcrypt.sqlalchemy import storage as _storage
 
 CODECS: dict[str, codecs.Codec[Any]] = {
     c.name: c
@@ -135,24 +135,15 @@ class ColumnSpec:
     # -- stored values ----------------------------------------------------------------------
 
     def to_stored(self, blob: bytes) -> bytes | str:
-        return fmt.to_text(blob) if self.the_storage is Storage.TEXT else blob
+        return _storage.to_stored(blob, self.the_storage)  # the SQLAlchemy integration's rule
 
     def as_blob(self, stored: object) -> bytes | None:
-        """The v1 bytes a stored value holds, or None when it does not have the v1 shape."""
-        if self.the_storage is Storage.TEXT:
-            if not isinstance(stored, str):
-                return None
-            try:
-                blob = fmt.from_text(stored)
-            except fmt.MalformedCiphertext:
-                return None
-        else:
-            blob = _as_bytes(stored)
-        return blob if fmt.looks_like_ciphertext(blob) else None
+        """The v1 bytes a stored value holds, or None when it is plaintext (fieldcrypt.adoption)."""
+        return adoption.ciphertext_in(stored, text=self.the_storage is Storage.TEXT)
 
     def plaintext_bytes(self, stored: object) -> bytes:
         """The codec bytes of a plaintext value found in the column (adoption, transitional mode)."""
-        return plaintext_to_bytes(self.the_codec, stored)
+        return adoption.plaintext_bytes(self.the_codec, stored)
 
     def plaintext_to_store(self, data: bytes) -> object:
         """What a decrypted value is written back as (``decrypt_column``): the database's text form."""
@@ -160,61 +151,6 @@ class ColumnSpec:
             return data
         text = _db_text(self.the_codec.from_bytes(data))
         return text if self.the_storage is Storage.TEXT else text.encode("utf-8")
-
-
-def _as_bytes(stored: object) -> bytes:
-    if isinstance(stored, bytes):
-        return stored
-    if isinstance(stored, bytearray | memoryview):
-        return bytes(stored)
-    if isinstance(stored, str):  # SQLite keeps a value's own storage class: plaintext stays TEXT
-        return stored.encode("utf-8")
-    return str(stored).encode("utf-8")
-
-
-def plaintext_to_bytes(codec: codecs.Codec[Any], stored: object) -> bytes:
-    """Codec bytes of a plaintext value, read either as its Python type or as the DB's text form.
-
-    After the in-place widening a plaintext column holds the database's text form of each value
-    (``convert_to(col::text)`` on PostgreSQL); parse it back to the codec's type, so the encrypted
-    value reads back as exactly what the application would have written.
-    """
-    if isinstance(stored, bytes | bytearray | memoryview) and codec.python_type is not bytes:
-        stored = bytes(stored).decode("utf-8")
-    if isinstance(stored, str) and codec.python_type is not str:
-        stored = _parse_text(codec, stored)
-    return codec.to_bytes(stored)
-
-
-def _parse_text(codec: codecs.Codec[Any], text: str) -> object:
-    import datetime as dt
-    import json
-    import uuid
-    from decimal import Decimal
-
-    parsers: dict[str, Callable[[str], object]] = {
-        "int": int,
-        "decimal": Decimal,
-        "float": float,
-        "bool": lambda t: {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}[
-            t.strip().lower()
-        ],
-        "date": dt.date.fromisoformat,
-        "datetime": dt.datetime.fromisoformat,
-        "time": dt.time.fromisoformat,
-        "uuid": uuid.UUID,
-        "json": json.loads,
-        "bytes": lambda t: t.encode("utf-8"),
-    }
-    parser = parsers.get(codec.name)
-    if parser is None:
-        raise ConfigurationError(f"codec {codec.name!r} cannot read a plaintext value from its text form")
-    try:
-        return parser(text)
-    except (ValueError, KeyError) as exc:
-        raise ConfigurationError(
-            f"a plaintext value is not a valid {codec.name}: {type(exc).__name__}"
-        ) from None
 
 
 def _db_text(value: object) -> str:

@@ -51,6 +51,13 @@ class EncryptedComparator(TypeDecorator.Comparator[Any]):
         type_: Encrypted[Any] = self.type  # type: ignore[assignment]
         table, column = type_._where()
         index_name = type_.index_name
+        if type_.transitional:
+            # Rows still in plaintext carry no index token: == would silently miss them.
+            raise QueryNotSupportedError(
+                f"{table}.{column} is being adopted (transitional=True): rows still in plaintext have "
+                f"no blind-index token, so {_name(op)} would silently miss them; query by another "
+                "column until encrypt-column and reindex have finished, then drop transitional=True"
+            )
         if index_name is None:
             raise QueryNotSupportedError(
                 f"{table}.{column} is encrypted without a blind index, so {_name(op)} cannot match "

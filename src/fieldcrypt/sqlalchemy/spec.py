@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table
 
-from fieldcrypt import format as fmt
 from fieldcrypt.codecs import Codec
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
 from fieldcrypt.sqlalchemy import blind_index, row_binding
+from fieldcrypt.sqlalchemy import storage as _storage
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed, Storage
 
 
@@ -45,16 +45,11 @@ class ColumnSpec:
     def encrypt(self, value: Any, row: RowKey | None = None) -> bytes | str:
         """The stored form of ``value``: v1 bytes, or their base64 text for text storage."""
         blob = get_keyring(self.keyring).encrypt(self.codec.to_bytes(value), self.place(row))
-        return fmt.to_text(blob) if self.storage == "text" else blob
+        return _storage.to_stored(blob, self.storage)
 
     def decrypt(self, stored: bytes | str | Sealed, row: RowKey | None = None) -> Any:
         """The Python value of a stored (or :class:`Sealed`) ciphertext."""
-        if isinstance(stored, Sealed):
-            blob = stored.blob
-        elif isinstance(stored, str):
-            blob = fmt.from_text(stored)
-        else:
-            blob = bytes(stored)
+        blob = stored.blob if isinstance(stored, Sealed) else _storage.from_stored(stored)
         if self.bind_row:
             return row_binding.open_sealed(self.type, Sealed(blob), self.place(row).row)  # type: ignore[arg-type]
         return self.codec.from_bytes(get_keyring(self.keyring).decrypt(blob, self.place()))

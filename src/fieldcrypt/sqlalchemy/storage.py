@@ -94,16 +94,39 @@ def max_plaintext_bytes(type_: sat.TypeEngine[Any]) -> int | None:
     return None
 
 
+def stored_size(plaintext_bytes: int | None, storage: str) -> int | None:
+    """Largest stored value for a plaintext of up to ``plaintext_bytes``: bytes for ``"binary"``
+    storage (plaintext plus the v1 overhead), characters for ``"text"`` (standard base64 of those).
+
+    ``storage`` is a :data:`Storage` name or the rotation engine's enum of the same values."""
+    if plaintext_bytes is None:
+        return None
+    binary = plaintext_bytes + fmt.OVERHEAD
+    return binary if storage == "binary" else 4 * math.ceil(binary / 3)
+
+
 def stored_bytes(type_: sat.TypeEngine[Any]) -> int | None:
-    """Largest stored value in bytes for binary storage (plaintext plus the v1 overhead)."""
-    plain = max_plaintext_bytes(type_)
-    return None if plain is None else plain + fmt.OVERHEAD
+    """Largest stored value in bytes for binary storage."""
+    return stored_size(max_plaintext_bytes(type_), "binary")
 
 
 def stored_chars(type_: sat.TypeEngine[Any]) -> int | None:
-    """Largest stored value in characters for text storage (standard base64 of the binary)."""
-    size = stored_bytes(type_)
-    return None if size is None else 4 * math.ceil(size / 3)
+    """Largest stored value in characters for text storage."""
+    return stored_size(max_plaintext_bytes(type_), "text")
+
+
+def to_stored(blob: bytes, storage: str) -> bytes | str:
+    """What a column of ``storage`` (``"binary"`` or ``"text"``) holds for the v1 ciphertext ``blob``."""
+    return fmt.to_text(blob) if storage == "text" else blob
+
+
+def from_stored(stored: bytes | bytearray | memoryview | str) -> bytes:
+    """The v1 bytes of a stored ciphertext: base64 text (text storage) or the bytes themselves.
+
+    Raises:
+        fieldcrypt.format.MalformedCiphertext: text that is not standard base64.
+    """
+    return fmt.from_text(stored) if isinstance(stored, str) else bytes(stored)
 
 
 def column_type(type_: sat.TypeEngine[Any], storage: Storage, dialect: Dialect) -> sat.TypeEngine[Any]:

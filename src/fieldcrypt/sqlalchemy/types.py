@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import types as sat
 from sqlalchemy.engine import Dialect
 
+from fieldcrypt import adoption
 from fieldcrypt import format as fmt
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
@@ -63,6 +64,10 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             because they declare it on its own).
         place: ``(table, column)``; set by the column attach, pass it only for a type used
             outside a table (e.g. ``bindparam(..., type_=...)``).
+        transitional: while ``encrypt_column`` adopts the column, also read its old plaintext
+            (docs/rotation.md, Runbook 1); writes are always encrypted, a value shaped like a
+            ciphertext must still decrypt, and blind-index queries are refused until the move is
+            done. Remove it once ``fieldcrypt status`` shows no plaintext left.
     """
 
     impl = sat.LargeBinary
@@ -73,7 +78,9 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         self,
         type_: sat.TypeEngine[T] | type[sat.TypeEngine[T]],
         keyring: str = "pii",
-        *,
+        # Deliberately not keyword-only: SQLAlchemy builds a type's statement-cache key from the
+        # attributes named like its positional-or-keyword __init__ parameters (``cache_ok``), and
+        # every option below changes what gets bound, so every one must be in that key.
         searchable: bool = False,
         index_column: str | None = None,
         normalizer: Callable[[Any], Any] | None = None,
@@ -82,6 +89,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         bind_row: bool = False,
         add_index_column: bool = True,
         place: tuple[str, str] | None = None,
+        transitional: bool = False,
     ) -> None:
         super().__init__()
         inner = sat.to_instance(type_)
@@ -104,6 +112,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         self.bind_row = bind_row
         self.add_index_column = add_index_column
         self.place = place
+        self.transitional = bool(transitional)
         if storage == "text":
             self.impl = self.impl_instance = sat.Text()  # type: ignore[assignment]
 
@@ -194,13 +203,22 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         text = self.storage == "text"
         bind_row = self.bind_row
         resolved: list[Keyring] = []
+        plaintext = _plaintext_reader(self._codec, place) if self.transitional else None
 
         def process(value: Any) -> Any:
             if impl is not None:
                 value = impl(value)
             if value is None:
                 return None
-            blob = _from_stored(value, text, place)
+            if plaintext is not None:
+                # Transitional: the shared rule of fieldcrypt.adoption says which values are
+                # ciphertext (and must decrypt below); the others are the column's old plaintext.
+                found = adoption.ciphertext_in(value, text=text)
+                if found is None:
+                    return plaintext(value)
+                blob = found
+            else:
+                blob = _from_stored(value, text, place)
             if bind_row:
                 return Sealed(blob)  # needs its row: the ORM load hook or ColumnSpec.decrypt
             if not resolved:
@@ -240,11 +258,26 @@ _REPR_DEFAULTS: tuple[tuple[str, object], ...] = (
     ("storage", "binary"),
     ("bind_row", False),
     ("add_index_column", True),
+    ("transitional", False),
 )
 
 
 def _qualname(func: object) -> str:
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def _plaintext_reader(codec: Any, place: Place) -> Callable[[Any], Any]:
+    """Reads a pre-adoption plaintext value (transitional mode); never returns a damaged ciphertext."""
+
+    def read(value: Any) -> Any:
+        try:
+            return codec.from_bytes(adoption.plaintext_bytes(codec, value))
+        except (adoption.DamagedCiphertext, UnicodeDecodeError):
+            raise DecryptionError(**place.where()) from None
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{place.table}.{place.column} (transitional read): {exc}") from None
+
+    return read
 
 
 def _from_stored(value: Any, text: bool, place: Place) -> bytes:

@@ -1,9 +1,13 @@
 """Rate limiting toward KMS: a token bucket in front of a keyring's master keys.
 
-A re-encryption job must not starve the application of its KMS quota (KMS throttles per account
-and region, shared by every caller). The engine itself needs few KMS calls (one unwrap per data
-key, thanks to the cache), but a table holding values under many historic data keys, or a
-rewrap of thousands of keys, can burst; the bucket spreads those calls out.
+A re-encryption job (SQL or DynamoDB) or a rewrap must not starve the application of its KMS
+quota (KMS throttles per account and region, shared by every caller). Jobs need few KMS calls
+(one unwrap per data key, thanks to the cache), but a table holding values under many historic
+data keys, or a rewrap of thousands of keys, can burst; the bucket spreads those calls out.
+
+The bucket sits on the job's own master keys (:func:`limited`), not on a botocore client: the
+client may be shared with the application, whose calls must neither wait for the job nor be
+counted against it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from fieldcrypt.keys.master import MasterKey
 
 
 class TokenBucket:
-    """At most ``rate`` acquisitions per second on average, bursts of up to ``burst``."""
+    """At most ``rate`` acquisitions per second on average, bursts of up to ``burst`` (default:
+    one second's worth)."""
 
     def __init__(
         self,
@@ -28,8 +33,10 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ConfigurationError("a KMS rate limit must be a positive number of calls per second")
+        if not rate > 0:  # also refuses NaN
+            raise ConfigurationError(
+                "max_kms_calls_per_second must be positive (a number of KMS calls per second)"
+            )
         self.rate = rate
         self.burst = max(1.0, burst if burst is not None else rate)
         self._tokens = self.burst
@@ -37,19 +44,24 @@ class TokenBucket:
         self._sleep = sleep
         self._last = clock()
         self._lock = threading.Lock()
+        self.acquired = 0
         self.waited = 0.0
 
     def acquire(self) -> None:
+        """Take a token, sleeping first if the bucket is empty."""
         with self._lock:
             now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
             wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+            # May go negative: the wait below pays the debt, and a caller arriving meanwhile
+            # waits for its own token after it, so concurrent callers leave at the set pace
+            # without anyone sleeping under the lock.
             self._tokens -= 1
-            if wait:
-                # Sleeping under the lock is the point: callers queue and leave at the set pace.
-                self.waited += wait
-                self._sleep(wait)
+            self.acquired += 1
+            self.waited += wait
+        if wait > 0:
+            self._sleep(wait)
 
 
 class LimitedMasterKey:
@@ -78,11 +90,12 @@ class LimitedMasterKey:
         return f"LimitedMasterKey({self.inner!r}, {self.bucket.rate}/s)"
 
 
-def limited(keyring: Keyring, calls_per_second: float | None) -> Keyring:
-    """The same keyring (name, store, cache, rotation policy) with rate-limited master keys."""
-    if calls_per_second is None:
+def limited(keyring: Keyring, limit: float | TokenBucket | None) -> Keyring:
+    """The same keyring (name, store, cache, rotation policy) with master keys limited to
+    ``limit`` calls per second (a rate, or a bucket shared with other callers); None: as is."""
+    if limit is None:
         return keyring
-    bucket = TokenBucket(calls_per_second)
+    bucket = limit if isinstance(limit, TokenBucket) else TokenBucket(limit)
     first, *others = (LimitedMasterKey(m, bucket) for m in keyring.master_keys)
     return Keyring(
         keyring.name,

@@ -1,0 +1,30 @@
+"""Rows that could not be read, as the engine's reports and ``verify`` list them.
+
+Both list at most :data:`MAX_FAILURES_LISTED` rows (the count covers them all), by primary key
+and a message that never quotes a value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fieldcrypt.errors import DecryptionError
+
+MAX_FAILURES_LISTED = 1000
+
+
+def note_failure(failures: list[tuple[str, str]], row: Any, exc: Exception) -> None:
+    """List ``row`` (its primary key, as :class:`~fieldcrypt.Place` takes it) and why it failed."""
+    if len(failures) >= MAX_FAILURES_LISTED:
+        return
+    # The message of a DecryptionError names only table/column/row; other errors get their type
+    # alone, since a codec error message could quote part of a value.
+    message = str(exc) if isinstance(exc, DecryptionError) else f"{type(exc).__name__}: unreadable value"
+    failures.append((repr(row), message))
+
+
+def report_dict(report: Any, **verdict: bool) -> dict[str, Any]:
+    """A report dataclass as JSON-ready data: its ``failures`` as ``{row, error}`` objects."""
+    out = {k: v for k, v in vars(report).items() if k != "failures"}
+    out["failures"] = [{"row": row, "error": error} for row, error in report.failures]
+    return out | verdict
