@@ -74,8 +74,9 @@ class _ColumnOp(MigrateOperation):
 class EncryptColumnOp(_ColumnOp):
     """Encrypt a plaintext column in place: widen its type, then encrypt every value in batches.
 
-    While it runs the column holds both plaintext and ciphertext; read it with
-    ``fieldcrypt.rotation.transitional.read`` until ``fieldcrypt status`` shows no plaintext.
+    While it runs the column holds both plaintext and ciphertext: declare the column
+    ``Encrypted(..., transitional=True)`` in the application (or read raw rows with
+    ``fieldcrypt.rotation.transitional.read``) until ``fieldcrypt status`` shows no plaintext.
     Pass ``existing_type`` (the plaintext type) to make the operation reversible by autogenerate.
     """
 
