@@ -101,7 +101,8 @@ class Keyring:
         self.blind_index_bytes = blind_index_bytes
         self._current: _Current | None = None
         self._current_lock = threading.Lock()
-        self._blind_records: tuple[float, list[DataKeyRecord]] | None = None
+        self._blind_records: tuple[float, list[tuple[bytes, DataKeyRecord]]] | None = None
+        self._index_prefixes: dict[tuple[str, str], bytes] = {}
         key_store.on_before_write_transaction(self._prepare_quietly)
 
     # -- values ---------------------------------------------------------------------------
@@ -159,43 +160,50 @@ class Keyring:
 
     def blind_index(self, value: bytes | str, place: Place) -> bytes:
         """The equality token to store beside a value: HMAC under the newest blind-index key."""
-        records = self._blind_index_records()
-        if not records:
+        keys = self._blind_index_keys()
+        if not keys:
             with self._current_lock:
-                records = self._blind_index_records(force=True)
-                if not records:
+                keys = self._blind_index_keys(force=True)
+                if not keys:
                     self._create_key(Purpose.BLIND_INDEX)
-                    records = self._blind_index_records(force=True)
-        return self._index_with(records[-1], value, place)
+                    keys = self._blind_index_keys(force=True)
+        return self._index_with(keys[-1], value, place)
 
     def blind_index_candidates(self, value: bytes | str, place: Place) -> list[bytes]:
         """Every token ``value`` may be stored under (one per active blind-index key).
 
         Used by queries; never creates a key (reads must not write to the key store).
         """
-        return [self._index_with(r, value, place) for r in self._blind_index_records()]
+        return [self._index_with(key, value, place) for key in self._blind_index_keys()]
 
-    def _blind_index_records(self, *, force: bool = False) -> list[DataKeyRecord]:
+    def _blind_index_keys(self, *, force: bool = False) -> list[tuple[bytes, DataKeyRecord]]:
+        """Active blind-index keys as (cache slot, record), oldest first; re-read every refresh."""
         cached = self._blind_records
         if force or cached is None or time.monotonic() >= cached[0]:
-            records = self._active(Purpose.BLIND_INDEX)
-            cached = (time.monotonic() + self.refresh_every.total_seconds(), records)
+            keys = [(_slot(r.purpose, r.key_id), r) for r in self._active(Purpose.BLIND_INDEX)]
+            cached = (time.monotonic() + self.refresh_every.total_seconds(), keys)
             self._blind_records = cached
         return cached[1]
 
-    def _index_with(self, record: DataKeyRecord, value: bytes | str, place: Place) -> bytes:
+    def _index_with(self, key: tuple[bytes, DataKeyRecord], value: bytes | str, place: Place) -> bytes:
+        slot, record = key
+        raw = self.cache.fresh(slot) or self.cache.get(slot, lambda: self._unwrap(record))
         data = value.encode("utf-8") if isinstance(value, str) else value
-        key = self.cache.get(_slot(record.purpose, record.key_id), lambda: self._unwrap(record))
-        column = Place(place.table, place.column).encode()
-        return _aead.hmac_sha256(key, BLIND_INDEX_LABEL + column + data)[: self.blind_index_bytes]
+        prefix = self._index_prefixes.get((place.table, place.column))
+        if prefix is None:  # the column's place, without the row: tokens must match across rows
+            if len(self._index_prefixes) >= 4096:
+                self._index_prefixes.clear()
+            prefix = BLIND_INDEX_LABEL + Place(place.table, place.column).encoded
+            self._index_prefixes[(place.table, place.column)] = prefix
+        return _aead.hmac_sha256(raw, prefix + data)[: self.blind_index_bytes]
 
     # -- data keys --------------------------------------------------------------------------
 
     def warm_up(self) -> None:
         """Make sure a current data key exists and is unwrapped, so no request waits on KMS."""
         self._refresh_current()
-        for record in self._blind_index_records(force=True):
-            self._index_with(record, b"", Place("-", "-"))
+        for key in self._blind_index_keys(force=True):
+            self._index_with(key, b"", Place("-", "-"))
 
     def current_key_id(self) -> str:
         return self._refresh_current().record.key_id

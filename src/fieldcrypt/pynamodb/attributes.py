@@ -70,6 +70,7 @@ class EncryptedAttribute(Attribute[Any]):
         self.inner = inner
         self.codec = codec_for(inner)
         self._keyring = keyring
+        self._column_places: dict[str, Place] = {}
         super().__init__(null=_flag(inner, "null") if null is None else null, attr_name=attr_name)
 
     @property
@@ -111,15 +112,21 @@ class EncryptedAttribute(Attribute[Any]):
     def blind_token(self, value: Any, table: str, normalizer: Callable[[Any], Any]) -> bytes:
         """The blind-index token stored for ``value`` (the newest blind-index key)."""
         self.plaintext(value, table)  # refuse a wrong type before the normalizer sees it
-        return self.keyring.blind_index(
-            self.plaintext(normalizer(value), table), Place(table, self.attr_name)
-        )
+        return self.keyring.blind_index(self.plaintext(normalizer(value), table), self._column_place(table))
 
     def blind_candidates(self, value: Any, table: str, normalizer: Callable[[Any], Any]) -> list[bytes]:
         """Every token ``value`` may be stored under; never creates a key."""
-        place = Place(table, self.attr_name)
         self.plaintext(value, table)
-        return self.keyring.blind_index_candidates(self.plaintext(normalizer(value), table), place)
+        return self.keyring.blind_index_candidates(
+            self.plaintext(normalizer(value), table), self._column_place(table)
+        )
+
+    def _column_place(self, table: str) -> Place:
+        """The row-less place tokens are computed for (one per table: built once, not per item)."""
+        place = self._column_places.get(table)
+        if place is None:
+            place = self._column_places[table] = Place(table, self.attr_name)
+        return place
 
     def _place(self) -> Place:
         bound = binding.current(self.attr_name)
