@@ -39,14 +39,8 @@ def token(type_: Encrypted[Any], value: Any) -> bytes | None:
         return None
     if type(value) is Sealed:
         return value.index
-    table, column = type_._where()
-    if type_.normalizer is not None:
-        value = type_.normalizer(value)
-    try:
-        plain = type_.codec.to_bytes(value)
-    except TypeError as exc:
-        raise TypeError(f"{table}.{column}: {exc}") from None
-    return get_keyring(type_.keyring).blind_index(plain, Place(table, column))
+    plain = type_.index_plaintext(value)
+    return get_keyring(type_.keyring).blind_index(plain, Place(*type_._where()))
 
 
 def add_index_column(table: Table, source: Column[Any], type_: Encrypted[Any]) -> None:

@@ -83,14 +83,8 @@ class EncryptedComparator(TypeDecorator.Comparator[Any]):
             )
         if value is None:
             return []  # NULL is never indexed; == None is handled as IS NULL
-        if type_.normalizer is not None:
-            value = type_.normalizer(value)
-        try:
-            plain = type_.codec.to_bytes(value)
-        except TypeError as exc:
-            raise TypeError(f"{table}.{column}: {exc}") from None
         keyring = get_keyring(type_.keyring)
-        return keyring.blind_index_candidates(plain, Place(table, column))
+        return keyring.blind_index_candidates(type_.index_plaintext(value), Place(table, column))
 
     def _refusal(self, op: Any) -> QueryNotSupportedError:
         table, column = self.type._where()  # type: ignore[attr-defined]

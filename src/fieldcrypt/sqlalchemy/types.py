@@ -152,6 +152,20 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
     def _keyring(self) -> Keyring:
         return get_keyring(self.keyring)
 
+    def index_plaintext(self, value: Any) -> bytes:
+        """The bytes a blind-index token is computed over, on writes and queries alike.
+
+        Raises:
+            TypeError: a value of the wrong type, named with the table and column.
+        """
+        table, column = self._where()
+        if self.normalizer is not None:
+            value = self.normalizer(value)
+        try:
+            return self._codec.to_bytes(value)
+        except TypeError as exc:
+            raise TypeError(f"{table}.{column}: {exc}") from None
+
     def load_dialect_impl(self, dialect: Dialect) -> sat.TypeEngine[Any]:
         return _storage.column_type(self.type_, self.storage, dialect)
 
