@@ -121,7 +121,10 @@ class DataKeyCache:
     def fresh(self, key_id: bytes) -> Any:
         """The cached value if present and within bounds (counting one use), else None. Lock-free."""
         hot = self._entries.get(key_id)
-        return hot.value if hot is not None and hot.use() else None
+        # CacheEntry.use() inlined: this runs once per value decrypted.
+        if hot is not None and next(hot._uses) <= hot.max_uses and self._clock() < hot.expires_at:
+            return hot.value
+        return None
 
     def get(self, key_id: bytes, load: Callable[[], T]) -> T:
         return self.entry(key_id, load).value
