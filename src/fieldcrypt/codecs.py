@@ -13,6 +13,7 @@ import enum
 import json
 import struct
 import uuid
+from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -20,7 +21,7 @@ T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
 
 
-class Codec(Generic[T]):
+class Codec(ABC, Generic[T]):
     """Turns a ``T`` into bytes and back. ``from_bytes(to_bytes(v)) == v`` with the same type."""
 
     python_type: type[Any] = object
@@ -34,11 +35,11 @@ class Codec(Generic[T]):
             raise TypeError(f"expected {self.python_type.__name__}, got {type(value).__name__}")
         return value  # type: ignore[no-any-return]
 
-    def to_bytes(self, value: T) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def to_bytes(self, value: T) -> bytes: ...
 
-    def from_bytes(self, data: bytes) -> T:
-        raise NotImplementedError
+    @abstractmethod
+    def from_bytes(self, data: bytes) -> T: ...
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

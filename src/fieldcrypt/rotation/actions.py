@@ -5,6 +5,7 @@ over a finished table reads but decrypts and writes nothing) and then produces t
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from fieldcrypt.errors import ConfigurationError
@@ -14,7 +15,7 @@ from fieldcrypt.keys.record import Purpose
 from fieldcrypt.rotation.spec import ColumnSpec
 
 
-class Action:
+class Action(ABC):
     """Base: ``needs_work`` is metadata only; ``apply`` may decrypt and encrypt."""
 
     name = "action"
@@ -24,14 +25,14 @@ class Action:
         self.spec = spec
         self.keyring = keyring
 
-    def prepare(self, *, dry_run: bool) -> None:
+    def prepare(self, *, dry_run: bool) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """Make sure keys exist before the first batch (never during a dry run)."""
 
-    def needs_work(self, stored: object, index: object) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def needs_work(self, stored: object, index: object) -> bool: ...
 
-    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
-        raise NotImplementedError
+    @abstractmethod
+    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]: ...
 
     def _encrypt(self, data: bytes, row: Any) -> tuple[object, bytes | None]:
         blob = self.keyring.encrypt(data, self.spec.place(row))
