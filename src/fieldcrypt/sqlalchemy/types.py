@@ -218,6 +218,8 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         bind_row = self.bind_row
         resolved: list[Keyring] = []
         plaintext = _plaintext_reader(self._codec, place) if self.transitional else None
+        if plaintext is None and not bind_row and not text and impl is None:
+            return self._binary_result_processor(place, from_bytes)
 
         def process(value: Any) -> Any:
             if impl is not None:
@@ -238,6 +240,26 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             if not resolved:
                 resolved.append(self._keyring())
             plain = resolved[0].decrypt(blob, place)
+            try:
+                return from_bytes(plain)
+            except (ValueError, KeyError, UnicodeDecodeError):
+                raise DecryptionError(**place.where()) from None
+
+        return process
+
+    def _binary_result_processor(
+        self, place: Place, from_bytes: Callable[[bytes], Any]
+    ) -> Callable[[Any], Any]:
+        """The common case (binary storage, no row binding, not transitional), kept lean: it runs
+        once per value read."""
+        decrypt: list[Callable[[bytes, Place], bytes]] = []
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            if not decrypt:
+                decrypt.append(self._keyring().decrypt)
+            plain = decrypt[0](value if type(value) is bytes else bytes(value), place)
             try:
                 return from_bytes(plain)
             except (ValueError, KeyError, UnicodeDecodeError):
