@@ -213,13 +213,20 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         table, column = self._where()
         place = Place(table, column)
         impl = self.impl_instance.result_processor(dialect, coltype)
-        from_bytes = self._codec.from_bytes
         text = self.storage == "text"
         bind_row = self.bind_row
-        resolved: list[Keyring] = []
+        open_value = self._opener(place)
         plaintext = _plaintext_reader(self._codec, place) if self.transitional else None
+
         if plaintext is None and not bind_row and not text and impl is None:
-            return self._binary_result_processor(place, from_bytes)
+            # The common case (binary storage, no row binding, not transitional), kept lean:
+            # this runs once per value read.
+            def lean(value: Any) -> Any:
+                if value is None:
+                    return None
+                return open_value(value if type(value) is bytes else bytes(value))
+
+            return lean
 
         def process(value: Any) -> Any:
             if impl is not None:
@@ -237,35 +244,26 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
                 blob = _from_stored(value, text, place)
             if bind_row:
                 return Sealed(blob)  # needs its row: the ORM load hook or ColumnSpec.decrypt
-            if not resolved:
-                resolved.append(self._keyring())
-            plain = resolved[0].decrypt(blob, place)
-            try:
-                return from_bytes(plain)
-            except (ValueError, KeyError, UnicodeDecodeError):
-                raise DecryptionError(**place.where()) from None
+            return open_value(blob)
 
         return process
 
-    def _binary_result_processor(
-        self, place: Place, from_bytes: Callable[[bytes], Any]
-    ) -> Callable[[Any], Any]:
-        """The common case (binary storage, no row binding, not transitional), kept lean: it runs
-        once per value read."""
+    def _opener(self, place: Place) -> Callable[[bytes], Any]:
+        """Decrypts a v1 value of this column into its Python value (keyring resolved once)."""
+        from_bytes = self._codec.from_bytes
         decrypt: list[Callable[[bytes, Place], bytes]] = []
 
-        def process(value: Any) -> Any:
-            if value is None:
-                return None
+        def open_value(blob: bytes) -> Any:
             if not decrypt:
                 decrypt.append(self._keyring().decrypt)
-            plain = decrypt[0](value if type(value) is bytes else bytes(value), place)
+            plain = decrypt[0](blob, place)
             try:
                 return from_bytes(plain)
             except (ValueError, KeyError, UnicodeDecodeError):
+                # Authentic but not a value of this type: the column's type changed under it.
                 raise DecryptionError(**place.where()) from None
 
-        return process
+        return open_value
 
     def literal_processor(self, dialect: Dialect) -> Callable[[Any], str]:
         # Refuse before any value is seen: SQLAlchemy's wrapper of a failing literal processor
