@@ -9,8 +9,8 @@ prints rows/s of:
 - AES-GCM floor: raw `cryptography` AESGCM decrypt + encrypt of the same values, no database;
 with the ratios to both, and RSS before and at peak during the run. Rewrap (KMS -> KMS through
 moto's server on 127.0.0.1, ReEncrypt) is timed over 10,000 and 200,000 rows.
-Database: $FIELDCRYPT_BENCH_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test);
-the tables users and fieldcrypt_keys there are dropped and recreated.
+Database: $FIELDCRYPT_BENCH_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/fieldcrypt_bench,
+created when missing); the tables users and fieldcrypt_keys there are dropped and recreated.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import psutil
 import sqlalchemy as sa
+from _bench_db import BENCH_PG_URL, own_database
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import fieldcrypt
@@ -34,7 +35,7 @@ from fieldcrypt.rotation import ColumnSpec, engine
 from fieldcrypt.rotation.actions import ACTIONS, Action
 from fieldcrypt.stores.sql import SqlKeyStore
 
-URL = os.environ.get("FIELDCRYPT_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+URL = os.environ.get("FIELDCRYPT_BENCH_PG_URL", BENCH_PG_URL)
 BATCH = 5000
 
 
@@ -98,7 +99,7 @@ def peak_rss_during(work: Any) -> tuple[Any, int]:
 
 
 def child(rows: int) -> None:
-    db = sa.create_engine(URL)
+    db = own_database(URL)
     reset(db)
     keyring = fieldcrypt.register(
         fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.generate(), SqlKeyStore(db))
@@ -158,7 +159,7 @@ def rewrap_time(rows: int) -> tuple[float, int]:
 
         kms = boto3.client("kms", region_name="us-east-1", endpoint_url=endpoint)
         old, new = (kms.create_key()["KeyMetadata"]["Arn"] for _ in range(2))
-        db = sa.create_engine(URL)
+        db = own_database(URL)
         reset(db)
         keyring = fieldcrypt.Keyring("pii", KmsMasterKey(old, client=kms), SqlKeyStore(db))
         for _ in range(3):

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from _bench_db import BENCH_PG_URL, own_database
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Integer, String, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -29,7 +30,7 @@ from sqlalchemy_utils.types.encrypted.encrypted_type import AesGcmEngine, String
 import fieldcrypt
 from fieldcrypt.sqlalchemy import Encrypted
 
-PG_URL = os.environ.get("FIELDCRYPT_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/fc_sqla")
+PG_URL = os.environ.get("FIELDCRYPT_BENCH_PG_URL", BENCH_PG_URL)
 UTILS_KEY = "benchmark-only-secret"
 
 
@@ -151,7 +152,7 @@ def report(title: str, results: dict[str, dict[str, float]], floor: tuple[float,
 
 
 def run(url: str, rows: int, repeats: int) -> dict[str, dict[str, float]]:
-    engine = sa.create_engine(url)
+    engine = own_database(url) if url.startswith("postgresql") else sa.create_engine(url)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
     try:

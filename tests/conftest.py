@@ -15,14 +15,30 @@ import boto3
 import pytest
 import sqlalchemy as sa
 from botocore.config import Config
+from hypothesis import settings
 
 import fieldcrypt
 from fieldcrypt import registry
 
-PG_URL = os.environ.get("FIELDCRYPT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-MARIADB_URL = os.environ.get("FIELDCRYPT_TEST_MARIADB_URL", "mariadb+pymysql://root@127.0.0.1:3306/test")
+# The servers' URLs; the database named in them is only used to create the suite's own database.
+PG_SERVER_URL = os.environ.get("FIELDCRYPT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MARIADB_SERVER_URL = os.environ.get(
+    "FIELDCRYPT_TEST_MARIADB_URL", "mariadb+pymysql://root@127.0.0.1:3306/test"
+)
+# Tests empty the database they work in, so they work in one of their own, never in `test`.
+# Set FIELDCRYPT_TEST_DB to run two suites side by side on one machine.
+TEST_DB = os.environ.get("FIELDCRYPT_TEST_DB", "fieldcrypt_test")
+if not TEST_DB.replace("_", "").isalnum() or TEST_DB.lower() in {"test", "postgres", "mysql"}:
+    raise RuntimeError(
+        f"FIELDCRYPT_TEST_DB must be a fresh identifier-like name of the suite's own, got {TEST_DB!r}"
+    )
 ACCOUNT = "123456789012"  # moto's default account
 
+# Hypothesis: CI derandomizes (a red run must be reproducible and never depend on luck); local
+# runs explore more, at random.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=200, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 # botocore must never reach a real endpoint or the instance-metadata address from a test.
 os.environ.update(
     {
@@ -46,19 +62,34 @@ def _drop_everything(engine: sa.Engine) -> None:
     meta.drop_all(engine)
 
 
-def _server_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, pool_pre_ping=True)
+_created: set[str] = set()
+
+
+def _server_engine(server_url: str) -> sa.Engine:
+    """An engine on the suite's own database of this server, created first if missing."""
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
+        if server_url not in _created:
+            with admin.connect() as conn:
+                if admin.dialect.name == "postgresql":
+                    exists = conn.execute(
+                        sa.text("select 1 from pg_database where datname = :n"), {"n": TEST_DB}
+                    ).scalar()
+                    if not exists:
+                        conn.execute(sa.text(f'CREATE DATABASE "{TEST_DB}"'))
+                else:
+                    conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS `{TEST_DB}`"))
+            _created.add(server_url)
     except Exception as exc:  # the suite must fail, not skip, when a required server is missing
         pytest.fail(
-            f"required database {engine.url.render_as_string(hide_password=True)} is unreachable: {exc}. "
-            "Start it (see README, 'Running the tests') or point FIELDCRYPT_TEST_PG_URL / "
-            "FIELDCRYPT_TEST_MARIADB_URL at one.",
+            f"required database server {admin.url.render_as_string(hide_password=True)} is unreachable "
+            f"or refused CREATE DATABASE {TEST_DB}: {exc}. Start it (see README, 'Running the tests') "
+            "or point FIELDCRYPT_TEST_PG_URL / FIELDCRYPT_TEST_MARIADB_URL at one.",
             pytrace=False,
         )
-    return engine
+    finally:
+        admin.dispose()
+    return sa.create_engine(sa.make_url(server_url).set(database=TEST_DB), pool_pre_ping=True)
 
 
 @pytest.fixture
@@ -71,8 +102,8 @@ def sqlite_engine(tmp_path: Any) -> Iterator[sa.Engine]:
 
 @pytest.fixture
 def pg_engine() -> Iterator[sa.Engine]:
-    """The real PostgreSQL test database, emptied before and after the test."""
-    engine = _server_engine(PG_URL)
+    """The suite's own PostgreSQL database, emptied before and after the test."""
+    engine = _server_engine(PG_SERVER_URL)
     _drop_everything(engine)
     yield engine
     _drop_everything(engine)
@@ -81,8 +112,8 @@ def pg_engine() -> Iterator[sa.Engine]:
 
 @pytest.fixture
 def mariadb_engine() -> Iterator[sa.Engine]:
-    """The real MariaDB test database, emptied before and after the test."""
-    engine = _server_engine(MARIADB_URL)
+    """The suite's own MariaDB database, emptied before and after the test."""
+    engine = _server_engine(MARIADB_SERVER_URL)
     _drop_everything(engine)
     yield engine
     _drop_everything(engine)

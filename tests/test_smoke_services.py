@@ -16,3 +16,18 @@ def test_moto_kms_answers_over_http(aws_client: Any, moto_endpoint: str) -> None
     assert moto_endpoint.startswith("http://127.0.0.1:")
     arn = aws_client("kms").create_key()["KeyMetadata"]["Arn"]
     assert arn.startswith("arn:aws:kms:us-east-1:")
+
+
+def test_server_databases_are_the_suites_own(pg_engine: sa.Engine, mariadb_engine: sa.Engine) -> None:
+    """Fixtures work in a database of their own (created if missing), never in the shared `test`."""
+    for engine in (pg_engine, mariadb_engine):
+        with engine.connect() as conn:
+            current = conn.execute(
+                sa.text(
+                    "select current_database()"
+                    if engine.dialect.name == "postgresql"
+                    else "select database()"
+                )
+            ).scalar()
+        assert current not in {"test", "postgres", "mysql"}
+        assert current == engine.url.database

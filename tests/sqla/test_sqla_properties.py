@@ -6,10 +6,11 @@ import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqla_models import Base, Everything
 from sqlalchemy import select
@@ -48,6 +49,19 @@ SETTINGS = settings(
     decimal=st.decimals(allow_nan=False, allow_infinity=False),
     moment=st.datetimes(timezones=st.none() | st.timezones()),
 )
+# An ambiguous local time (a DST change): the case that made the old `==` assertion fail at random.
+@example(
+    text="",
+    number=0,
+    decimal=Decimal(0),
+    moment=dt.datetime(2000, 2, 26, 23, tzinfo=ZoneInfo("America/Noronha")),
+)
+@example(
+    text="",
+    number=0,
+    decimal=Decimal(0),
+    moment=dt.datetime(2000, 2, 26, 23, fold=1, tzinfo=ZoneInfo("America/Noronha")),
+)
 def test_values_round_trip_exactly(
     sqlite_db: sa.Engine, text: str, number: int, decimal: Decimal, moment: dt.datetime
 ) -> None:
@@ -58,8 +72,11 @@ def test_values_round_trip_exactly(
     got = _round_trip(sqlite_db, "n", decimal)
     assert (type(got), str(got)) == (Decimal, str(decimal))
     got = _round_trip(sqlite_db, "dtz", moment)
-    assert got == moment
+    # Same wall clock and same offset, hence the same instant. Not `got == moment`: under PEP 495 an
+    # ambiguous or missing local time (a DST change) never compares equal across time zones.
+    assert got.replace(tzinfo=None) == moment.replace(tzinfo=None)
     assert got.utcoffset() == moment.utcoffset()
+    assert (got.tzinfo is None) == (moment.tzinfo is None)
 
 
 def test_processors_resolve_the_keyring_once(
