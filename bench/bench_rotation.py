@@ -139,8 +139,8 @@ def child(rows: int) -> None:
 def rewrap_time(rows: int) -> tuple[float, int]:
     from moto.server import ThreadedMotoServer
 
-    from fieldcrypt.keys import admin
     from fieldcrypt.keys.kms import KmsMasterKey
+    from fieldcrypt.rotation import admin
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log is noise here
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

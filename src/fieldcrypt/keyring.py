@@ -229,6 +229,10 @@ class Keyring:
             self._current = None
             self._blind_records = None
 
+    def forget(self, record: DataKeyRecord) -> None:
+        """Drop this process's cached copy of ``record``'s data key (it was destroyed here)."""
+        self.cache.evict(_slot(record.purpose, record.key_id))
+
     def _create_key(self, purpose: Purpose) -> DataKeyRecord:
         data_key = _aead.new_key()
         key_id = fmt.key_id_for(data_key).hex()

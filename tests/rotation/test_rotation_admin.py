@@ -14,9 +14,9 @@ from botocore.awsrequest import AWSResponse
 from rotation_helpers import create_users, ssn
 
 import fieldcrypt
-from fieldcrypt.keys import admin
 from fieldcrypt.keys.kms import KmsMasterKey
 from fieldcrypt.ratelimit import limited
+from fieldcrypt.rotation import admin
 from fieldcrypt.stores.sql import SqlKeyStore
 
 

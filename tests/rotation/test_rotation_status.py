@@ -9,8 +9,7 @@ import sqlalchemy as sa
 from rotation_helpers import encrypted_rows
 
 import fieldcrypt
-from fieldcrypt.keys import admin
-from fieldcrypt.rotation import ColumnSpec, status, verify
+from fieldcrypt.rotation import ColumnSpec, admin, status, verify
 
 
 def test_status_counts_per_data_key_master_key_plaintext_and_null(

@@ -19,10 +19,10 @@ from fieldcrypt.alembic.ops import (
     _ColumnOp,
 )
 from fieldcrypt.errors import ConfigurationError
-from fieldcrypt.keys import admin
 from fieldcrypt.keys.record import Purpose, Status
+from fieldcrypt.keys.resolve import master_key_from
 from fieldcrypt.registry import get_keyring
-from fieldcrypt.rotation import engine, schema
+from fieldcrypt.rotation import admin, engine, schema
 from fieldcrypt.rotation.spec import ColumnSpec, Storage
 from fieldcrypt.stores.sql import key_store_table
 
@@ -126,7 +126,7 @@ def rotate_blind_index(operations: Operations, op: RotateBlindIndexOp) -> None:
 @Operations.implementation_for(RewrapKeysOp)
 def rewrap_keys(operations: Operations, op: RewrapKeysOp) -> None:
     _online(operations, "rewrap_keys")
-    destination = admin.master_key_from(op.to)
+    destination = master_key_from(op.to)
     with operations.get_context().autocommit_block():
         admin.rewrap(get_keyring(op.keyring), destination, remove_old=op.remove_old)
 

@@ -247,8 +247,8 @@ def reindex(
     `keys rotate --purpose blind_index` and one refresh interval); queries match both until then."""
     from dataclasses import replace
 
-    from fieldcrypt.keys import admin
     from fieldcrypt.keys.record import Purpose, Status
+    from fieldcrypt.rotation import admin
 
     spec = _spec(state, target, codec, storage, row_binding)
     spec = replace(spec, index_column=index_column or spec.index_column or f"{spec.column}_bidx")

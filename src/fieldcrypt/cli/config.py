@@ -29,7 +29,7 @@ from typing import Any
 
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.keys.admin import master_key_from
+from fieldcrypt.keys.resolve import master_key_from
 from fieldcrypt.registry import register
 
 ENV = {

@@ -7,9 +7,10 @@ from typing import Any
 import click
 
 from fieldcrypt.cli.context import State
-from fieldcrypt.keys import admin
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
+from fieldcrypt.keys.resolve import master_key_from
 from fieldcrypt.ratelimit import TokenBucket
+from fieldcrypt.rotation import admin
 
 PURPOSE = click.Choice([p.value for p in Purpose])
 
@@ -70,7 +71,7 @@ def rewrap(
 
     No row of application data is read or written: the cost is one or two KMS calls per data key.
     """
-    destination = admin.master_key_from(to, region=state.settings.region)
+    destination = master_key_from(to, region=state.settings.region)
     bucket = TokenBucket(max_kms_calls_per_second) if max_kms_calls_per_second else None
     report = admin.rewrap(
         state.keyring,

@@ -27,8 +27,8 @@ from fieldcrypt import format as fmt
 from fieldcrypt import ratelimit
 from fieldcrypt.errors import ConfigurationError, DecryptionError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.keys import admin
 from fieldcrypt.keys.record import Purpose
+from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.pynamodb.checkpoint import Checkpoints, SegmentState
 from fieldcrypt.pynamodb.tables import EncryptedColumn, check_segment
 
@@ -136,7 +136,7 @@ class Reencryptor:
     def _target_key_id(self) -> str | None:
         if not self.dry_run:
             return self.keyring.current_key_id()
-        return admin.newest_active(self.keyring.records(Purpose.ENCRYPTION))  # a dry run creates no key
+        return newest_active(self.keyring.records(Purpose.ENCRYPTION))  # a dry run creates no key
 
     def _one(self, item: dict[str, Any], target: str | None, counts: Counter[str]) -> str:
         """Bring one item's value to ``target``; returns the outcome's count name."""

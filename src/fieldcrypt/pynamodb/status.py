@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from fieldcrypt import format as fmt
 from fieldcrypt.errors import DecryptionError, KeyAccessError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.keys import admin
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
+from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.pynamodb.tables import EncryptedColumn
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def table_status(
     """JSON-serialisable counts for ``table.attribute`` (see docs/dynamodb.md, "Status")."""
     column = EncryptedColumn.open(client, table, attribute)
     records = {r.key_id: r for r in keyring.records(Purpose.ENCRYPTION)}
-    current = admin.newest_active(records.values())
+    current = newest_active(records.values())
     counts: Counter[str] = Counter()
     per_key: Counter[str] = Counter()
     bad: list[str] = []

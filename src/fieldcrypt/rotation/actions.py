@@ -10,8 +10,8 @@ from typing import Any
 
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.keys import admin
 from fieldcrypt.keys.record import Purpose
+from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.rotation.spec import ColumnSpec
 
 
@@ -72,7 +72,7 @@ class ReencryptAction(Action):
 
     def prepare(self, *, dry_run: bool) -> None:
         if dry_run:
-            newest = admin.newest_active(self.keyring.records(Purpose.ENCRYPTION))
+            newest = newest_active(self.keyring.records(Purpose.ENCRYPTION))
             self.current = {newest} if newest else set()
         else:
             self.current = {self.keyring.current_key_id()}

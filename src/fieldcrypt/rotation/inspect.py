@@ -14,8 +14,8 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from fieldcrypt.errors import DecryptionError, KeyAccessError
-from fieldcrypt.keys import admin
 from fieldcrypt.keys.record import Purpose, Status
+from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.rotation.engine import _transaction
 from fieldcrypt.rotation.failures import note_failure, report_dict
 from fieldcrypt.rotation.spec import ColumnSpec
@@ -68,7 +68,7 @@ def status(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int
     """Counts per data key and master key, plaintext and NULL values, and undecryptable ones."""
     keyring = spec.resolve_keyring()
     records = {r.key_id: r for r in keyring.records(Purpose.ENCRYPTION)}
-    result = ColumnStatus(spec.table, spec.column, current_key=admin.newest_active(records.values()))
+    result = ColumnStatus(spec.table, spec.column, current_key=newest_active(records.values()))
     for _, blob in _ciphertexts(bind, spec, batch_size, result):
         key_id = keyring.key_id_of(blob)
         result.by_data_key[key_id] += 1

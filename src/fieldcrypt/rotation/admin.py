@@ -11,16 +11,15 @@ Its cost is two KMS calls (or one ReEncrypt) per data key, whatever the size of 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fieldcrypt import audit
 from fieldcrypt import format as fmt
 from fieldcrypt.errors import ConfigurationError, KeyAccessError
-from fieldcrypt.keyring import Keyring, _slot
-from fieldcrypt.keys.master import LocalMasterKey, MasterKey, UnwrapFailed
+from fieldcrypt.keyring import Keyring
+from fieldcrypt.keys.master import MasterKey, UnwrapFailed
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, kms_context
 from fieldcrypt.ratelimit import LimitedMasterKey
 from fieldcrypt.stores.base import KeyStoreConflict
@@ -42,39 +41,9 @@ class RewrapReport:
         return dict(self.__dict__)
 
 
-def master_key_from(spec: str | MasterKey, *, region: str | None = None) -> MasterKey:
-    """A master key from its configuration string: a KMS key ARN, ``file:PATH`` (a local key
-    file) or ``env:VARIABLE`` (a base64 local key in the environment).
-
-    KMS calls go to ``FIELDCRYPT_KMS_ENDPOINT_URL`` when it is set (a VPC endpoint, a test server).
-    """
-    if not isinstance(spec, str):
-        return spec
-    if spec.startswith("file:"):
-        return LocalMasterKey.from_file(spec[len("file:") :])
-    if spec.startswith("env:"):
-        return LocalMasterKey.from_env(spec[len("env:") :])
-    if spec.startswith("arn:"):
-        from fieldcrypt.keys.kms import KmsMasterKey
-
-        return KmsMasterKey(
-            spec, region=region, endpoint_url=os.environ.get("FIELDCRYPT_KMS_ENDPOINT_URL") or None
-        )
-    raise ConfigurationError(
-        f"{spec!r} is not a master key: give a KMS key ARN, file:PATH (local key file) or env:VARIABLE"
-    )
-
-
 def list_keys(keyring: Keyring, purpose: Purpose | None = None) -> list[DataKeyRecord]:
     """Every data key of ``keyring`` (oldest first), with status and the master keys wrapping it."""
     return keyring.records(purpose)
-
-
-def newest_active(records: Iterable[DataKeyRecord]) -> str | None:
-    """The id of the newest active key among ``records`` (oldest first, one purpose): the key new
-    values use, found without creating one, as dry runs and status must (they never write)."""
-    active = [r.key_id for r in records if r.status is Status.ACTIVE]
-    return active[-1] if active else None
 
 
 def rewrap(
@@ -215,7 +184,7 @@ def destroy(keyring: Keyring, key_id: str) -> DataKeyRecord:
     ``max_age``).
     """
     record = _set_status(keyring, key_id, Status.DESTROYED, wipe=True)
-    keyring.cache.evict(_slot(record.purpose, key_id))
+    keyring.forget(record)
     return record
 
 

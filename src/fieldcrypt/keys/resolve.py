@@ -1,0 +1,41 @@
+"""Turn configuration into keys: a master key from its configuration string, and the current data
+key among a keyring's records found without creating one (dry runs and status never write)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.keys.master import LocalMasterKey, MasterKey
+from fieldcrypt.keys.record import DataKeyRecord, Status
+
+
+def master_key_from(spec: str | MasterKey, *, region: str | None = None) -> MasterKey:
+    """A master key from its configuration string: a KMS key ARN, ``file:PATH`` (a local key
+    file) or ``env:VARIABLE`` (a base64 local key in the environment).
+
+    KMS calls go to ``FIELDCRYPT_KMS_ENDPOINT_URL`` when it is set (a VPC endpoint, a test server).
+    """
+    if not isinstance(spec, str):
+        return spec
+    if spec.startswith("file:"):
+        return LocalMasterKey.from_file(spec[len("file:") :])
+    if spec.startswith("env:"):
+        return LocalMasterKey.from_env(spec[len("env:") :])
+    if spec.startswith("arn:"):
+        from fieldcrypt.keys.kms import KmsMasterKey
+
+        return KmsMasterKey(
+            spec, region=region, endpoint_url=os.environ.get("FIELDCRYPT_KMS_ENDPOINT_URL") or None
+        )
+    raise ConfigurationError(
+        f"{spec!r} is not a master key: give a KMS key ARN, file:PATH (local key file) or env:VARIABLE"
+    )
+
+
+def newest_active(records: Iterable[DataKeyRecord]) -> str | None:
+    """The id of the newest active key among ``records`` (oldest first, one purpose): the key new
+    values use, found without creating one, as dry runs and status must (they never write)."""
+    active = [r.key_id for r in records if r.status is Status.ACTIVE]
+    return active[-1] if active else None
