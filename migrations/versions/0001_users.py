@@ -26,5 +26,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_key_store()
+    op.drop_key_store(destroy_all_keys=True)  # the example's downgrade erases its keys
     op.drop_table("users")

@@ -4,11 +4,14 @@ Operations (``op.<name>`` in revisions): ``create_key_store``, ``drop_key_store`
 ``encrypt_column``, ``decrypt_column``, ``reencrypt_column``, ``rewrap_keys``,
 ``rotate_blind_index``. Autogenerate hooks: :func:`render_item` (renders ``Encrypted`` types
 with their imports) and :data:`process_revision_directives` (turns a plaintext -> encrypted type
-change into ``op.encrypt_column``). See docs/rotation.md.
+change into ``op.encrypt_column``). Importing this module also keeps every key-store table out of
+autogenerate (:mod:`fieldcrypt.alembic.exclude`): a proposed drop would delete every data key.
+See docs/rotation.md.
 """
 
 from __future__ import annotations
 
+from fieldcrypt.alembic import exclude as _exclude  # keeps the key store out of autogenerate
 from fieldcrypt.alembic import implementations as _implementations  # registers the implementations
 from fieldcrypt.alembic.ops import (
     CreateKeyStoreOp,
@@ -26,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover - the SQLAlchemy integration's half is absent
     render_item = None  # type: ignore[assignment]
 
-del _implementations
+del _exclude, _implementations
 
 __all__ = [
     "CreateKeyStoreOp",

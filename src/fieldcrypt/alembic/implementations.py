@@ -142,4 +142,10 @@ def create_key_store(operations: Operations, op: CreateKeyStoreOp) -> None:
 
 @Operations.implementation_for(DropKeyStoreOp)
 def drop_key_store(operations: Operations, op: DropKeyStoreOp) -> None:
+    if op.destroy_all_keys is not True:
+        raise ConfigurationError(
+            f"op.drop_key_store({op.table_name!r}) deletes every data key, and every encrypted value "
+            "with them, in this database and in any backup restored after it is applied; if that is "
+            "what you want, write op.drop_key_store(..., destroy_all_keys=True)"
+        )
     operations.drop_table(op.table_name, schema=op.schema)

@@ -192,17 +192,33 @@ class CreateKeyStoreOp(MigrateOperation):
 
 @Operations.register_operation("drop_key_store")
 class DropKeyStoreOp(MigrateOperation):
-    """Drop the key-store table: every data key in it, and so every value under them, is lost."""
+    """Drop the key-store table: every data key in it, and so every value under them, is lost.
 
-    def __init__(self, table_name: str = "fieldcrypt_keys", *, schema: str | None = None) -> None:
+    Refused unless called with ``destroy_all_keys=True``: an irreversible choice is spelled out
+    in the revision, never implied by a generated downgrade.
+    """
+
+    def __init__(
+        self,
+        table_name: str = "fieldcrypt_keys",
+        *,
+        schema: str | None = None,
+        destroy_all_keys: bool = False,
+    ) -> None:
         self.table_name = table_name
         self.schema = schema
+        self.destroy_all_keys = destroy_all_keys
 
     @classmethod
     def drop_key_store(
-        cls, operations: Operations, table_name: str = "fieldcrypt_keys", *, schema: str | None = None
+        cls,
+        operations: Operations,
+        table_name: str = "fieldcrypt_keys",
+        *,
+        schema: str | None = None,
+        destroy_all_keys: bool = False,
     ) -> Any:
-        return operations.invoke(cls(table_name, schema=schema))
+        return operations.invoke(cls(table_name, schema=schema, destroy_all_keys=destroy_all_keys))
 
     def reverse(self) -> CreateKeyStoreOp:
         return CreateKeyStoreOp(self.table_name, schema=self.schema)

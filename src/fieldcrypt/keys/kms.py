@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from fieldcrypt.errors import ConfigurationError, KeyAccessError
 from fieldcrypt.keys.master import UnwrapFailed
@@ -29,7 +35,13 @@ if TYPE_CHECKING:
 _ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/(?P<key>[A-Za-z0-9-]+)$"
 )
-DEFAULT_MAX_ATTEMPTS = 8
+# A KMS data-key call answers in tens of milliseconds. Without explicit bounds botocore waits 60 s
+# to connect and 60 s per read, times every attempt: an endpoint that accepts and never answers
+# would hold a request for minutes. With these defaults a call gives up after at most
+# max_attempts * (connect + read) seconds plus standard-mode backoff (under 1 + 2 s): about 18 s.
+DEFAULT_CONNECT_TIMEOUT = 2.0
+DEFAULT_READ_TIMEOUT = 3.0
+DEFAULT_MAX_ATTEMPTS = 3
 _METHODS = {"Encrypt": "encrypt", "Decrypt": "decrypt", "ReEncrypt": "re_encrypt"}
 
 
@@ -61,23 +73,36 @@ class KeyArn:
         return f"arn:{self.partition}:kms:{self.region}:{self.account}:key/{self.key}"
 
 
-_clients: dict[tuple[str, str | None, int], KMSClient] = {}
+_clients: dict[tuple[str, str | None, int, float, float], KMSClient] = {}
 _clients_lock = threading.Lock()
 
 
 def kms_client(
-    region: str, *, endpoint_url: str | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    region: str,
+    *,
+    endpoint_url: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> KMSClient:
-    """One shared KMS client per region (clients are thread-safe; sessions are not).
+    """One shared KMS client per region and bounds (clients are thread-safe; sessions are not).
 
-    Retries use botocore's ``standard`` mode (exponential backoff with jitter; throttling and
-    transient errors retried), not the ``legacy`` default.
+    Retries use botocore's ``standard`` mode (exponential backoff with jitter; throttling,
+    transient errors and timeouts retried), not the ``legacy`` default; connect and read
+    timeouts are explicit, so the total time of one call is bounded (see the defaults above).
     """
-    cache_key = (region, endpoint_url, max_attempts)
+    if max_attempts < 1 or connect_timeout <= 0 or read_timeout <= 0:
+        raise ConfigurationError("KMS max_attempts must be >= 1 and timeouts positive")
+    cache_key = (region, endpoint_url, max_attempts, connect_timeout, read_timeout)
     with _clients_lock:
         client = _clients.get(cache_key)
         if client is None:
-            config = Config(region_name=region, retries={"mode": "standard", "max_attempts": max_attempts})
+            config = Config(
+                region_name=region,
+                retries={"mode": "standard", "total_max_attempts": max_attempts},
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+            )
             client = boto3.session.Session().client("kms", config=config, endpoint_url=endpoint_url)
             _clients[cache_key] = client
         return client
@@ -91,6 +116,10 @@ class KmsMasterKey:
         region: the region this process calls KMS in (default: the ARN's region).
         client: a KMS client for that region (default: a shared client with standard retries).
         endpoint_url: a KMS endpoint to use instead of AWS's (tests, VPC endpoints).
+        connect_timeout / read_timeout / max_attempts: bounds of each KMS call made through the
+            default client (seconds; attempts include the first). A hung KMS endpoint fails a
+            call with :class:`~fieldcrypt.errors.KeyAccessError` after about
+            ``max_attempts * (connect_timeout + read_timeout)`` seconds plus a little backoff.
     """
 
     def __init__(
@@ -100,6 +129,9 @@ class KmsMasterKey:
         region: str | None = None,
         client: KMSClient | None = None,
         endpoint_url: str | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self.configured_arn = KeyArn.parse(key_arn)
         region = region or self.configured_arn.region
@@ -111,7 +143,17 @@ class KmsMasterKey:
             )
         self.region = region
         self.arn = str(self.configured_arn.in_region(region))
-        self._client = client if client is not None else kms_client(region, endpoint_url=endpoint_url)
+        self._client = (
+            client
+            if client is not None
+            else kms_client(
+                region,
+                endpoint_url=endpoint_url,
+                max_attempts=max_attempts,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+            )
+        )
         client_region = self._client.meta.region_name
         if client_region != region:
             raise ConfigurationError(
@@ -174,6 +216,13 @@ class KmsMasterKey:
                 raise UnwrapFailed from exc  # wrong context or blob: a swapped or forged row
             raise KeyAccessError(
                 _explain(code, self.arn, operation), master_key_id=self.arn, code=code
+            ) from exc
+        except (ReadTimeoutError, ConnectTimeoutError) as exc:
+            raise KeyAccessError(
+                f"KMS in {self.region} did not answer {operation} in time, after retries; check the "
+                "KMS endpoint's health and network path, or raise KmsMasterKey(read_timeout=...)",
+                master_key_id=self.arn,
+                code=type(exc).__name__,
             ) from exc
         except EndpointConnectionError as exc:
             raise KeyAccessError(
