@@ -86,3 +86,51 @@ def test_local_master_key_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         fieldcrypt.LocalMasterKey.from_env()
     with pytest.raises(fieldcrypt.ConfigurationError, match="all-zero"):
         fieldcrypt.LocalMasterKey(bytes(32))
+
+
+_HOOKS_STATE = (
+    "from sqlalchemy import Column, Engine, event\n"
+    "from sqlalchemy.orm import Mapper\n"
+    "def hooks():\n"
+    "    from fieldcrypt.sqlalchemy import attach as a\n"
+    "    pairs = [(Column, 'after_parent_attach', a._on_column_attach), (Engine, 'before_execute', a._before_execute),\n"
+    "             (Engine, 'begin', a._on_begin), (Mapper, 'mapper_configured', a._on_mapper_configured)]\n"
+    "    return [event.contains(t, n, f) for t, n, f in pairs]\n"
+)
+
+
+def test_rotation_import_leaves_sqlalchemy_untouched() -> None:
+    """`import fieldcrypt.rotation` loads no SQLAlchemy integration; hooks wait for the first Encrypted."""
+    code = _HOOKS_STATE + (
+        "import sys, fieldcrypt.rotation, fieldcrypt.rotation.admin\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fieldcrypt.sqlalchemy')))\n"
+        "import fieldcrypt.sqlalchemy\n"
+        "print(hooks())\n"
+        "from sqlalchemy import String\n"
+        "fieldcrypt.sqlalchemy.Encrypted(String(11), keyring='pii')\n"
+        "print(hooks())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:3] == ["[]", "[False, False, False, False]", "[True, True, True, True]"]
+
+
+def test_hooks_installed_late_serve_engines_made_before() -> None:
+    """An Engine created before the first Encrypted type still keeps blind indexes and stores ciphertext."""
+    code = (
+        "import sqlalchemy as sa, fieldcrypt\n"
+        "engine = sa.create_engine('sqlite://')\n"
+        "from fieldcrypt.sqlalchemy import Encrypted\n"
+        "fieldcrypt.register(fieldcrypt.Keyring('pii', fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore()))\n"
+        "md = sa.MetaData()\n"
+        "t = sa.Table('people', md, sa.Column('id', sa.Integer, primary_key=True),\n"
+        "             sa.Column('ssn', Encrypted(sa.String(11), keyring='pii', searchable=True)))\n"
+        "md.create_all(engine)\n"
+        "with engine.begin() as c:\n"
+        "    c.execute(t.insert(), [{'id': 1, 'ssn': '123-45-6789'}, {'id': 2, 'ssn': '987-65-4321'}])\n"
+        "    c.execute(t.update().where(t.c.id == 2).values(ssn='123-45-6789'))\n"
+        "    print(sorted(c.scalars(sa.select(t.c.id).where(t.c.ssn == '123-45-6789'))))\n"
+        "    raw = c.exec_driver_sql('SELECT ssn, ssn_bidx FROM people').all()\n"
+        "print(all(isinstance(s, bytes) and b'123' not in s and len(i) == 16 for s, i in raw))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["[1,", "2]", "True"]

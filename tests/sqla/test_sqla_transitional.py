@@ -19,7 +19,7 @@ from fieldcrypt import adoption, rotation
 from fieldcrypt.rotation import schema, transitional
 from fieldcrypt.rotation.spec import ColumnSpec, Storage
 from fieldcrypt.sqlalchemy import Encrypted
-from fieldcrypt.sqlalchemy.storage import index_column_type
+from fieldcrypt.storage.sql import index_column_type
 
 TABLE = "adopt_users"
 COLUMNS = {"ssn": Storage.BINARY, "age": Storage.BINARY, "note": Storage.TEXT}

@@ -16,9 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from fieldcrypt import storage as _storage
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.rotation.spec import Storage
-from fieldcrypt.sqlalchemy import storage as _storage
 
 
 def column_info(conn: sa.Connection, table: str, column: str) -> dict[str, Any]:

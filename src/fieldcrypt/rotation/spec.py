@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fieldcrypt import adoption, codecs
+from fieldcrypt import storage as _storage
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
-from fieldcrypt.sqlalchemy import storage as _storage
 
 CODECS: dict[str, codecs.Codec[Any]] = {
     c.name: c
@@ -135,7 +135,7 @@ class ColumnSpec:
     # -- stored values ----------------------------------------------------------------------
 
     def to_stored(self, blob: bytes) -> bytes | str:
-        return _storage.to_stored(blob, self.the_storage)  # the SQLAlchemy integration's rule
+        return _storage.to_stored(blob, self.the_storage)  # the rule Encrypted follows too
 
     def as_blob(self, stored: object) -> bytes | None:
         """The v1 bytes a stored value holds, or None when it is plaintext (fieldcrypt.adoption)."""

@@ -1,17 +1,16 @@
 """SQLAlchemy integration: encrypted column types, blind-index search, row binding, async.
 
-Importing this module installs fieldcrypt's listeners (see :mod:`fieldcrypt.sqlalchemy.attach`).
-Storage rules shared with the rotation engine are in docs/sqlalchemy.md.
+Importing this module installs nothing: fieldcrypt's listeners (:mod:`fieldcrypt.sqlalchemy.attach`)
+are registered when the first ``Encrypted`` type is made, so a process that never declares an
+encrypted column runs SQLAlchemy untouched. Storage rules shared with the rotation engine are in
+:mod:`fieldcrypt.storage` and docs/sqlalchemy.md.
 """
 
 from __future__ import annotations
 
-from fieldcrypt.sqlalchemy import attach as _attach
 from fieldcrypt.sqlalchemy.asyncio import warm_up, warm_up_sync
 from fieldcrypt.sqlalchemy.spec import ColumnSpec, column_spec, encrypted_columns
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
-
-_attach.install()
 
 __all__ = [
     "ColumnSpec",

@@ -9,7 +9,9 @@
   application transaction takes the single write lock.
 * ``Mapper.mapper_configured``: mappers with row-bound columns get their flush and load hooks.
 
-Installed once, when :mod:`fieldcrypt.sqlalchemy` is imported.
+Installed once, by the first ``Encrypted(...)`` made in the process (every listener above acts
+only on encrypted columns, so none is needed before one exists); importing fieldcrypt installs
+nothing.
 """
 
 from __future__ import annotations
@@ -79,8 +81,15 @@ def _on_mapper_configured(mapper: Mapper[Any], _class: type[Any]) -> None:
     row_binding.install_mapper_hooks(mapper)
 
 
+_installed = False
+
+
 def install() -> None:
-    """Register the listeners (idempotent)."""
+    """Register the listeners (idempotent; cheap after the first call)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
     if not event.contains(Column, "after_parent_attach", _on_column_attach):
         event.listen(Column, "after_parent_attach", _on_column_attach)
     if not event.contains(Engine, "before_execute", _before_execute):

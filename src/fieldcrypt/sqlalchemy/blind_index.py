@@ -25,8 +25,8 @@ from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
 from fieldcrypt.registry import get_keyring, registered
-from fieldcrypt.sqlalchemy import storage
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
+from fieldcrypt.storage import sql as storage
 from fieldcrypt.stores.sql import SqlKeyStore
 
 log = logging.getLogger("fieldcrypt")

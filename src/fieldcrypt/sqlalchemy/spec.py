@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table
 
+from fieldcrypt import storage as _storage
 from fieldcrypt.codecs import Codec
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
 from fieldcrypt.sqlalchemy import blind_index, row_binding
-from fieldcrypt.sqlalchemy import storage as _storage
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed, Storage
 
 

@@ -21,9 +21,9 @@ from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSuppo
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
 from fieldcrypt.registry import get_keyring
-from fieldcrypt.sqlalchemy import storage as _storage
 from fieldcrypt.sqlalchemy.comparator import EncryptedComparator
-from fieldcrypt.sqlalchemy.storage import Storage
+from fieldcrypt.storage import Storage
+from fieldcrypt.storage import sql as _storage
 
 T = TypeVar("T")
 
@@ -92,6 +92,11 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         transitional: bool = False,
     ) -> None:
         super().__init__()
+        # The listeners that bind columns and keep blind indexes go in with the first encrypted
+        # type, not at import (attach imports this module, hence the import here).
+        from fieldcrypt.sqlalchemy import attach
+
+        attach.install()
         inner = sat.to_instance(type_)
         if isinstance(inner, Encrypted):
             raise ConfigurationError("Encrypted(Encrypted(...)) would encrypt twice; use one")

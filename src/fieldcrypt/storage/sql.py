@@ -1,24 +1,22 @@
-"""What an encrypted column stores: the codec for its declared type and its column type per dialect.
+"""What an encrypted SQL column stores: the codec for its declared type and its column type per
+dialect. Needs SQLAlchemy's types, so only the SQLAlchemy integration and the SQL rotation engine
+import it (``fieldcrypt.storage`` itself does not).
 
-These rules are shared with the rotation engine (it re-encrypts at the raw-SQL level) and are
-written out in docs/sqlalchemy.md; change them only together with that document.
+These rules are written out in docs/sqlalchemy.md; change them only together with that document.
 """
 
 from __future__ import annotations
 
 import enum
-import math
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import types as sat
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 
 from fieldcrypt import codecs
-from fieldcrypt import format as fmt
 from fieldcrypt.errors import ConfigurationError
-
-Storage = Literal["binary", "text"]
+from fieldcrypt.storage import Storage, stored_size
 
 # Above this many bytes a MySQL/MariaDB column is LONGBLOB / LONGTEXT rather than VARBINARY /
 # VARCHAR: a row's inline columns share a 65,535-byte limit, and a few wide columns would hit it.
@@ -94,17 +92,6 @@ def max_plaintext_bytes(type_: sat.TypeEngine[Any]) -> int | None:
     return None
 
 
-def stored_size(plaintext_bytes: int | None, storage: str) -> int | None:
-    """Largest stored value for a plaintext of up to ``plaintext_bytes``: bytes for ``"binary"``
-    storage (plaintext plus the v1 overhead), characters for ``"text"`` (standard base64 of those).
-
-    ``storage`` is a :data:`Storage` name or the rotation engine's enum of the same values."""
-    if plaintext_bytes is None:
-        return None
-    binary = plaintext_bytes + fmt.OVERHEAD
-    return binary if storage == "binary" else 4 * math.ceil(binary / 3)
-
-
 def stored_bytes(type_: sat.TypeEngine[Any]) -> int | None:
     """Largest stored value in bytes for binary storage."""
     return stored_size(max_plaintext_bytes(type_), "binary")
@@ -113,20 +100,6 @@ def stored_bytes(type_: sat.TypeEngine[Any]) -> int | None:
 def stored_chars(type_: sat.TypeEngine[Any]) -> int | None:
     """Largest stored value in characters for text storage."""
     return stored_size(max_plaintext_bytes(type_), "text")
-
-
-def to_stored(blob: bytes, storage: str) -> bytes | str:
-    """What a column of ``storage`` (``"binary"`` or ``"text"``) holds for the v1 ciphertext ``blob``."""
-    return fmt.to_text(blob) if storage == "text" else blob
-
-
-def from_stored(stored: bytes | bytearray | memoryview | str) -> bytes:
-    """The v1 bytes of a stored ciphertext: base64 text (text storage) or the bytes themselves.
-
-    Raises:
-        fieldcrypt.format.MalformedCiphertext: text that is not standard base64.
-    """
-    return fmt.from_text(stored) if isinstance(stored, str) else bytes(stored)
 
 
 def column_type(type_: sat.TypeEngine[Any], storage: Storage, dialect: Dialect) -> sat.TypeEngine[Any]:
