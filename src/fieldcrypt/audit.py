@@ -23,3 +23,11 @@ def report(event: str, record: DataKeyRecord, master_key_id: str | None = None, 
     }
     text = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
     logger.info(text, extra={"fieldcrypt": fields})
+
+
+def warn(event: str, **fields: str | None) -> None:
+    """Log a security event (e.g. ``blind_index.mismatch``) at WARNING: names and row keys only."""
+    if not logger.isEnabledFor(logging.WARNING):
+        return
+    shown = {"event": event, **{k: v for k, v in fields.items() if v is not None}}
+    logger.warning(" ".join(f"{k}={v}" for k, v in shown.items()), extra={"fieldcrypt": shown})

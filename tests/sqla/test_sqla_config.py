@@ -10,7 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import fieldcrypt
 from fieldcrypt import ConfigurationError, Purpose
-from fieldcrypt.sqlalchemy import Encrypted, column_spec
+from fieldcrypt.sqlalchemy import Encrypted, column_spec, execute_verified
 from fieldcrypt.testing import CountingMasterKey
 
 
@@ -65,7 +65,8 @@ def test_table_copies_keep_their_own_place_and_index(
         conn.execute(sa.insert(copy), [{"id": 1, "name": "a", "ssn": "123-45-6789"}])
         stored = conn.execute(sa.text("SELECT ssn_bidx FROM users_archive")).scalar_one()
         assert bytes(stored) == keyring.blind_index(b"123456789", fieldcrypt.Place("users_archive", "ssn"))
-        assert conn.execute(select(copy.c.id).where(copy.c.ssn == "123-45-6789")).scalar_one() == 1
+        found = execute_verified(conn, select(copy.c.id).where(copy.c.ssn == "123-45-6789"))
+        assert found.scalar_one() == 1
 
 
 def test_rotated_keys_keep_old_rows_readable_and_searchable(

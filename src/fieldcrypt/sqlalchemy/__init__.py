@@ -11,6 +11,7 @@ from __future__ import annotations
 from fieldcrypt.sqlalchemy.asyncio import warm_up, warm_up_sync
 from fieldcrypt.sqlalchemy.spec import ColumnSpec, column_spec, encrypted_columns
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
+from fieldcrypt.sqlalchemy.verify import execute_verified
 
 __all__ = [
     "ColumnSpec",
@@ -18,6 +19,7 @@ __all__ = [
     "Sealed",
     "column_spec",
     "encrypted_columns",
+    "execute_verified",
     "warm_up",
     "warm_up_sync",
 ]

@@ -8,6 +8,9 @@
 * ``Engine.begin`` (SQLite only): searchable keyrings get their first blind-index key before an
   application transaction takes the single write lock.
 * ``Mapper.mapper_configured``: mappers with row-bound columns get their flush and load hooks.
+* ``Session.do_orm_execute``: blind-index searches return only rows that decrypt to the searched
+  value (:mod:`fieldcrypt.sqlalchemy.verify`); ``Engine.before_execute`` refuses the searches
+  nothing would verify.
 
 Installed once, by the first ``Encrypted(...)`` made in the process (every listener above acts
 only on encrypted columns, so none is needed before one exists); importing fieldcrypt installs
@@ -21,12 +24,12 @@ from typing import Any
 
 from sqlalchemy import Column, Engine, Table, event
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Mapper
+from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.sql import Select
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Delete, Insert, Update
 
 from fieldcrypt.errors import QueryNotSupportedError
-from fieldcrypt.sqlalchemy import blind_index, row_binding
+from fieldcrypt.sqlalchemy import blind_index, row_binding, verify
 from fieldcrypt.sqlalchemy.types import Encrypted
 
 
@@ -47,13 +50,19 @@ def _before_execute(
     execution_options: Any,
 ) -> tuple[Any, Sequence[Mapping[str, Any]], Mapping[str, Any]]:
     if isinstance(clauseelement, Insert):
+        if clauseelement.select is not None:
+            verify.refuse_unverified(clauseelement, execution_options)
         multiparams, params = row_binding.seal_insert_params(clauseelement, multiparams, params)
     elif isinstance(clauseelement, Update):
+        verify.refuse_unverified(clauseelement, execution_options)
         clauseelement, multiparams, params = blind_index.maintain_on_update(
             conn, clauseelement, multiparams, params
         )
     elif isinstance(clauseelement, Select):
         _refuse_ordering(clauseelement)
+        verify.refuse_unverified(clauseelement, execution_options)
+    elif isinstance(clauseelement, Delete):
+        verify.refuse_unverified(clauseelement, execution_options)
     return clauseelement, multiparams, params
 
 
@@ -98,3 +107,5 @@ def install() -> None:
         event.listen(Engine, "begin", _on_begin)
     if not event.contains(Mapper, "mapper_configured", _on_mapper_configured):
         event.listen(Mapper, "mapper_configured", _on_mapper_configured)
+    if not event.contains(Session, "do_orm_execute", verify.on_orm_execute):
+        event.listen(Session, "do_orm_execute", verify.on_orm_execute)

@@ -4,6 +4,11 @@ With a fresh random nonce per value, ``ssn == v`` compared against ciphertext wo
 match nothing (sqlalchemy#5807), and so would LIKE, ranges and ORDER BY. Equality and ``IN`` are
 rewritten to the blind-index column; every other operator raises ``QueryNotSupportedError``
 naming the column, so a query that cannot work never quietly returns an empty result.
+
+A token match is not proof: anyone who can write the table can copy a victim's token into another
+row, and truncated HMACs can collide. The tokens therefore travel in a :class:`SearchTokens`
+parameter that also carries what a match must decrypt to; :mod:`fieldcrypt.sqlalchemy.verify`
+finds it in the executed statement and drops the rows that do not decrypt to the searched value.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import false
 from sqlalchemy.sql import ColumnElement, operators
-from sqlalchemy.sql.elements import ClauseElement, ColumnClause
+from sqlalchemy.sql.elements import BindParameter, ClauseElement, ColumnClause
 from sqlalchemy.types import TypeDecorator
 
 from fieldcrypt.errors import QueryNotSupportedError
@@ -26,6 +31,23 @@ if TYPE_CHECKING:
 _EQUALITY = {operators.eq, operators.ne, operators.in_op, operators.not_in_op}
 # Operators that never look at the stored bytes (NULL tests), safe on ciphertext.
 _HARMLESS = {operators.is_, operators.is_not}
+
+
+class SearchTokens(BindParameter[Any]):
+    """The blind-index tokens of one search, and what every row it matches must decrypt to.
+
+    ``source`` is the encrypted column searched (as the statement names it, alias included);
+    ``searched`` the index plaintexts (codec bytes of the normalised values) of the search (the
+    operator around it, IN or NOT IN, says which way the rows must match). Compiled and cached exactly like the bound
+    parameter it is (``inherit_cache``); the extra attributes are never rendered nor logged.
+    """
+
+    inherit_cache = True
+
+    def __init__(self, tokens: list[bytes], index_type: Any, source: Any, searched: frozenset[bytes]) -> None:
+        super().__init__(None, tokens, type_=index_type, unique=True, expanding=True)
+        self.source = source
+        self.searched = searched
 
 
 class EncryptedComparator(TypeDecorator.Comparator[Any]):
@@ -71,9 +93,12 @@ class EncryptedComparator(TypeDecorator.Comparator[Any]):
             )
         tokens = [t for v in values for t in self._tokens(type_, table, column, v)]
         index: ColumnElement[Any] = self.expr.table.c[index_name]
-        if op in (operators.eq, operators.in_op):
-            return index.in_(tokens) if tokens else false()
-        return index.not_in(tokens) if tokens else index.is_not(None)
+        searched = frozenset(type_.index_plaintext(v) for v in values if v is not None)
+        negated = op in (operators.ne, operators.not_in_op)
+        if not tokens:
+            return index.is_not(None) if negated else false()
+        param = SearchTokens(tokens, index.type, self.expr, searched)
+        return index.not_in(param) if negated else index.in_(param)
 
     @staticmethod
     def _tokens(type_: Encrypted[Any], table: str, column: str, value: Any) -> list[bytes]:

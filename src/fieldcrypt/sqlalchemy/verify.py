@@ -1,0 +1,232 @@
+"""Verified blind-index matches: a row returned for ``col == v`` decrypts to ``v`` (normalised).
+
+A blind-index search matches tokens, and a token proves nothing: anyone who can write the table
+can copy the victim's token into their own row (or swap tokens under ``unique=True``), and
+truncated HMACs can collide. So every statement that searches through a blind index is widened
+with the searched column (and the primary key, to open row-bound values and name the row), run,
+and filtered: a row whose value does not decrypt to a searched value (or, for ``!=`` / ``not_in``,
+does) is dropped and reported on the ``fieldcrypt.audit`` logger as ``blind_index.mismatch``.
+Dropping rather than raising keeps a tampered row from denying the victim's own search.
+
+* ORM: transparent, in ``Session``'s ``do_orm_execute`` event (:func:`on_orm_execute`).
+* Core: ``Connection.execute`` offers no hook that can drop rows, so a search executed there is
+  refused (:func:`refuse_unverified`); run it with :func:`execute_verified` instead.
+
+Only searches that are top-level ``AND`` terms of a SELECT's WHERE clause can be verified row by
+row; a search under ``OR`` / ``NOT``, in a subquery, a join condition, an UPDATE / DELETE, or in a
+grouped, aggregated or DISTINCT select is refused with :class:`QueryNotSupportedError`. The result
+is buffered (it is filtered before the caller sees it); ``LIMIT`` / ``OFFSET`` apply after
+filtering, so a planted row cannot push the real match out of ``.limit(1)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Connection, Result
+from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ClauseElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from fieldcrypt import audit
+from fieldcrypt.errors import QueryNotSupportedError
+from fieldcrypt.place import RowKey
+from fieldcrypt.sqlalchemy import row_binding
+from fieldcrypt.sqlalchemy.comparator import SearchTokens
+from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
+
+# Execution option set on statements whose searches are being verified (or that have none).
+VERIFIED = "fieldcrypt_verified"
+
+
+@dataclass(frozen=True)
+class _Check:
+    search: SearchTokens
+    negated: bool  # NOT IN (``!=``, ``not_in``, ``~(col == v)``): a match must differ
+    value_at: int  # position of the searched column among the added columns
+    key_at: tuple[int, ...]  # positions of the primary-key columns among them
+
+
+@dataclass(frozen=True)
+class _Plan:
+    checks: tuple[_Check, ...]
+    extra: int  # columns added at the end of each row
+    limit: int | None
+    offset: int | None
+
+
+def searches_in(statement: ClauseElement) -> list[SearchTokens]:
+    """Every blind-index search anywhere in ``statement`` (subqueries and joins included)."""
+    return [e for e in visitors.iterate(statement) if isinstance(e, SearchTokens)]
+
+
+def plan(statement: Any) -> tuple[Select[Any], _Plan] | None:
+    """The widened statement and its filter, or None when ``statement`` searches nothing.
+
+    Raises:
+        QueryNotSupportedError: a search this module cannot verify row by row.
+    """
+    found = searches_in(statement)
+    if not found:
+        return None
+    name = _described(found[0])
+    if not isinstance(statement, Select):
+        raise QueryNotSupportedError(
+            f"{name}: a blind-index search in a {type(statement).__name__} cannot be verified (a "
+            "planted token would make it touch another row); select the rows first, then change "
+            "them by primary key"
+        )
+    top = {
+        term.right: term.operator is operators.not_in_op
+        for term in _conjuncts(statement.whereclause)
+        if isinstance(term, BinaryExpression)
+        and isinstance(term.right, SearchTokens)
+        and term.operator in (operators.in_op, operators.not_in_op)
+    }
+    if any(s not in top for s in found):
+        raise QueryNotSupportedError(
+            f"{name}: a blind-index search can be verified only as a top-level AND term of a "
+            "SELECT's WHERE clause (not under OR / NOT, in a subquery or a join condition)"
+        )
+    if _aggregates(statement):
+        raise QueryNotSupportedError(
+            f"{name}: a blind-index search cannot be verified in a grouped, aggregated or DISTINCT "
+            "select (count(), GROUP BY, ...); select the matching rows and aggregate in Python"
+        )
+    extra: list[Any] = []
+    checks: list[_Check] = []
+    for search, negated in top.items():
+        keys = list(search.source.table.primary_key)
+        at = len(extra)
+        checks.append(_Check(search, negated, at, tuple(range(at + 1, at + 1 + len(keys)))))
+        extra += [search.source, *keys]
+    limit, offset = _limit_and_offset(statement)
+    widened = statement.limit(None).offset(None).add_columns(*extra)
+    return widened, _Plan(tuple(checks), len(extra), limit, offset)
+
+
+def filtered(result: Result[Any], plan: _Plan) -> Result[Any]:
+    """``result`` without the rows that fail a check, and without the added columns."""
+    width = len(result.keys()) - plan.extra
+    frozen = result.freeze()
+    kept = [row for row in frozen.data if all(_matches(check, row[width:]) for check in plan.checks)]
+    start = plan.offset or 0
+    kept = kept[start : None if plan.limit is None else start + plan.limit]
+    return frozen.with_new_rows(kept)().columns(*range(width))
+
+
+def execute_verified(
+    conn: Connection,
+    statement: Any,
+    parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    *,
+    execution_options: Mapping[str, Any] | None = None,
+) -> Result[Any]:
+    """``conn.execute(statement)`` with its blind-index matches verified (Core).
+
+    Use it for Core SELECTs that search an encrypted column (``conn.execute`` refuses them);
+    ORM sessions verify on their own. Returns a buffered :class:`Result`.
+
+    Raises:
+        QueryNotSupportedError: a search that cannot be verified row by row.
+        DecryptionError: a searched value that does not decrypt at all (tampered ciphertext).
+    """
+    options = {**(execution_options or {}), VERIFIED: True}
+    planned = plan(statement)
+    if planned is None:
+        return conn.execute(statement, parameters, execution_options=options)
+    widened, how = planned
+    return filtered(conn.execute(widened, parameters, execution_options=options), how)
+
+
+def on_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
+    """``Session.do_orm_execute``: run searches widened, and hand back only verified rows."""
+    if state.execution_options.get(VERIFIED):
+        return None
+    planned = plan(state.statement)
+    if planned is None:
+        state.update_execution_options(**{VERIFIED: True})
+        return None
+    widened, how = planned
+    result = filtered(state.invoke_statement(statement=widened, execution_options={VERIFIED: True}), how)
+    if _legacy_single_entity(state):
+        # Legacy Query reads this flag to return instances instead of one-element rows; the
+        # widened statement had several columns, so the ORM set it to False. The flag lives in
+        # Result._attributes (no public setter), where the ORM's own loader puts it.
+        result._attributes = result._attributes.union({"is_single_entity": True})
+    return result
+
+
+def _legacy_single_entity(state: ORMExecuteState) -> bool:
+    described = getattr(state.statement, "column_descriptions", [])
+    if state.load_options._only_return_tuples or len(described) != 1:
+        return False
+    expr = described[0].get("expr")
+    return expr is not None and expr is described[0].get("entity")
+
+
+def refuse_unverified(statement: Any, execution_options: Mapping[str, Any]) -> None:
+    """``Engine.before_execute``: a blind-index search that nothing will verify is refused."""
+    if execution_options.get(VERIFIED):
+        return
+    found = searches_in(statement)
+    if found:
+        raise QueryNotSupportedError(
+            f"{_described(found[0])}: Connection.execute cannot verify blind-index matches (a "
+            "planted token would return another row); use "
+            "fieldcrypt.sqlalchemy.execute_verified(conn, statement) or an ORM Session"
+        )
+
+
+def _matches(check: _Check, added: Sequence[Any]) -> bool:
+    search = check.search
+    type_: Encrypted[Any] = search.source.type
+    value = added[check.value_at]
+    key: RowKey | None = None
+    if check.key_at:
+        parts = [added[i] for i in check.key_at]
+        key = parts[0] if len(parts) == 1 else tuple(parts)
+    if type(value) is Sealed:
+        assert key is not None  # bind_row requires a primary key
+        value = row_binding.open_sealed(type_, value, key)
+    ok = value is not None and (type_.index_plaintext(value) in search.searched) != check.negated
+    if not ok:
+        table, column = type_._where()
+        audit.warn("blind_index.mismatch", table=table, column=column, row=None if key is None else repr(key))
+    return ok
+
+
+def _conjuncts(where: Any) -> list[Any]:
+    if where is None:
+        return []
+    if isinstance(where, BooleanClauseList) and where.operator is operators.and_:
+        return [term for clause in where.clauses for term in _conjuncts(clause)]
+    return [where]
+
+
+def _aggregates(statement: Select[Any]) -> bool:
+    # GROUP BY / HAVING / DISTINCT live in attributes SQLAlchemy does not expose publicly; an
+    # aggregate hides its rows, so any SQL function among the selected columns counts too.
+    if getattr(statement, "_group_by_clauses", ()) or getattr(statement, "_having_criteria", ()):
+        return True
+    if getattr(statement, "_distinct", False):
+        return True
+    return any(
+        isinstance(e, FunctionElement)
+        for column in statement.selected_columns
+        for e in visitors.iterate(column)
+    )
+
+
+def _limit_and_offset(statement: Select[Any]) -> tuple[int | None, int | None]:
+    # Read back through the private accessors SQLAlchemy uses itself (no public getter exists).
+    return getattr(statement, "_limit", None), getattr(statement, "_offset", None)
+
+
+def _described(search: SearchTokens) -> str:
+    table, column = search.source.type._where()
+    return f"{table}.{column}"
