@@ -5,9 +5,10 @@ the key-store table, to ap-southeast-2; an application there reads them, and dec
 MRK's local replica, with no cross-region call and no re-encryption. A DBA with table access in
 either region sees only ciphertext.
 
-Run against moto from the test suite (tests/dynamodb/test_global_table_example.py), which also
-carries the fixture that lets moto decrypt under multi-region keys (PITFALLS.md), or against AWS
-(it creates a KMS key, which costs money, and tables):
+Run against moto from the test suite (tests/dynamodb/test_ddb_global_table_example.py), or against
+AWS (it creates a KMS key, which costs money, and tables). moto 5.2 cuts a multi-region key's id
+(40 characters) to the 36 bytes its ciphertext blobs reserve for it, so it cannot decrypt under an
+MRK; the suite's moto fixture (tests/conftest.py) widens that field. Without --endpoint-url it talks to AWS:
 
     python examples/global_table_mrk.py [--endpoint-url URL]
 

@@ -149,7 +149,7 @@ def local_keyring() -> fieldcrypt.Keyring:
 
 
 def _widen_moto_kms_key_id_field() -> None:
-    """Let moto decrypt multi-region-key ciphertexts (PITFALLS.md, "moto").
+    """Let moto decrypt multi-region-key ciphertexts (a moto 5.2 limitation, seen on 5.2.1 and 5.2.5).
 
     moto packs the key id into a fixed 36-byte field of its ciphertext blobs; ``mrk-`` ids are 40
     characters, so the id is cut and every Decrypt of an MRK ciphertext fails with

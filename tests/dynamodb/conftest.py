@@ -28,7 +28,7 @@ def tables(moto_endpoint: str, keyring: fieldcrypt.Keyring) -> Iterator[None]:
     """The test models' tables, created empty on moto and deleted afterwards."""
     for model in MODELS:
         model.Meta.host = moto_endpoint
-        model._connection = None  # PITFALLS: a cached connection keeps the old host
+        model._connection = None  # a cached connection would keep talking to the old host
         model.create_table(wait=True)
     yield
     for model in MODELS:

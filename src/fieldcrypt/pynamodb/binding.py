@@ -1,6 +1,6 @@
 """Which item an encrypted attribute is being (de)serialised for.
 
-PynamoDB's ``Attribute.serialize`` sees only the value, never the item (PITFALLS.md), so the
+PynamoDB's ``Attribute.serialize`` sees only the value, never the item, so the
 model-level hooks of :class:`~fieldcrypt.pynamodb.EncryptedModel` (``serialize``,
 ``deserialize``, ``from_raw_data``) set the item's table and key here for the duration of the
 call, and each :class:`~fieldcrypt.pynamodb.EncryptedAttribute` reads it. A context variable
