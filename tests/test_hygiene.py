@@ -119,7 +119,7 @@ def test_hooks_installed_late_serve_engines_made_before() -> None:
     code = (
         "import sqlalchemy as sa, fieldcrypt\n"
         "engine = sa.create_engine('sqlite://')\n"
-        "from fieldcrypt.sqlalchemy import Encrypted\n"
+        "from fieldcrypt.sqlalchemy import Encrypted, execute_verified\n"
         "fieldcrypt.register(fieldcrypt.Keyring('pii', fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore()))\n"
         "md = sa.MetaData()\n"
         "t = sa.Table('people', md, sa.Column('id', sa.Integer, primary_key=True),\n"
@@ -128,7 +128,7 @@ def test_hooks_installed_late_serve_engines_made_before() -> None:
         "with engine.begin() as c:\n"
         "    c.execute(t.insert(), [{'id': 1, 'ssn': '123-45-6789'}, {'id': 2, 'ssn': '987-65-4321'}])\n"
         "    c.execute(t.update().where(t.c.id == 2).values(ssn='123-45-6789'))\n"
-        "    print(sorted(c.scalars(sa.select(t.c.id).where(t.c.ssn == '123-45-6789'))))\n"
+        "    print(sorted(execute_verified(c, sa.select(t.c.id).where(t.c.ssn == '123-45-6789')).scalars()))\n"
         "    raw = c.exec_driver_sql('SELECT ssn, ssn_bidx FROM people').all()\n"
         "print(all(isinstance(s, bytes) and b'123' not in s and len(i) == 16 for s, i in raw))\n"
     )
