@@ -74,8 +74,9 @@ def test_row_bound_value_copied_to_another_row_fails_naming_the_row(db: sa.Engin
 
 
 def column_id(engine: sa.Engine, value: uuid.UUID) -> object:
-    """How the database stores a UUID key (native on PostgreSQL and MariaDB, hex text on SQLite)."""
-    return value.hex if engine.dialect.name == "sqlite" else value
+    """How the database stores a UUID key: native where the dialect has a UUID type (PostgreSQL, and
+    MariaDB from SQLAlchemy 2.1), else hex text (SQLite, MariaDB on SQLAlchemy 2.0)."""
+    return value if engine.dialect.supports_native_uuid else value.hex
 
 
 def test_core_insert_and_bulk_mappings_seal_by_row(db: sa.Engine) -> None:

@@ -134,7 +134,8 @@ def rewrap_keys(operations: Operations, op: RewrapKeysOp) -> None:
 @Operations.implementation_for(CreateKeyStoreOp)
 def create_key_store(operations: Operations, op: CreateKeyStoreOp) -> None:
     table = key_store_table(sa.MetaData(), op.table_name, op.schema)
-    operations.create_table(op.table_name, *(c._copy() for c in table.columns), schema=op.schema)
+    # Alembic copies columns that belong to a table itself (no need for SQLAlchemy's private Column._copy).
+    operations.create_table(op.table_name, *table.columns, schema=op.schema)
     for index in table.indexes:
         assert index.name is not None
         operations.create_index(index.name, op.table_name, [c.name for c in index.columns], schema=op.schema)

@@ -1,8 +1,8 @@
 """The listeners that tie ``Encrypted`` to SQLAlchemy, through its documented event hooks.
 
-* ``Column.after_parent_attach``: when an encrypted column joins a table, it gets its own copy of
+* ``Column.before_parent_attach``: when an encrypted column joins a table, it gets its own copy of
   the type bound to ``(table.name, column.name)`` (the place in every ciphertext's associated data)
-  and, when searchable, its blind-index column.
+  and, when searchable, its blind-index column, appended just before the column itself.
 * ``Engine.before_execute``: INSERT/UPDATE statements keep blind indexes in step and seal
   row-bound values given as parameter dictionaries.
 * ``Engine.begin`` (SQLite only): searchable keyrings get their first blind-index key before an
@@ -29,7 +29,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Delete, Insert, Update
 
 from fieldcrypt.errors import QueryNotSupportedError
-from fieldcrypt.sqlalchemy import blind_index, row_binding, verify
+from fieldcrypt.sqlalchemy import _compat, blind_index, row_binding, verify
 from fieldcrypt.sqlalchemy.types import Encrypted
 
 
@@ -69,10 +69,9 @@ def _before_execute(
 def _refuse_ordering(select: Select[Any]) -> None:
     # ``order_by(User.ssn)`` names the column without calling an operator, so the comparator
     # cannot refuse it; ordering or grouping by ciphertext would "work" and mean nothing.
-    # SQLAlchemy keeps these clauses in ``_order_by_clauses`` / ``_group_by_clauses`` (no public
-    # accessor); reading them is all this does.
-    for clause in (*getattr(select, "_order_by_clauses", ()), *getattr(select, "_group_by_clauses", ())):
-        type_ = getattr(clause, "type", None)
+    # SQLAlchemy has no public accessor for these clauses; _compat reads them.
+    for clause in _compat.ordering_clauses(select):
+        type_ = getattr(clause, "type", None)  # labels and text() clauses have no type: nothing to refuse
         if isinstance(type_, Encrypted):
             table, column = type_._where()
             raise QueryNotSupportedError(
@@ -99,8 +98,10 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    if not event.contains(Column, "after_parent_attach", _on_column_attach):
-        event.listen(Column, "after_parent_attach", _on_column_attach)
+    # Before, not after: the index column is appended while its source is not yet in the table,
+    # so it lands just ahead of it (Table.insert_column, which could place it later, is 2.1-only).
+    if not event.contains(Column, "before_parent_attach", _on_column_attach):
+        event.listen(Column, "before_parent_attach", _on_column_attach)
     if not event.contains(Engine, "before_execute", _before_execute):
         event.listen(Engine, "before_execute", _before_execute, retval=True)
     if not event.contains(Engine, "begin", _on_begin):

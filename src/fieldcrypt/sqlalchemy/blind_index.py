@@ -19,12 +19,14 @@ from typing import Any
 from sqlalchemy import Column, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.sql.dml import Update
 
 from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
 from fieldcrypt.registry import get_keyring, registered
+from fieldcrypt.sqlalchemy import _compat
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
 from fieldcrypt.storage import sql as storage
 from fieldcrypt.stores.sql import SqlKeyStore
@@ -59,10 +61,10 @@ def add_index_column(table: Table, source: Column[Any], type_: Encrypted[Any]) -
             f"{source.name} itself (pass index_column='...' to choose another name, or "
             "add_index_column=False to declare it yourself and fill it on insert)"
         )
-    # Placed just before its source column, so that any copy of the table made column by column
-    # (Table.to_metadata, Alembic's autogenerate) meets it first and reuses it.
-    position = list(table.c).index(source)
-    table.insert_column(
+    # Called while ``source`` is joining the table (attach.py), so appending places the index column
+    # just before it: any copy of the table made column by column (Table.to_metadata, Alembic's
+    # autogenerate) meets it first and reuses it.
+    table.append_column(
         Column(
             name,
             storage.index_column_type(),
@@ -72,8 +74,7 @@ def add_index_column(table: Table, source: Column[Any], type_: Encrypted[Any]) -
             unique=type_.unique or None,
             comment=f"fieldcrypt blind index of {source.name}",
             info={INFO_KEY: source.name},
-        ),
-        position,
+        )
     )
 
 
@@ -162,7 +163,13 @@ def maintain_on_update(
                 )
             inline[index_name] = token(_enc(column), values[column.key])
     if inline:
-        statement = statement.values(inline)
+        try:
+            statement = statement.values(inline)
+        except InvalidRequestError as exc:  # ordered_values() statements take no further values
+            raise QueryNotSupportedError(
+                f"{getattr(statement.table, 'name', '?')} is updated with ordered_values(), to which "
+                "fieldcrypt cannot add the blind-index column it must keep in step; use .values() instead"
+            ) from exc
     return statement, multiparams, params
 
 
@@ -176,12 +183,8 @@ def _with_tokens(columns: list[Column[Any]], params: Mapping[str, Any]) -> Mappi
 
 
 def _inline_keys(statement: Update) -> set[str]:
-    # The columns an UPDATE built with .values() assigns. SQLAlchemy has no public accessor for
-    # them; ``_values`` has been the stable home of the SET clause since 1.4.
-    keys: set[str] = set()
-    for target in getattr(statement, "_values", None) or ():
-        keys.add(target if isinstance(target, str) else getattr(target, "key", ""))
-    return keys
+    # The columns an UPDATE built with .values() or .ordered_values() assigns: strings or columns.
+    return {target if isinstance(target, str) else target.key for target in _compat.update_targets(statement)}
 
 
 def _enc(column: Column[Any]) -> Encrypted[Any]:

@@ -1,0 +1,39 @@
+"""SQLAlchemy internals fieldcrypt reads, each behind one function that fails loudly when gone.
+
+Supported: SQLAlchemy 2.0 (from 2.0.30) and 2.1. Everything else in the integration uses
+documented API (``TypeDecorator``, column and engine events, ``Table.append_column``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.dml import Update
+
+from fieldcrypt._hostcompat import internal
+
+_HOST = "SQLAlchemy"
+# 2.0 keeps ``update().ordered_values(...)`` apart, in ``_ordered_values``; 2.1 folds it into
+# ``_values``. Decided by version, not by probing, so a renamed attribute still fails loudly.
+_SEPARATE_ORDERED_VALUES = tuple(int(p) for p in sqlalchemy.__version__.split(".")[:2]) < (2, 1)
+
+
+def update_targets(statement: Update) -> list[Any]:
+    """The columns (or string keys) an UPDATE assigns through ``.values()`` / ``.ordered_values()``."""
+    why = "keep a searchable column's blind index in step with an UPDATE"
+    targets = list(internal(statement, "_values", host=_HOST, why=why) or ())
+    if _SEPARATE_ORDERED_VALUES:
+        ordered = internal(statement, "_ordered_values", host=_HOST, why=why) or ()
+        targets.extend(target for target, _value in ordered)
+    return targets
+
+
+def ordering_clauses(select: Select[Any]) -> tuple[Any, ...]:
+    """The ORDER BY and GROUP BY clauses of ``select``."""
+    why = "refuse ORDER BY or GROUP BY on an encrypted column"
+    return (
+        *internal(select, "_order_by_clauses", host=_HOST, why=why),
+        *internal(select, "_group_by_clauses", host=_HOST, why=why),
+    )
