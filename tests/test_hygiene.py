@@ -93,7 +93,7 @@ _HOOKS_STATE = (
     "from sqlalchemy.orm import Mapper\n"
     "def hooks():\n"
     "    from fieldcrypt.sqlalchemy import attach as a\n"
-    "    pairs = [(Column, 'after_parent_attach', a._on_column_attach), (Engine, 'before_execute', a._before_execute),\n"
+    "    pairs = [(Column, 'before_parent_attach', a._on_column_attach), (Engine, 'before_execute', a._before_execute),\n"
     "             (Engine, 'begin', a._on_begin), (Mapper, 'mapper_configured', a._on_mapper_configured)]\n"
     "    return [event.contains(t, n, f) for t, n, f in pairs]\n"
 )
