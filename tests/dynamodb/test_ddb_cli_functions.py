@@ -11,7 +11,7 @@ from ddb_models import Patient
 
 import fieldcrypt
 from fieldcrypt.cli.dynamodb import run_reencrypt, run_status
-from fieldcrypt.pynamodb.status import table_status
+from fieldcrypt.dynamodb.status import table_status
 
 pytestmark = pytest.mark.usefixtures("tables")
 

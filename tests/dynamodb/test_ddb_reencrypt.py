@@ -12,7 +12,7 @@ import pytest
 from ddb_models import Patient
 
 import fieldcrypt
-from fieldcrypt.pynamodb.reencrypt import Reencryptor
+from fieldcrypt.dynamodb.reencrypt import Reencryptor
 
 pytestmark = pytest.mark.usefixtures("tables")
 N = 20

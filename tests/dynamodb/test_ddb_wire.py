@@ -10,8 +10,8 @@ from ddb_models import Patient, Visit
 
 import fieldcrypt
 from fieldcrypt import Place
-from fieldcrypt.pynamodb import wire
-from fieldcrypt.pynamodb.tables import EncryptedColumn, check_segment, parse_target
+from fieldcrypt.dynamodb import wire
+from fieldcrypt.dynamodb.tables import EncryptedColumn, check_segment, parse_target
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def test_segment_out_of_range(segment: int, total: int) -> None:
 
 def test_checkpoint_keeps_binary_and_numeric_scan_positions(tmp_path: Any) -> None:
     """A checkpoint round-trips a LastEvaluatedKey with binary and numeric parts, and counts."""
-    from fieldcrypt.pynamodb.checkpoint import Checkpoints, SegmentState
+    from fieldcrypt.dynamodb.checkpoint import Checkpoints, SegmentState
 
     checkpoints = Checkpoints(tmp_path, "t/1", "a b", 8)
     start = {"k": {"B": b"\x00\xff"}, "n": {"N": "12"}}

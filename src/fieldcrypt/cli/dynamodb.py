@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fieldcrypt.dynamodb.reencrypt import Reencryptor
+from fieldcrypt.dynamodb.status import table_status
+from fieldcrypt.dynamodb.tables import check_segment, parse_target
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.pynamodb.reencrypt import Reencryptor
-from fieldcrypt.pynamodb.status import table_status
-from fieldcrypt.pynamodb.tables import check_segment, parse_target
 from fieldcrypt.stores.dynamodb import dynamodb_client
 
 

@@ -19,9 +19,9 @@ from pynamodb.expressions.update import Action, RemoveAction, SetAction
 from pynamodb.indexes import Index
 from pynamodb.models import MetaModel, Model
 
+from fieldcrypt.dynamodb import wire
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.place import RowKey
-from fieldcrypt.pynamodb import wire
 from fieldcrypt.pynamodb.attributes import BlindIndexAttribute, EncryptedAttribute, EncryptedSet
 from fieldcrypt.pynamodb.binding import Binding, bound
 

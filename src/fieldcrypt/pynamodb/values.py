@@ -2,8 +2,10 @@
 
 Scalars use the natural codec of :mod:`fieldcrypt.codecs` (an SSN encrypts its UTF-8 text, so a
 value can be decrypted by hand with docs/format.md). Maps and lists keep PynamoDB's own typed
-form: the inner attribute serialises the value to a DynamoDB AttributeValue, which is stored as
-compact JSON (binary as base64), so nested typed maps, binary and sets come back exactly.
+form: the inner attribute serialises the value to a DynamoDB AttributeValue, which becomes bytes
+through :mod:`fieldcrypt.dynamodb.values` (compact JSON, binary as base64), so nested typed maps,
+binary and sets come back exactly. For the attributes with a DynamoDB counterpart (Unicode,
+Number, Binary, Boolean, Map, List) the bytes are those of ``fieldcrypt.dynamodb.ItemEncryptor``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from pynamodb.attributes import (
 )
 
 from fieldcrypt import codecs
+from fieldcrypt.dynamodb import values
 from fieldcrypt.errors import ConfigurationError
-from fieldcrypt.pynamodb import wire
 
 SUPPORTED = (
     "UnicodeAttribute, NumberAttribute, BinaryAttribute, BooleanAttribute, UTCDateTimeAttribute, "
@@ -85,12 +87,12 @@ class TypedValueCodec(ValueCodec):
             raise TypeError(f"expected list, got {type(value).__name__}")
         if isinstance(self.inner, MapAttribute) and not isinstance(value, dict | MapAttribute):
             raise TypeError(f"expected dict or {type(self.inner).__name__}, got {type(value).__name__}")
-        typed = {self.inner.attr_type: self.inner.serialize(value, null_check=True)}
-        return self.codec.to_bytes(wire.to_json(typed))
+        kind = self.inner.attr_type
+        return values.to_plaintext(kind, {kind: self.inner.serialize(value, null_check=True)})
 
     def from_bytes(self, data: bytes) -> Any:
-        typed = wire.from_json(self.codec.from_bytes(data))
-        return self.inner.deserialize(typed[self.inner.attr_type])  # type: ignore[no-untyped-call]
+        kind = self.inner.attr_type
+        return self.inner.deserialize(values.from_plaintext(kind, data)[kind])  # type: ignore[no-untyped-call]
 
 
 def codec_for(inner: Attribute[Any]) -> ValueCodec:

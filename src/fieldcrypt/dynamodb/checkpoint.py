@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fieldcrypt.checkpoint import ProgressFile
-from fieldcrypt.pynamodb import wire
+from fieldcrypt.dynamodb import wire
 
 
 @dataclass

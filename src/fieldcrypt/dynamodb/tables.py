@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fieldcrypt.dynamodb import wire
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.place import Place
-from fieldcrypt.pynamodb import wire
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -1,8 +1,9 @@
 """DynamoDB wire values, without PynamoDB: the item-key encoding and a JSON form of typed values.
 
-Both the PynamoDB path (:class:`~fieldcrypt.pynamodb.EncryptedModel`) and the raw-item path (the
-re-encryption engine, which reads items with the low-level boto3 client) bind a ciphertext to its
-item through :func:`row_key`, so they produce identical associated data (docs/dynamodb.md).
+The PynamoDB path (:class:`~fieldcrypt.pynamodb.EncryptedModel`) and the raw-item paths
+(:class:`~fieldcrypt.dynamodb.ItemEncryptor`, and the re-encryption job and ``status``, which read
+items with the low-level boto3 client) all bind a ciphertext to its item through :func:`row_key`,
+so they produce identical associated data (docs/dynamodb.md).
 """
 
 from __future__ import annotations

@@ -25,12 +25,12 @@ from botocore.exceptions import ClientError
 
 from fieldcrypt import format as fmt
 from fieldcrypt import ratelimit
+from fieldcrypt.dynamodb.checkpoint import Checkpoints, SegmentState
+from fieldcrypt.dynamodb.tables import EncryptedColumn, check_segment
 from fieldcrypt.errors import ConfigurationError, DecryptionError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import Purpose
 from fieldcrypt.keys.resolve import newest_active
-from fieldcrypt.pynamodb.checkpoint import Checkpoints, SegmentState
-from fieldcrypt.pynamodb.tables import EncryptedColumn, check_segment
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -11,11 +11,11 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from fieldcrypt import format as fmt
+from fieldcrypt.dynamodb.tables import EncryptedColumn
 from fieldcrypt.errors import DecryptionError, KeyAccessError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
 from fieldcrypt.keys.resolve import newest_active
-from fieldcrypt.pynamodb.tables import EncryptedColumn
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -1,0 +1,209 @@
+"""Field encryption for plain boto3 / aioboto3 users: encrypt and decrypt whole items.
+
+:class:`ItemEncryptor` works on the low-level DynamoDB JSON shape (``{"ssn": {"S": "..."}}``, what
+``client.put_item(Item=...)`` takes and ``client.get_item(...)["Item"]`` returns), so no ORM is
+needed. It writes exactly what the PynamoDB adapter writes for the same value: format v1 bytes
+stored as ``B``, bound to ``Place(table, attribute, row=<item key>)``, and the same blind-index
+tokens, so either can read the other's items (docs/dynamodb.md, "Item encryptor").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
+from typing import Any
+
+from fieldcrypt.dynamodb import values, wire
+from fieldcrypt.errors import ConfigurationError, DecryptionError
+from fieldcrypt.keyring import Keyring
+from fieldcrypt.place import Place, RowKey
+from fieldcrypt.registry import get_keyring
+
+AttributeValue = Mapping[str, Any]
+Item = Mapping[str, AttributeValue]
+
+
+@dataclass(frozen=True)
+class EncryptedField:
+    """How one attribute is encrypted.
+
+    Args:
+        kind: the DynamoDB type of the plaintext value: ``"S"``, ``"N"``, ``"B"``, ``"BOOL"``,
+            ``"M"`` or ``"L"`` (positional).
+        keyring: a registered keyring's name (resolved at first use) or a :class:`Keyring`.
+        searchable: keep an equality token (blind index) in ``index_attribute``, to be the hash
+            key of a GSI; query it with :meth:`ItemEncryptor.search_tokens`.
+        index_attribute: the token's attribute name (default ``<attribute>_bidx``; implies
+            ``searchable``).
+        normalizer: applied to the value's payload (the ``str`` of an ``S``, the number text of an
+            ``N``...) before indexing, on writes and searches alike (e.g. strip dashes).
+
+    Raises:
+        ConfigurationError: an unknown kind, or no keyring.
+    """
+
+    kind: str
+    _: KW_ONLY
+    keyring: str | Keyring
+    searchable: bool = False
+    index_attribute: str | None = None
+    normalizer: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in values.KINDS:
+            raise ConfigurationError(
+                f"cannot encrypt DynamoDB {self.kind!r} values; choose one of {', '.join(values.KINDS)}"
+            )
+        if not self.keyring or not isinstance(self.keyring, str | Keyring):
+            raise ConfigurationError("keyring must be a registered keyring's name or a Keyring")
+        object.__setattr__(self, "searchable", bool(self.searchable or self.index_attribute))
+
+    def resolve_keyring(self) -> Keyring:
+        return get_keyring(self.keyring) if isinstance(self.keyring, str) else self.keyring
+
+
+class ItemEncryptor:
+    """Encrypts the chosen attributes of one table's items, each bound to its item's key.
+
+    Args:
+        table: the table name (part of every value's associated data).
+        key_attributes: the hash key attribute name, then the range key's if the table has one.
+        attributes: the encrypted attributes by DynamoDB name (key attributes stay in clear).
+
+    Raises:
+        ConfigurationError: a key attribute listed as encrypted, a clash of attribute names.
+    """
+
+    def __init__(
+        self, *, table: str, key_attributes: Sequence[str], attributes: Mapping[str, EncryptedField]
+    ) -> None:
+        keys = tuple(key_attributes) if not isinstance(key_attributes, str) else (key_attributes,)
+        if not table or not 1 <= len(keys) <= 2 or len(set(keys)) != len(keys):
+            raise ConfigurationError(
+                "give the table name and its key_attributes: the hash key, then the range key if any"
+            )
+        if not attributes or not all(isinstance(f, EncryptedField) for f in attributes.values()):
+            raise ConfigurationError("attributes maps attribute names to EncryptedField(...)")
+        self.table = table
+        self.key_attributes = keys
+        self.fields = dict(attributes)
+        self.indexes = {
+            name: f.index_attribute or f"{name}_bidx" for name, f in attributes.items() if f.searchable
+        }
+        taken = set(keys) | set(attributes)
+        for name in attributes:
+            if name in keys:
+                raise ConfigurationError(
+                    f"{table}.{name} is a key attribute; key attributes are never encrypted (DynamoDB "
+                    "must read them), so keep it in clear and encrypt the other attributes"
+                )
+        for name, index in self.indexes.items():
+            if index in taken or list(self.indexes.values()).count(index) > 1:
+                raise ConfigurationError(f"{table}.{name}: index attribute {index!r} is already in use")
+        self._column_places = {name: Place(table, name) for name in self.indexes}
+
+    # -- items ------------------------------------------------------------------------------
+
+    def encrypt_item(self, item: Item) -> dict[str, dict[str, Any]]:
+        """A copy of ``item`` with each encrypted attribute as ``{"B": <v1 ciphertext>}`` and its
+        blind index set; ``{"NULL": True}`` is stored as an absent attribute (as PynamoDB does).
+
+        Raises:
+            ConfigurationError: the item lacks its key attributes.
+            TypeError: a value of another DynamoDB type than its field declares.
+        """
+        out: dict[str, dict[str, Any]] = {name: dict(value) for name, value in item.items()}
+        row: RowKey | None = None
+        for name, field in self.fields.items():
+            value = item.get(name)
+            if value is None:
+                continue
+            index = self.indexes.get(name)
+            if dict(value) == {"NULL": True}:
+                del out[name]
+                if index is not None:
+                    out.pop(index, None)
+                continue
+            if row is None:
+                row = wire.row_key(item, self.key_attributes)
+            plaintext = self._plaintext(name, field, value)  # a wrong type fails before any key is used
+            keyring = field.resolve_keyring()
+            out[name] = {"B": keyring.encrypt(plaintext, Place(self.table, name, row))}
+            if index is not None:
+                token = keyring.blind_index(
+                    self._index_plaintext(name, field, value), self._column_places[name]
+                )
+                out[index] = {"B": token}
+        return out
+
+    def decrypt_item(self, item: Item) -> dict[str, dict[str, Any]]:
+        """A copy of ``item`` with each encrypted attribute back as its plaintext AttributeValue.
+
+        Blind-index attributes are left as they are (tokens reveal nothing without the key).
+
+        Raises:
+            DecryptionError: a value tampered with, moved from another item or attribute, or not a
+                ciphertext at all (plaintext where a ciphertext belongs is never passed on).
+            ConfigurationError: the item lacks its key attributes (read them with the values).
+        """
+        out: dict[str, dict[str, Any]] = {name: dict(value) for name, value in item.items()}
+        row: RowKey | None = None
+        for name, field in self.fields.items():
+            value = item.get(name)
+            if value is None:
+                continue
+            if row is None:
+                row = wire.row_key(item, self.key_attributes)
+            place = Place(self.table, name, row)
+            stored = value.get("B") if len(value) == 1 else None
+            if not isinstance(stored, bytes | bytearray):
+                raise DecryptionError(**place.where())
+            plaintext = field.resolve_keyring().decrypt(bytes(stored), place)
+            try:
+                out[name] = values.from_plaintext(field.kind, plaintext)
+            except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+                # Authentic, but not a value of this type: the field's kind changed under it.
+                raise DecryptionError(**place.where()) from None
+        return out
+
+    # -- search -----------------------------------------------------------------------------
+
+    def search_tokens(self, attribute: str, value: AttributeValue) -> list[bytes]:
+        """Every token ``value`` may be stored under in ``attribute``'s blind index: query the
+        GSI keyed on it once per token (two during a blind-index key rotation). Never creates a key.
+
+        Raises:
+            ConfigurationError: ``attribute`` is not a searchable encrypted attribute.
+            TypeError: a value of another DynamoDB type than the field declares.
+        """
+        field = self.fields.get(attribute)
+        if field is None or attribute not in self.indexes:
+            raise ConfigurationError(f"{self.table}.{attribute} is not a searchable encrypted attribute")
+        plaintext = self._index_plaintext(attribute, field, value)
+        return field.resolve_keyring().blind_index_candidates(plaintext, self._column_places[attribute])
+
+    def index_attribute(self, attribute: str) -> str:
+        """The name of the attribute holding ``attribute``'s blind-index token."""
+        try:
+            return self.indexes[attribute]
+        except KeyError:
+            raise ConfigurationError(
+                f"{self.table}.{attribute} is not a searchable encrypted attribute"
+            ) from None
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _plaintext(self, name: str, field: EncryptedField, value: AttributeValue) -> bytes:
+        try:
+            return values.to_plaintext(field.kind, value)
+        except TypeError as exc:
+            raise TypeError(f"{self.table}.{name}: {exc}") from None
+
+    def _index_plaintext(self, name: str, field: EncryptedField, value: AttributeValue) -> bytes:
+        self._plaintext(name, field, value)  # refuse a wrong type before the normalizer sees it
+        if field.normalizer is None:
+            return self._plaintext(name, field, value)
+        return self._plaintext(name, field, {field.kind: field.normalizer(value[field.kind])})
+
+    def __repr__(self) -> str:
+        return f"ItemEncryptor(table={self.table!r}, attributes={sorted(self.fields)})"
