@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.storage.row_keys import canonical_key
 
 _SEGMENT = re.compile(r"^(\d+)/(\d+)$")
 
@@ -72,8 +73,10 @@ class Target:
         return cls(reflected, reflected.c[column], reflected.c[index_column] if index_column else None, pk)
 
     def row_key(self, values: Sequence[Any]) -> Any:
-        """The primary key as the core's Place expects: a scalar, or a tuple in key-column order."""
-        return values[0] if len(values) == 1 else tuple(values)
+        """The primary key as the core's Place expects: canonical (as the application's writes
+        made it, :mod:`fieldcrypt.storage.row_keys`), a scalar or a tuple in key-column order."""
+        where = f"{self.table.name}.{self.column.name}"
+        return canonical_key([c.type for c in self.pk], values, where)
 
     def page(self, after: Sequence[Any] | None, limit: int, segment: Segment) -> sa.Select[Any]:
         columns = [*self.pk, self.column] + ([self.index_column] if self.index_column is not None else [])

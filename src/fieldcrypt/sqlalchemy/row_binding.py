@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, event, inspect
+from sqlalchemy import Column, ColumnDefault, event, inspect
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 from sqlalchemy.sql.dml import Insert
@@ -24,6 +24,7 @@ from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
 from fieldcrypt.sqlalchemy import blind_index
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
+from fieldcrypt.storage.row_keys import canonical_key
 
 _STASH = "fieldcrypt_row_bound_plaintext"
 
@@ -33,19 +34,42 @@ def row_bound_columns(table: Any) -> list[Column[Any]]:
 
 
 def row_key(table: Any, values: Mapping[str, Any] | Sequence[Any], column: str) -> RowKey:
-    """The Place row for a primary key (a scalar for one column, else a tuple in column order)."""
+    """The Place row for a primary key: canonical (:mod:`fieldcrypt.storage.row_keys`), a scalar
+    for one column, else a tuple in the primary-key constraint's order."""
+    pk = list(table.primary_key.columns)
     if isinstance(values, Mapping):
-        parts: list[Any] = [values.get(c.key) for c in table.primary_key.columns]
+        parts: list[Any] = [values.get(c.key) for c in pk]
     else:
         parts = list(values)
     if not parts or any(p is None for p in parts):
         raise ConfigurationError(
             f"{table.name}.{column} is bound to its row, but the primary key is not known before "
             "the write (assigned by the database, e.g. autoincrement); assign it in the "
-            "application (e.g. uuid4 or a sequence you call) or set bind_row=False"
+            "application (e.g. default=uuid.uuid4) or set bind_row=False"
         )
-    key: RowKey = parts[0] if len(parts) == 1 else tuple(parts)
-    return key
+    return canonical_key([c.type for c in pk], parts, f"{table.name}.{column}")
+
+
+def python_default(column: Column[Any]) -> Any:
+    """The value a key column's Python-side default gives (``default=uuid.uuid4``), or None.
+
+    Evaluated here, before the write, so the row is known when its values are sealed; SQLAlchemy
+    then inserts the value we set instead of calling the default again.
+    """
+    default = column.default
+    if not isinstance(default, ColumnDefault) or not (default.is_scalar or default.is_callable):
+        return None
+    if default.is_scalar:
+        return default.arg
+    try:
+        # SQLAlchemy wraps a no-argument callable to take the execution context; the wrapper
+        # ignores it. A default that reads the context cannot be computed before the write.
+        return default.arg(None)
+    except Exception:
+        raise ConfigurationError(
+            f"{column.table.name}.{column.name}: its default needs the statement's context, so the "
+            "row is not known before the write; use a default that takes no argument (uuid.uuid4)"
+        ) from None
 
 
 def seal(type_: Encrypted[Any], value: Any, row: RowKey) -> Sealed:
@@ -86,6 +110,8 @@ def _sealed(table: Any, columns: list[Column[Any]], params: Mapping[str, Any]) -
     todo = [c for c in columns if params.get(c.key) is not None and type(params[c.key]) is not Sealed]
     if not todo:
         return params
+    missing = {c.key: python_default(c) for c in table.primary_key.columns if params.get(c.key) is None}
+    params = {**params, **{k: v for k, v in missing.items() if v is not None}}
     row = row_key(table, params, todo[0].name)
     return {**params, **{c.key: seal(_enc(c), params[c.key], row) for c in todo}}
 
@@ -101,11 +127,25 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
     if not props:
         return
     pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+    pk_columns = [c for c in mapper.primary_key if isinstance(c, Column)]
+    pk_types = [c.type for c in pk_columns]
+    where = f"{getattr(mapper.local_table, 'name', '?')}.{props[0][1].name}"
 
     def before_write(_mapper: Any, _conn: Any, target: Any, *, insert: bool) -> None:
         state = inspect(target)
         pk_changed = not insert and any(state.attrs[k].history.has_changes() for k in pk_keys)
+        if insert:
+            for key, column in zip(pk_keys, pk_columns, strict=True):
+                if getattr(target, key) is None and (value := python_default(column)) is not None:
+                    setattr(target, key, value)  # column attribute changes go into this INSERT
         row = row_key(mapper.local_table, [getattr(target, k) for k in pk_keys], props[0][1].name)
+        if insert or pk_changed:
+            # The key is written as bound: what the database stores is then what it returns.
+            parts = row if isinstance(row, tuple) else (row,)
+            for key, part in zip(pk_keys, parts, strict=True):
+                given = getattr(target, key)
+                if type(given) is not type(part) or given != part:
+                    setattr(target, key, part)
         stash: dict[str, Any] = {}
         for key, col in props:
             if not (insert or pk_changed or state.attrs[key].history.has_changes()):
@@ -129,8 +169,7 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
         state = inspect(target)
         if state.identity is None:
             return
-        identity = state.identity
-        row: RowKey = identity[0] if len(identity) == 1 else tuple(identity)
+        row = canonical_key(pk_types, state.identity, where)
         for key, col in props:
             value = state.dict.get(key)
             if type(value) is Sealed:

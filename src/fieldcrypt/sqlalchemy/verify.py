@@ -38,6 +38,7 @@ from fieldcrypt.place import RowKey
 from fieldcrypt.sqlalchemy import row_binding
 from fieldcrypt.sqlalchemy.comparator import SearchTokens
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
+from fieldcrypt.storage.row_keys import canonical_key
 
 # Execution option set on statements whose searches are being verified (or that have none).
 VERIFIED = "fieldcrypt_verified"
@@ -188,8 +189,9 @@ def _matches(check: _Check, added: Sequence[Any]) -> bool:
     value = added[check.value_at]
     key: RowKey | None = None
     if check.key_at:
-        parts = [added[i] for i in check.key_at]
-        key = parts[0] if len(parts) == 1 else tuple(parts)
+        table, column = type_._where()
+        keys = search.source.table.primary_key
+        key = canonical_key([c.type for c in keys], [added[i] for i in check.key_at], f"{table}.{column}")
     if type(value) is Sealed:
         assert key is not None  # bind_row requires a primary key
         value = row_binding.open_sealed(type_, value, key)
