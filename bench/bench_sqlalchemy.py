@@ -4,7 +4,7 @@ Run: python bench/bench_sqlalchemy.py [--rows 50000] [--repeats 3] [--pg-url URL
 
 For each database, a table (id, name, ssn) is written and read four ways (ORM add_all + commit,
 Core executemany insert, ORM select reading ``.ssn``, Core select) with ``ssn`` as:
-plaintext ``String(11)``; ``fieldcrypt Encrypted(String(11))``; the same with a blind index
+plaintext ``String(11)``; ``fieldcrypt Encrypted(String(11), keyring="pii")``; the same with a blind index
 (``searchable=True``); and sqlalchemy-utils ``StringEncryptedType(String, key, AesGcmEngine)``.
 Seconds are best of ``--repeats``; ratios are to plaintext. The raw AES-GCM floor is the time to
 seal (or open) the same number of SSNs with ``AESGCM`` directly: the least any client-side

@@ -56,7 +56,9 @@ class User(Base):
         Encrypted(String(11), keyring="pii", searchable=True, unique=True, normalizer=digits_only)
     )
     tax_id: Mapped[str | None] = mapped_column(Encrypted(String(11), keyring="pii"))
-    email: Mapped[str | None] = mapped_column(Encrypted(String(120), searchable=True, storage="text"))
+    email: Mapped[str | None] = mapped_column(
+        Encrypted(String(120), keyring="pii", searchable=True, storage="text")
+    )
 
 
 class Patient(Base):
@@ -65,8 +67,10 @@ class Patient(Base):
     __tablename__ = "patients"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    mrn: Mapped[str | None] = mapped_column(Encrypted(String(20), bind_row=True, searchable=True))
-    notes: Mapped[str | None] = mapped_column(Encrypted(Text, bind_row=True))
+    mrn: Mapped[str | None] = mapped_column(
+        Encrypted(String(20), keyring="pii", bind_row=True, searchable=True)
+    )
+    notes: Mapped[str | None] = mapped_column(Encrypted(Text, keyring="pii", bind_row=True))
 
 
 class Counter(Base):
@@ -75,7 +79,7 @@ class Counter(Base):
     __tablename__ = "counters"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    secret: Mapped[str | None] = mapped_column(Encrypted(String(20), bind_row=True))
+    secret: Mapped[str | None] = mapped_column(Encrypted(String(20), keyring="pii", bind_row=True))
 
 
 class Everything(Base):
@@ -84,22 +88,22 @@ class Everything(Base):
     __tablename__ = "everything"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    s: Mapped[str | None] = mapped_column(Encrypted(String(40)))
-    u: Mapped[str | None] = mapped_column(Encrypted(Unicode(40)))
-    t: Mapped[str | None] = mapped_column(Encrypted(Text))
-    i: Mapped[int | None] = mapped_column(Encrypted(Integer))
-    bi: Mapped[int | None] = mapped_column(Encrypted(BigInteger))
-    si: Mapped[int | None] = mapped_column(Encrypted(SmallInteger))
-    n: Mapped[Decimal | None] = mapped_column(Encrypted(Numeric()))
-    f: Mapped[float | None] = mapped_column(Encrypted(Float))
-    b: Mapped[bool | None] = mapped_column(Encrypted(Boolean))
-    d: Mapped[dt.date | None] = mapped_column(Encrypted(Date))
-    dtn: Mapped[dt.datetime | None] = mapped_column(Encrypted(DateTime))
-    dtz: Mapped[dt.datetime | None] = mapped_column(Encrypted(DateTime(timezone=True)))
-    tm: Mapped[dt.time | None] = mapped_column(Encrypted(Time))
-    iv: Mapped[dt.timedelta | None] = mapped_column(Encrypted(Interval))
-    uu: Mapped[uuid.UUID | None] = mapped_column(Encrypted(Uuid))
-    en: Mapped[Color | None] = mapped_column(Encrypted(SqlEnum(Color)))
-    js: Mapped[Any] = mapped_column(Encrypted(JSON), nullable=True)
-    lb: Mapped[bytes | None] = mapped_column(Encrypted(LargeBinary))
-    tx: Mapped[str | None] = mapped_column(Encrypted(String(40), storage="text"))
+    s: Mapped[str | None] = mapped_column(Encrypted(String(40), keyring="pii"))
+    u: Mapped[str | None] = mapped_column(Encrypted(Unicode(40), keyring="pii"))
+    t: Mapped[str | None] = mapped_column(Encrypted(Text, keyring="pii"))
+    i: Mapped[int | None] = mapped_column(Encrypted(Integer, keyring="pii"))
+    bi: Mapped[int | None] = mapped_column(Encrypted(BigInteger, keyring="pii"))
+    si: Mapped[int | None] = mapped_column(Encrypted(SmallInteger, keyring="pii"))
+    n: Mapped[Decimal | None] = mapped_column(Encrypted(Numeric(), keyring="pii"))
+    f: Mapped[float | None] = mapped_column(Encrypted(Float, keyring="pii"))
+    b: Mapped[bool | None] = mapped_column(Encrypted(Boolean, keyring="pii"))
+    d: Mapped[dt.date | None] = mapped_column(Encrypted(Date, keyring="pii"))
+    dtn: Mapped[dt.datetime | None] = mapped_column(Encrypted(DateTime, keyring="pii"))
+    dtz: Mapped[dt.datetime | None] = mapped_column(Encrypted(DateTime(timezone=True), keyring="pii"))
+    tm: Mapped[dt.time | None] = mapped_column(Encrypted(Time, keyring="pii"))
+    iv: Mapped[dt.timedelta | None] = mapped_column(Encrypted(Interval, keyring="pii"))
+    uu: Mapped[uuid.UUID | None] = mapped_column(Encrypted(Uuid, keyring="pii"))
+    en: Mapped[Color | None] = mapped_column(Encrypted(SqlEnum(Color), keyring="pii"))
+    js: Mapped[Any] = mapped_column(Encrypted(JSON, keyring="pii"), nullable=True)
+    lb: Mapped[bytes | None] = mapped_column(Encrypted(LargeBinary, keyring="pii"))
+    tx: Mapped[str | None] = mapped_column(Encrypted(String(40), keyring="pii", storage="text"))

@@ -105,13 +105,15 @@ def test_repr_is_faithful() -> None:
 def test_render_item_leaves_other_types_to_alembic() -> None:
     """The hook answers False for anything that is not an Encrypted type."""
     assert render_item("type", String(5), _Context()) is False
-    assert render_item("column", Encrypted(String(5)), _Context()) is False
+    assert render_item("column", Encrypted(String(5), keyring="pii"), _Context()) is False
 
 
 def test_lambda_normaliser_cannot_be_rendered() -> None:
     """A normaliser a revision could not import is a clear error, not a broken revision."""
     with pytest.raises(fieldcrypt.ConfigurationError, match=r"cannot render .* in a migration"):
-        render_item("type", Encrypted(String(5), searchable=True, normalizer=lambda v: v), _Context())
+        render_item(
+            "type", Encrypted(String(5), keyring="pii", searchable=True, normalizer=lambda v: v), _Context()
+        )
 
 
 def test_metadata_fixture_is_the_models_metadata() -> None:

@@ -154,13 +154,15 @@ def test_row_bound_update_without_a_row_is_refused(db: sa.Engine) -> None:
 
 def test_type_without_a_table_is_a_clear_error(db: sa.Engine) -> None:
     """An Encrypted type used outside a column has no place: a clear error; place= makes it usable."""
-    loose = sa.bindparam("v", "secret", type_=Encrypted(String(10)))
+    loose = sa.bindparam("v", "secret", type_=Encrypted(String(10), keyring="pii"))
     message = (
         r"\(fieldcrypt.errors.ConfigurationError\) Encrypted\(String\(length=10\), keyring='pii'\) is not"
     )
     with db.connect() as conn, pytest.raises(sa.exc.StatementError, match=message):
         conn.execute(select(loose))
-    placed = sa.bindparam("v", "secret", type_=Encrypted(String(10), place=("users", "tax_id")))
+    placed = sa.bindparam(
+        "v", "secret", type_=Encrypted(String(10), keyring="pii", place=("users", "tax_id"))
+    )
     with db.begin() as conn:
         conn.execute(sa.text("INSERT INTO users (id, name, tax_id) VALUES (1, 'a', :v)").bindparams(placed))
     with Session(db) as session:

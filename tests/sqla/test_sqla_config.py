@@ -17,10 +17,16 @@ from fieldcrypt.testing import CountingMasterKey
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: Encrypted(Encrypted(String(5))), r"Encrypted\(Encrypted\(\.\.\.\)\) would encrypt twice"),
-        (lambda: Encrypted(PickleType()), "fieldcrypt cannot encrypt a PickleType column"),
-        (lambda: Encrypted(ARRAY(Integer)), "fieldcrypt cannot encrypt a ARRAY column"),
-        (lambda: Encrypted(String(5), storage="hex"), "storage must be 'binary' or 'text', not 'hex'"),
+        (
+            lambda: Encrypted(Encrypted(String(5), keyring="pii"), keyring="pii"),
+            r"Encrypted\(Encrypted\(\.\.\.\)\) would encrypt twice",
+        ),
+        (lambda: Encrypted(PickleType(), keyring="pii"), "fieldcrypt cannot encrypt a PickleType column"),
+        (lambda: Encrypted(ARRAY(Integer), keyring="pii"), "fieldcrypt cannot encrypt a ARRAY column"),
+        (
+            lambda: Encrypted(String(5), keyring="pii", storage="hex"),
+            "storage must be 'binary' or 'text', not 'hex'",
+        ),
         (lambda: Encrypted(String(5), keyring=""), "keyring must be the name of a registered keyring"),
     ],
 )
@@ -38,7 +44,7 @@ def test_index_column_name_clash_is_refused() -> None:
             MetaData(),
             Column("id", Integer, primary_key=True),
             Column("ssn_bidx", String(5)),
-            Column("ssn", Encrypted(String(11), searchable=True)),
+            Column("ssn", Encrypted(String(11), keyring="pii", searchable=True)),
         )
 
 
@@ -114,7 +120,7 @@ class Visit(_Composite):
     __tablename__ = "visits"
     clinic: Mapped[str] = mapped_column(String(10), primary_key=True)
     number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    note: Mapped[str | None] = mapped_column(Encrypted(String(50), bind_row=True))
+    note: Mapped[str | None] = mapped_column(Encrypted(String(50), keyring="pii", bind_row=True))
 
 
 def test_composite_primary_key_binds_the_key_tuple(

@@ -228,8 +228,8 @@ def test_equality_is_refused_during_the_move(engine: sa.Engine, table: dict[int,
 def test_the_option_is_cached_and_rendered() -> None:
     """``transitional`` is part of the cache key, shows in the repr, and leaves the column type unchanged."""
     assert (
-        Encrypted(sa.String(11), "pii", transitional=True)._static_cache_key
-        != Encrypted(sa.String(11), "pii")._static_cache_key
+        Encrypted(sa.String(11), keyring="pii", transitional=True)._static_cache_key
+        != Encrypted(sa.String(11), keyring="pii")._static_cache_key
     )
     transitional = Encrypted(sa.String(11), keyring="pii", transitional=True)
     plain = Encrypted(sa.String(11), keyring="pii")

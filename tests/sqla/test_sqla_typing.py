@@ -26,8 +26,8 @@ class User(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     ssn: Mapped[str] = mapped_column(Encrypted(String(11), keyring="pii", searchable=True))
-    birth: Mapped[dt.date | None] = mapped_column(Encrypted(Date))
-    salary: Mapped[Decimal] = mapped_column(Encrypted(Numeric(12, 2)))
+    birth: Mapped[dt.date | None] = mapped_column(Encrypted(Date, keyring="pii"))
+    salary: Mapped[Decimal] = mapped_column(Encrypted(Numeric(12, 2), keyring="pii"))
 
 
 def find(session: Session, ssn: str) -> dt.date | None:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Dialect
 
 from fieldcrypt import adoption
 from fieldcrypt import format as fmt
+from fieldcrypt.cardinality import check_index_cardinality
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
@@ -53,7 +54,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
     Args:
         type_: the declared type (String, Integer, Numeric, Date, Enum, JSON, ...); values come
             back as exactly the Python type that went in.
-        keyring: name of a keyring registered with :func:`fieldcrypt.register`.
+        keyring: name of a keyring registered with :func:`fieldcrypt.register` (required, keyword-only).
         searchable: keep a blind index in ``<column>_bidx`` so ``==`` and ``in_`` work.
         index_column: the blind-index column's name (implies ``searchable``).
         normalizer: applied before indexing on writes and queries (e.g. strip dashes).
@@ -68,6 +69,8 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             (docs/rotation.md, Runbook 1); writes are always encrypted, a value shaped like a
             ciphertext must still decrypt, and blind-index queries are refused until the move is
             done. Remove it once ``fieldcrypt status`` shows no plaintext left.
+        allow_low_cardinality_index: accept a blind index on a Boolean or a small Enum column,
+            which reveals every row's value to anyone who knows one row's (refused otherwise).
     """
 
     impl = sat.LargeBinary
@@ -77,10 +80,8 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
     def __init__(
         self,
         type_: sat.TypeEngine[T] | type[sat.TypeEngine[T]],
-        keyring: str = "pii",
-        # Deliberately not keyword-only: SQLAlchemy builds a type's statement-cache key from the
-        # attributes named like its positional-or-keyword __init__ parameters (``cache_ok``), and
-        # every option below changes what gets bound, so every one must be in that key.
+        *,
+        keyring: str,
         searchable: bool = False,
         index_column: str | None = None,
         normalizer: Callable[[Any], Any] | None = None,
@@ -90,6 +91,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         add_index_column: bool = True,
         place: tuple[str, str] | None = None,
         transitional: bool = False,
+        allow_low_cardinality_index: bool = False,
     ) -> None:
         super().__init__()
         # The listeners that bind columns and keep blind indexes go in with the first encrypted
@@ -106,6 +108,12 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             raise ConfigurationError("keyring must be the name of a registered keyring")
         if normalizer is not None and not isinstance(normalizer, Hashable):
             raise ConfigurationError("normalizer must be a hashable callable (a function)")
+        if searchable or index_column or unique:
+            check_index_cardinality(
+                f"Encrypted({inner!r}, searchable=True)",
+                _value_count(inner),
+                allowed=allow_low_cardinality_index,
+            )
         self._codec = _storage.codec_for(inner)
         self.type_ = inner
         self.keyring = keyring
@@ -118,8 +126,17 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         self.add_index_column = add_index_column
         self.place = place
         self.transitional = bool(transitional)
+        self.allow_low_cardinality_index = bool(allow_low_cardinality_index)
         if storage == "text":
             self.impl = self.impl_instance = sat.Text()  # type: ignore[assignment]
+
+    @property
+    def _static_cache_key(self) -> Any:
+        # SQLAlchemy keys a cache_ok type by the attributes named like its positional-or-keyword
+        # __init__ parameters, so it would never see these keyword-only options; every one of them
+        # changes what gets bound, so the key names them all.
+        inner = self.type_._static_cache_key
+        return (Encrypted, inner, *((name, getattr(self, name)) for name in _CACHE_KEY_OPTIONS))
 
     # -- what the column is ----------------------------------------------------------------
 
@@ -298,7 +315,18 @@ _REPR_DEFAULTS: tuple[tuple[str, object], ...] = (
     ("bind_row", False),
     ("add_index_column", True),
     ("transitional", False),
+    ("allow_low_cardinality_index", False),
 )
+_CACHE_KEY_OPTIONS = ("keyring", "place", *(name for name, _ in _REPR_DEFAULTS))
+
+
+def _value_count(inner: sat.TypeEngine[Any]) -> int | None:
+    """How many values a declared type can hold, when that is a small fixed set (None otherwise)."""
+    if isinstance(inner, sat.Boolean):
+        return 2
+    if isinstance(inner, sat.Enum):
+        return len(inner.enums)
+    return None
 
 
 def _qualname(func: object) -> str:
