@@ -23,7 +23,7 @@ class KeyBase(DeclarativeBase):
 
 
 def _secret() -> Any:
-    return mapped_column(Encrypted(String(20), bind_row=True))
+    return mapped_column(Encrypted(String(20), keyring="pii", bind_row=True))
 
 
 class UuidKey(KeyBase):
