@@ -10,7 +10,7 @@ raise :class:`~fieldcrypt.errors.QueryNotSupportedError` instead of silently mat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, Generic, NoReturn, TypeVar
 
 from pynamodb.attributes import Attribute, BinaryAttribute, MapAttribute
 from pynamodb.constants import BINARY
@@ -34,8 +34,14 @@ def _flag(inner: Attribute[Any], name: str) -> bool:
     return bool(getattr(inner, attribute, False))
 
 
-class EncryptedAttribute(Attribute[Any]):
+_T = TypeVar("_T")
+
+
+class EncryptedAttribute(Attribute[_T], Generic[_T]):
     """An attribute whose value is encrypted client-side before it reaches DynamoDB.
+
+    Typed like the attribute it wraps: ``EncryptedAttribute(UnicodeAttribute(), keyring="pii")`` is
+    an ``Attribute[str]``, so type checkers refuse ``patient.ssn = 123``.
 
     Args:
         inner: the attribute describing the plaintext (``UnicodeAttribute()``, ``MapAttribute()``...).
@@ -51,7 +57,7 @@ class EncryptedAttribute(Attribute[Any]):
 
     def __init__(
         self,
-        inner: Attribute[Any],
+        inner: Attribute[_T],
         *,
         keyring: str | Keyring,
         null: bool | None = None,
@@ -164,7 +170,7 @@ class EncryptedSet(SetAction):
     """``Model.attr.set(value)`` for an encrypted attribute: holds the plaintext until
     :meth:`EncryptedModel.update` encrypts it for its item (only the model knows the item key)."""
 
-    def __init__(self, attribute: EncryptedAttribute, value: Any) -> None:
+    def __init__(self, attribute: EncryptedAttribute[Any], value: Any) -> None:
         super().__init__(Path(attribute), Value({"NULL": True}))
         self.attribute = attribute
         self.plaintext = value
@@ -191,7 +197,8 @@ class BlindIndexAttribute(BinaryAttribute):
     Declare it on the model with ``of=`` the encrypted attribute's Python name, and as the hash
     key of a ``GlobalSecondaryIndex`` to look items up with ``Model.lookup(attribute, value)``.
     ``normalizer`` maps a value before indexing (e.g. ``lambda s: s.replace("-", "")``), so equal
-    values under it match.
+    values under it match. An index of a ``BooleanAttribute`` is refused when the model is defined
+    (one known item names every item sharing its token) unless ``allow_low_cardinality_index=True``.
     """
 
     def __init__(
@@ -202,12 +209,14 @@ class BlindIndexAttribute(BinaryAttribute):
         hash_key: bool = False,
         range_key: bool = False,
         attr_name: str | None = None,
+        allow_low_cardinality_index: bool = False,
     ) -> None:
         super().__init__(
             hash_key=hash_key, range_key=range_key, null=True, attr_name=attr_name, legacy_encoding=False
         )
         self.of = of
         self.normalizer = normalizer
+        self.allow_low_cardinality_index = allow_low_cardinality_index
 
     def serialize(self, value: Any) -> bytes:
         if not isinstance(value, bytes):

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from pynamodb.attributes import Attribute
+from pynamodb.attributes import Attribute, BooleanAttribute
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
 from pynamodb.indexes import Index
 from pynamodb.models import MetaModel, Model
 
+from fieldcrypt.cardinality import check_index_cardinality
 from fieldcrypt.dynamodb import wire
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.place import RowKey
@@ -42,6 +43,12 @@ class EncryptedModelMeta(MetaModel):
                 raise ConfigurationError(
                     f"{name}.{index_name}: BlindIndexAttribute(of=...) must name an EncryptedAttribute "
                     f"of {name} (got {blind_attr.of!r})"
+                )
+            if isinstance(target.inner, BooleanAttribute):
+                check_index_cardinality(
+                    f"{name}.{blind_attr.of} (a BooleanAttribute, indexed by {index_name})",
+                    2,
+                    allowed=blind_attr.allow_low_cardinality_index,
                 )
         indexes: dict[str, Index[Any]] = getattr(cls, "_indexes", {})
         for index in indexes.values():
@@ -69,7 +76,7 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
     range) key, so a value copied to another item or attribute fails to decrypt.
     """
 
-    _fieldcrypt_encrypted: dict[str, EncryptedAttribute]  # by DynamoDB attribute name
+    _fieldcrypt_encrypted: dict[str, EncryptedAttribute[Any]]  # by DynamoDB attribute name
     _fieldcrypt_blind: dict[str, BlindIndexAttribute]
     _fieldcrypt_encrypted_names: tuple[str, ...]  # Python names
     _fieldcrypt_blind_names: tuple[str, ...]
@@ -128,7 +135,9 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
             return super().from_raw_data(data)
 
     @classmethod
-    def lookup(cls: type[_M], attribute: str | EncryptedAttribute, value: Any, **query: Any) -> Iterator[_M]:
+    def lookup(
+        cls: type[_M], attribute: str | EncryptedAttribute[Any], value: Any, **query: Any
+    ) -> Iterator[_M]:
         """Items whose encrypted ``attribute`` equals ``value``, through its blind-index GSI.
 
         Queries once per active blind-index key (two during a blind-index rotation). Extra
@@ -214,7 +223,7 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
                         resolved.append(SetAction(Path(blind), Value({"B": token})))
         return resolved
 
-    def _encrypted_target(self, action: Action) -> EncryptedAttribute | None:
+    def _encrypted_target(self, action: Action) -> EncryptedAttribute[Any] | None:
         if isinstance(action, EncryptedSet):
             if self._fieldcrypt_encrypted.get(action.attribute.attr_name) is not action.attribute:
                 raise ConfigurationError(
@@ -227,12 +236,12 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
                 return self._fieldcrypt_encrypted.get(path.path[0])
         return None
 
-    def _blind_indexes_of(self, target: EncryptedAttribute) -> list[BlindIndexAttribute]:
+    def _blind_indexes_of(self, target: EncryptedAttribute[Any]) -> list[BlindIndexAttribute]:
         attributes = self.get_attributes()
         return [b for b in self._fieldcrypt_blind.values() if attributes[b.of or ""] is target]
 
     @classmethod
-    def _encrypted_named(cls, attribute: str | EncryptedAttribute) -> EncryptedAttribute:
+    def _encrypted_named(cls, attribute: str | EncryptedAttribute[Any]) -> EncryptedAttribute[Any]:
         found = cls.get_attributes().get(attribute) if isinstance(attribute, str) else attribute
         if not isinstance(found, EncryptedAttribute):
             raise ConfigurationError(f"{cls.__name__} has no encrypted attribute {attribute!r}")
