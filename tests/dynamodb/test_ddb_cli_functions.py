@@ -81,7 +81,7 @@ def test_status_lists_problems_by_key(
     ddb.put_item(TableName="patients", Item={"patient_id": {"S": "plain"}, "ssn": {"S": "123-45-6789"}})
     ddb.put_item(TableName="patients", Item={"patient_id": {"S": "empty"}})
     request_log.attach(ddb)
-    status = table_status(ddb, "patients", "ssn", keyring)
+    status = table_status(ddb, "patients", "ssn", keyring=keyring)
     assert (status["items"], status["plaintext"], status["absent"], status["undecryptable"]) == (8, 1, 1, 1)
     assert status["undecryptable_items"] == ["'moved'"]
     assert "123-45-6789" not in json.dumps(status)
@@ -96,7 +96,7 @@ def test_status_counts_a_key_under_each_of_its_master_keys(
     record = keyring.key_store.get(old)
     assert record is not None
     keyring.key_store.update(record.evolve(wraps={**record.wraps, "local:second": b"w"}))
-    status = table_status(ddb, "patients", "ssn", keyring)
+    status = table_status(ddb, "patients", "ssn", keyring=keyring)
     assert status["master_keys"] == {keyring.master_key.key_id: 5, "local:second": 3}
 
 

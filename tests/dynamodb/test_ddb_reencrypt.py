@@ -49,13 +49,13 @@ def assert_all_readable() -> None:
 
 def test_moves_every_value_to_the_current_key(old_values: str, ddb: Any, keyring: fieldcrypt.Keyring) -> None:
     """A full run leaves every value under the current key, still bound to its item and readable."""
-    counts = Reencryptor(ddb, "patients", "ssn", keyring, page_size=7).run()
+    counts = Reencryptor(ddb, "patients", "ssn", keyring=keyring, batch_size=7).run()
     assert counts["scanned"] == N
     assert counts["reencrypted"] == N
     assert counts["failed"] == 0
     assert key_ids(ddb, keyring) == Counter({keyring.current_key_id(): N})
     assert_all_readable()
-    again = Reencryptor(ddb, "patients", "ssn", keyring).run()
+    again = Reencryptor(ddb, "patients", "ssn", keyring=keyring).run()
     assert again["reencrypted"] == 0
     assert again["current"] == N
 
@@ -63,7 +63,9 @@ def test_moves_every_value_to_the_current_key(old_values: str, ddb: Any, keyring
 def test_parallel_segments_on_worker_threads(old_values: str, ddb: Any, keyring: fieldcrypt.Keyring) -> None:
     """Four segments on two threads together cover the table exactly once; progress counts up to N."""
     seen: list[int] = []
-    job = Reencryptor(ddb, "patients", "ssn", keyring, total_segments=4, page_size=3, progress=seen.append)
+    job = Reencryptor(
+        ddb, "patients", "ssn", keyring=keyring, total_segments=4, batch_size=3, progress=seen.append
+    )
     counts = job.run(workers=2)
     assert sorted(seen) == seen
     assert seen[-1] == N
@@ -74,7 +76,7 @@ def test_parallel_segments_on_worker_threads(old_values: str, ddb: Any, keyring:
 
 def test_segments_run_as_separate_jobs(old_values: str, ddb: Any, keyring: fieldcrypt.Keyring) -> None:
     """Each segment i/3 can run as its own job; only after all three is the table done."""
-    jobs = [Reencryptor(ddb, "patients", "ssn", keyring, total_segments=3).run([i]) for i in range(3)]
+    jobs = [Reencryptor(ddb, "patients", "ssn", keyring=keyring, total_segments=3).run([i]) for i in range(3)]
     assert sum(j["scanned"] for j in jobs) == N
     assert all(j["scanned"] < N for j in jobs)
     assert key_ids(ddb, keyring) == Counter({keyring.current_key_id(): N})
@@ -96,9 +98,9 @@ def test_interrupted_parallel_job_resumes_from_its_checkpoints(
             ddb,
             "patients",
             "ssn",
-            keyring,
+            keyring=keyring,
             total_segments=2,
-            page_size=3,
+            batch_size=3,
             checkpoint_dir=str(tmp_path),
             **extra,
         )
@@ -135,9 +137,11 @@ def test_crash_mid_page_is_harmless_on_resume(
 
     ddb.meta.events.register("before-call.dynamodb.UpdateItem", crash_on_third_write)
     with pytest.raises(Stop):
-        Reencryptor(ddb, "patients", "ssn", keyring, page_size=N, checkpoint_dir=str(tmp_path)).run()
+        Reencryptor(ddb, "patients", "ssn", keyring=keyring, batch_size=N, checkpoint_dir=str(tmp_path)).run()
     ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", crash_on_third_write)
-    counts = Reencryptor(ddb, "patients", "ssn", keyring, page_size=N, checkpoint_dir=str(tmp_path)).run()
+    counts = Reencryptor(
+        ddb, "patients", "ssn", keyring=keyring, batch_size=N, checkpoint_dir=str(tmp_path)
+    ).run()
     assert counts["current"] == 2
     assert counts["reencrypted"] == N - 2
     assert key_ids(ddb, keyring) == Counter({keyring.current_key_id(): N})
@@ -159,7 +163,7 @@ def test_concurrent_application_update_survives(
 
     ddb.meta.events.register("before-parameter-build.dynamodb.UpdateItem", application_writes_first)
     try:
-        counts = Reencryptor(ddb, "patients", "ssn", keyring).run()
+        counts = Reencryptor(ddb, "patients", "ssn", keyring=keyring).run()
     finally:
         ddb.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", application_writes_first)
     assert counts["conflicts"] == 1
@@ -174,7 +178,9 @@ def test_dry_run_writes_nothing(
 ) -> None:
     """A dry run counts what would move but sends no write and leaves no checkpoint."""
     request_log.attach(ddb)
-    counts = Reencryptor(ddb, "patients", "ssn", keyring, dry_run=True, checkpoint_dir=str(tmp_path)).run()
+    counts = Reencryptor(
+        ddb, "patients", "ssn", keyring=keyring, dry_run=True, checkpoint_dir=str(tmp_path)
+    ).run()
     assert counts["reencrypted"] == N
     assert set(request_log.operations()) == {"DescribeTable", "Scan"}
     assert key_ids(ddb, keyring) == Counter({old_values: N})
@@ -196,7 +202,7 @@ def test_bad_values_are_counted_and_left_alone(
         ddb.put_item(TableName="patients", Item={"patient_id": {"S": patient_id}, "ssn": value})
     ddb.put_item(TableName="patients", Item={"patient_id": {"S": "x-absent"}})
     with caplog.at_level(logging.WARNING, logger="fieldcrypt"):
-        counts = Reencryptor(ddb, "patients", "ssn", keyring).run()
+        counts = Reencryptor(ddb, "patients", "ssn", keyring=keyring).run()
     assert (counts["plaintext"], counts["failed"], counts["absent"], counts["reencrypted"]) == (1, 2, 1, N)
     logged = sorted(r.getMessage() for r in caplog.records if r.name == "fieldcrypt")
     assert logged == [
@@ -212,9 +218,9 @@ def test_bad_values_are_counted_and_left_alone(
 def test_key_attribute_target_is_refused(ddb: Any, keyring: fieldcrypt.Keyring) -> None:
     """Naming a key attribute or a missing table is a configuration error."""
     with pytest.raises(fieldcrypt.ConfigurationError, match=r"patients\.patient_id is a key attribute"):
-        Reencryptor(ddb, "patients", "patient_id", keyring)
+        Reencryptor(ddb, "patients", "patient_id", keyring=keyring)
     with pytest.raises(fieldcrypt.ConfigurationError, match="table 'nope' does not exist in us-east-1"):
-        Reencryptor(ddb, "nope", "ssn", keyring)
+        Reencryptor(ddb, "nope", "ssn", keyring=keyring)
 
 
 def test_rate_limit_applies_to_every_kms_request(
@@ -230,7 +236,7 @@ def test_rate_limit_applies_to_every_kms_request(
         fieldcrypt.get_keyring("pii").rotate()
     fresh = fieldcrypt.Keyring("pii", master, store)  # a new process: nothing cached
     request_log.calls.clear()
-    job = Reencryptor(ddb, "patients", "ssn", fresh, max_kms_calls_per_second=1000.0)
+    job = Reencryptor(ddb, "patients", "ssn", keyring=fresh, max_kms_calls_per_second=1000.0)
     counts = job.run()
     assert counts["reencrypted"] == 3
     kms_requests = [op for op in request_log.operations() if op in ("Decrypt", "Encrypt", "GenerateDataKey")]

@@ -45,9 +45,9 @@ def run_reencrypt(
         dynamodb_client(region, endpoint_url),
         table,
         attribute,
-        keyring,
+        keyring=keyring,
         total_segments=total,
-        page_size=batch_size,
+        batch_size=batch_size,
         max_kms_calls_per_second=max_kms_calls_per_second,
         dry_run=dry_run,
         checkpoint_dir=checkpoint_dir,
@@ -62,4 +62,4 @@ def run_status(
     """Counts for ``dynamodb:TABLE.ATTRIBUTE``: values per data key and master key, plaintext
     left, undecryptable items (listed by key). Reads only."""
     table, attribute = parse_target(target)
-    return table_status(dynamodb_client(region, endpoint_url), table, attribute, keyring)
+    return table_status(dynamodb_client(region, endpoint_url), table, attribute, keyring=keyring)

@@ -56,7 +56,7 @@ class Reencryptor:
         client: a low-level DynamoDB client for the table's region.
         keyring: the attribute's keyring.
         total_segments: how many parallel-scan segments the table is split into.
-        page_size: items per scan page (and per checkpoint).
+        batch_size: items per scan page (and per checkpoint); the SQL engine's name for the same knob.
         max_kms_calls_per_second: throttle this job's master-key (KMS) calls; the caller's keyring is untouched.
         dry_run: count what would be re-encrypted; write nothing (not even a checkpoint or a key).
         checkpoint_dir: where segment checkpoints live (None: no resume).
@@ -69,17 +69,17 @@ class Reencryptor:
         client: DynamoDBClient,
         table: str,
         attribute: str,
-        keyring: Keyring,
         *,
+        keyring: Keyring,
         total_segments: int = 1,
-        page_size: int = 100,
+        batch_size: int = 100,
         max_kms_calls_per_second: float | None = None,
         dry_run: bool = False,
         checkpoint_dir: str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
         check_segment(0, total_segments)
-        if not 1 <= page_size <= 10_000:
+        if not 1 <= batch_size <= 10_000:
             raise ConfigurationError("batch size must be between 1 and 10000 items")
         self.column = EncryptedColumn.open(client, table, attribute)
         # Only this job's KMS calls wait for the bucket; the application's share the client.
@@ -88,7 +88,7 @@ class Reencryptor:
         )
         self.keyring = ratelimit.limited(keyring, self.limiter)
         self.total_segments = total_segments
-        self.page_size = page_size
+        self.batch_size = batch_size
         self.dry_run = dry_run
         self.checkpoints = Checkpoints(None if dry_run else checkpoint_dir, table, attribute, total_segments)
         self.progress = progress
@@ -120,7 +120,9 @@ class Reencryptor:
         if state.start is not None:
             counts["segments_resumed"] += 1
         before = Counter(state.counts)  # what earlier runs of this segment did
-        for items, next_start in self.column.pages(segment, self.total_segments, state.start, self.page_size):
+        for items, next_start in self.column.pages(
+            segment, self.total_segments, state.start, self.batch_size
+        ):
             target = self._target_key_id()
             for item in items:
                 counts["scanned"] += 1

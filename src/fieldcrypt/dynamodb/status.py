@@ -24,7 +24,7 @@ LISTED = 100  # undecryptable items listed by key; the count covers them all
 
 
 def table_status(
-    client: DynamoDBClient, table: str, attribute: str, keyring: Keyring, *, verify: bool = True
+    client: DynamoDBClient, table: str, attribute: str, *, keyring: Keyring, verify: bool = True
 ) -> dict[str, Any]:
     """JSON-serialisable counts for ``table.attribute`` (see docs/dynamodb.md, "Status")."""
     column = EncryptedColumn.open(client, table, attribute)
