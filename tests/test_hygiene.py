@@ -17,13 +17,19 @@ SRC = Path(fieldcrypt.__file__).parent
 
 
 def test_core_imports_without_host_libraries() -> None:
-    """`import fieldcrypt` and a local round trip load no SQLAlchemy, boto3, PynamoDB or Alembic."""
+    """The core, keys, stores and the boto3 item encryptor load no SQLAlchemy, boto3, PynamoDB, Alembic, click or rich."""
     code = (
-        "import sys, fieldcrypt\n"
+        "import sys, fieldcrypt, fieldcrypt.keyring, fieldcrypt.stores, fieldcrypt.keys, fieldcrypt.keys.resolve\n"
+        "import fieldcrypt.storage, fieldcrypt.registry, fieldcrypt.testing, fieldcrypt.dynamodb\n"
         "k = fieldcrypt.Keyring('pii', fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())\n"
         "p = fieldcrypt.Place('t', 'c')\n"
         "assert k.decrypt(k.encrypt(b'x', p), p) == b'x'\n"
-        "print(sorted(m for m in ('sqlalchemy', 'boto3', 'botocore', 'pynamodb', 'alembic', 'click') if m in sys.modules))\n"
+        "e = fieldcrypt.dynamodb.ItemEncryptor(table='t', key_attributes=['id'],\n"
+        "    attributes={'c': fieldcrypt.dynamodb.EncryptedField('S', keyring=k, searchable=True)})\n"
+        "item = e.encrypt_item({'id': {'S': '1'}, 'c': {'S': 'x'}})\n"
+        "assert e.decrypt_item(item)['c'] == {'S': 'x'}\n"
+        "hosts = ('sqlalchemy', 'boto3', 'botocore', 'pynamodb', 'alembic', 'click', 'rich')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in hosts))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
