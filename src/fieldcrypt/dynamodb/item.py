@@ -9,10 +9,11 @@ tokens, so either can read the other's items (docs/dynamodb.md, "Item encryptor"
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
+from fieldcrypt import audit
 from fieldcrypt.dynamodb import values, wire
 from fieldcrypt.errors import ConfigurationError, DecryptionError
 from fieldcrypt.keyring import Keyring
@@ -32,7 +33,8 @@ class EncryptedField:
             ``"M"`` or ``"L"`` (positional).
         keyring: a registered keyring's name (resolved at first use) or a :class:`Keyring`.
         searchable: keep an equality token (blind index) in ``index_attribute``, to be the hash
-            key of a GSI; query it with :meth:`ItemEncryptor.search_tokens`.
+            key of a GSI; query it with :meth:`ItemEncryptor.search_tokens` and pass the items
+            found through :meth:`ItemEncryptor.verified`.
         index_attribute: the token's attribute name (default ``<attribute>_bidx``; implies
             ``searchable``).
         normalizer: applied to the value's payload (the ``str`` of an ``S``, the number text of an
@@ -181,6 +183,33 @@ class ItemEncryptor:
             raise ConfigurationError(f"{self.table}.{attribute} is not a searchable encrypted attribute")
         plaintext = self._index_plaintext(attribute, field, value)
         return field.resolve_keyring().blind_index_candidates(plaintext, self._column_places[attribute])
+
+    def verified(self, attribute: str, value: AttributeValue, items: Iterable[Item]) -> list[dict[str, Any]]:
+        """The items of a blind-index query that truly hold ``value``, decrypted.
+
+        A token match proves nothing (a database writer can copy a victim's token into another
+        item; truncated tokens can collide), so pass every query result through this: an item
+        whose ``attribute`` does not decrypt to ``value`` (normalised) is dropped and reported on
+        the ``fieldcrypt.audit`` logger as ``blind_index.mismatch`` with its key, never its value.
+
+        Raises:
+            DecryptionError: an item whose values do not decrypt at all (tampered).
+            ConfigurationError: ``attribute`` is not a searchable encrypted attribute.
+        """
+        field = self.fields.get(attribute)
+        if field is None or attribute not in self.indexes:
+            raise ConfigurationError(f"{self.table}.{attribute} is not a searchable encrypted attribute")
+        searched = self._index_plaintext(attribute, field, value)
+        kept: list[dict[str, Any]] = []
+        for item in items:
+            plain = self.decrypt_item(item)
+            found = plain.get(attribute)
+            if found is not None and self._index_plaintext(attribute, field, found) == searched:
+                kept.append(plain)
+            else:
+                row = wire.row_key(item, self.key_attributes)
+                audit.warn("blind_index.mismatch", table=self.table, column=attribute, row=repr(row))
+        return kept
 
     def index_attribute(self, attribute: str) -> str:
         """The name of the attribute holding ``attribute``'s blind-index token."""

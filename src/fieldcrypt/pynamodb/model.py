@@ -19,6 +19,7 @@ from pynamodb.expressions.update import Action, RemoveAction, SetAction
 from pynamodb.indexes import Index
 from pynamodb.models import MetaModel, Model
 
+from fieldcrypt import audit
 from fieldcrypt.cardinality import check_index_cardinality
 from fieldcrypt.dynamodb import wire
 from fieldcrypt.errors import ConfigurationError
@@ -142,21 +143,44 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
 
         Queries once per active blind-index key (two during a blind-index rotation). Extra
         keyword arguments go to ``Index.query`` (``consistent_read`` is not allowed on a GSI).
+        Every item is verified: one whose value does not decrypt to ``value`` (normalised) -- a
+        copied or colliding token -- is skipped and reported on the ``fieldcrypt.audit`` logger
+        as ``blind_index.mismatch`` with its key, so the GSI must project the attribute.
 
         Raises:
-            ConfigurationError: no BlindIndexAttribute for ``attribute``, or no GSI keyed on it.
+            ConfigurationError: no BlindIndexAttribute for ``attribute``, no GSI keyed on it, or a
+                GSI that does not project it (the matches could not be verified).
         """
         encrypted = cls._encrypted_named(attribute)
         blind = [b for b in cls._fieldcrypt_blind.values() if cls.get_attributes()[b.of or ""] is encrypted]
         if not blind:
             raise ConfigurationError(f"{cls.__name__}.{encrypted.attr_name} has no BlindIndexAttribute")
+        table = cls.Meta.table_name
+        python_name = next(n for n, a in cls.get_attributes().items() if a is encrypted)
         for blind_attr in blind:
             for index in cls._indexes.values():
                 hash_key = index._hash_key_attribute()  # type: ignore[no-untyped-call]
                 if hash_key is not None and hash_key.attr_name == blind_attr.attr_name:
-                    tokens = encrypted.blind_candidates(value, cls.Meta.table_name, blind_attr.normalizer)
+                    _require_projected(cls.__name__, index, encrypted.attr_name)
+                    normalizer = blind_attr.normalizer
+                    tokens = encrypted.blind_candidates(value, table, normalizer)
+                    searched = encrypted.plaintext(normalizer(value), table) if tokens else b""
                     for token in tokens:
-                        yield from index.query(token, **query)
+                        for item in index.query(token, **query):
+                            found = getattr(item, python_name)
+                            if (
+                                found is not None
+                                and encrypted.plaintext(normalizer(found), table) == searched
+                            ):
+                                yield item
+                            else:
+                                row = item._row()
+                                audit.warn(
+                                    "blind_index.mismatch",
+                                    table=table,
+                                    column=encrypted.attr_name,
+                                    row=None if row is None else repr(row),
+                                )
                     return
         raise ConfigurationError(
             f"{cls.__name__}: no GlobalSecondaryIndex has blind index {blind[0].attr_name!r} as its hash key"
@@ -255,3 +279,16 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
             for name, value in self.attribute_values.items()
         )
         return f"{type(self).__name__}({fields})"
+
+
+def _require_projected(model: str, index: Index[Any], attribute: str) -> None:
+    projection = index.Meta.projection
+    if projection.projection_type == "ALL":
+        return
+    if attribute in (getattr(projection, "non_key_attributes", None) or ()):
+        return
+    raise ConfigurationError(
+        f"{model}: GSI {index.Meta.index_name!r} does not project {attribute!r}, so lookup cannot "
+        "verify that a match holds the searched value; project it (AllProjection or "
+        "IncludeProjection([...]))"
+    )
