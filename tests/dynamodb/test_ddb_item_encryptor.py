@@ -244,3 +244,19 @@ def test_declarations_that_cannot_work_are_refused() -> None:
         EncryptedField("S", keyring="")
     with pytest.raises(fieldcrypt.ConfigurationError, match="not a searchable"):
         patients().search_tokens("weight", {"N": "1"})
+
+
+@pytest.mark.usefixtures("tables")
+def test_for_table_reads_the_key_order_from_the_schema(ddb: Any) -> None:
+    """for_table takes hash then range from DescribeTable, so its items read through the model."""
+    visits = ItemEncryptor.for_table(ddb, "visits", {"diagnosis": EncryptedField("S", keyring="pii")})
+    assert visits.key_attributes == ("clinic", "day")
+    item = visits.encrypt_item({"day": {"S": "d1"}, "clinic": {"N": "5"}, "diagnosis": {"S": "flu"}})
+    ddb.put_item(TableName="visits", Item=item)
+    assert Visit.get(5, "d1").diagnosis == "flu"
+    swapped = ItemEncryptor(table="visits", key_attributes=("day", "clinic"), attributes=visits.fields)
+    ddb.put_item(TableName="visits", Item=swapped.encrypt_item({**item, "diagnosis": {"S": "flu"}}))
+    with pytest.raises(DecryptionError):
+        Visit.get(5, "d1")  # the order is part of the binding: the reason for_table exists
+    with pytest.raises(fieldcrypt.ConfigurationError, match="does not exist"):
+        ItemEncryptor.for_table(ddb, "no-such-table", visits.fields)

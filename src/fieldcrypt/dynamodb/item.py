@@ -9,16 +9,20 @@ tokens, so either can read the other's items (docs/dynamodb.md, "Item encryptor"
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldcrypt import audit
 from fieldcrypt.dynamodb import values, wire
+from fieldcrypt.dynamodb.tables import key_names
 from fieldcrypt.errors import ConfigurationError, DecryptionError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 AttributeValue = Mapping[str, Any]
 Item = Mapping[str, AttributeValue]
@@ -104,6 +108,20 @@ class ItemEncryptor:
                 raise ConfigurationError(f"{table}.{name}: index attribute {index!r} is already in use")
         self._column_places = {name: Place(table, name) for name in self.indexes}
 
+    @classmethod
+    def for_table(
+        cls, client: DynamoDBClient, table: str, attributes: Mapping[str, EncryptedField]
+    ) -> ItemEncryptor:
+        """An item encryptor whose key attributes are read from the table's key schema (one
+        ``DescribeTable`` call), so they cannot be given in the wrong order: the order is part of
+        every value's binding, and a swapped hash and range key would make values unreadable
+        by the PynamoDB model.
+
+        Raises:
+            ConfigurationError: the table does not exist, or see the constructor.
+        """
+        return cls(table=table, key_attributes=key_names(client, table), attributes=attributes)
+
     # -- items ------------------------------------------------------------------------------
 
     def encrypt_item(self, item: Item) -> dict[str, dict[str, Any]]:
@@ -115,22 +133,16 @@ class ItemEncryptor:
             TypeError: a value of another DynamoDB type than its field declares.
         """
         out: dict[str, dict[str, Any]] = {name: dict(value) for name, value in item.items()}
-        row: RowKey | None = None
-        for name, field in self.fields.items():
-            value = item.get(name)
-            if value is None:
-                continue
+        for name, field, value, place in self._declared(item):
             index = self.indexes.get(name)
             if dict(value) == {"NULL": True}:
                 del out[name]
                 if index is not None:
                     out.pop(index, None)
                 continue
-            if row is None:
-                row = wire.row_key(item, self.key_attributes)
             plaintext = self._plaintext(name, field, value)  # a wrong type fails before any key is used
             keyring = field.resolve_keyring()
-            out[name] = {"B": keyring.encrypt(plaintext, Place(self.table, name, row))}
+            out[name] = {"B": keyring.encrypt(plaintext, place)}
             if index is not None:
                 token = keyring.blind_index(
                     self._index_plaintext(name, field, value), self._column_places[name]
@@ -149,14 +161,7 @@ class ItemEncryptor:
             ConfigurationError: the item lacks its key attributes (read them with the values).
         """
         out: dict[str, dict[str, Any]] = {name: dict(value) for name, value in item.items()}
-        row: RowKey | None = None
-        for name, field in self.fields.items():
-            value = item.get(name)
-            if value is None:
-                continue
-            if row is None:
-                row = wire.row_key(item, self.key_attributes)
-            place = Place(self.table, name, row)
+        for name, field, value, place in self._declared(item):
             stored = value.get("B") if len(value) == 1 else None
             if not isinstance(stored, bytes | bytearray):
                 raise DecryptionError(**place.where())
@@ -221,6 +226,21 @@ class ItemEncryptor:
             ) from None
 
     # -- internals --------------------------------------------------------------------------
+
+    def _declared(self, item: Item) -> Iterator[tuple[str, EncryptedField, AttributeValue, Place]]:
+        """Each declared attribute present in ``item``, with the place its value is bound to.
+
+        Raises:
+            ConfigurationError: the item lacks its key attributes.
+        """
+        row: RowKey | None = None
+        for name, field in self.fields.items():
+            value = item.get(name)
+            if value is None:
+                continue
+            if row is None:  # computed once per item, and only when there is a value to bind
+                row = wire.row_key(item, self.key_attributes)
+            yield name, field, value, Place(self.table, name, row)
 
     def _plaintext(self, name: str, field: EncryptedField, value: AttributeValue) -> bytes:
         try:

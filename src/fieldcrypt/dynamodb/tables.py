@@ -44,6 +44,21 @@ def check_segment(segment: int, total: int) -> None:
         )
 
 
+def key_names(client: DynamoDBClient, table: str) -> tuple[str, ...]:
+    """The table's key attribute names in schema order (hash, then range), as values bind to them.
+
+    Raises:
+        ConfigurationError: the table does not exist in the client's region.
+    """
+    try:
+        schema = client.describe_table(TableName=table)["Table"]["KeySchema"]
+    except client.exceptions.ResourceNotFoundException:
+        region = client.meta.region_name
+        raise ConfigurationError(f"DynamoDB table {table!r} does not exist in {region}") from None
+    ordered = sorted(schema, key=lambda k: k["KeyType"] != "HASH")  # HASH first, then RANGE
+    return tuple(k["AttributeName"] for k in ordered)
+
+
 @dataclass(frozen=True)
 class EncryptedColumn:
     """One attribute of one table, with the table's key attribute names in schema order."""
@@ -55,13 +70,7 @@ class EncryptedColumn:
 
     @classmethod
     def open(cls, client: DynamoDBClient, table: str, attribute: str) -> EncryptedColumn:
-        try:
-            schema = client.describe_table(TableName=table)["Table"]["KeySchema"]
-        except client.exceptions.ResourceNotFoundException:
-            region = client.meta.region_name
-            raise ConfigurationError(f"DynamoDB table {table!r} does not exist in {region}") from None
-        ordered = sorted(schema, key=lambda k: k["KeyType"] != "HASH")  # HASH first, then RANGE
-        names = tuple(k["AttributeName"] for k in ordered)
+        names = key_names(client, table)
         if attribute in names:
             raise ConfigurationError(
                 f"{table}.{attribute} is a key attribute; key attributes are never encrypted"
