@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keyring import Keyring
 
 _keyrings: dict[str, Keyring] = {}
 _lock = threading.Lock()
+
+
+class _Generation:
+    """Bumped by every register/unregister, so cached resolutions notice a replaced keyring."""
+
+    value = 0
+
+
+_generation = _Generation()
 
 
 def register(keyring: Keyring, *, replace: bool = False) -> Keyring:
@@ -21,12 +31,14 @@ def register(keyring: Keyring, *, replace: bool = False) -> Keyring:
                 f"a keyring named {keyring.name!r} is already registered; pass replace=True to swap it"
             )
         _keyrings[keyring.name] = keyring
+        _generation.value += 1
     return keyring
 
 
 def unregister(name: str) -> None:
     with _lock:
         _keyrings.pop(name, None)
+        _generation.value += 1
 
 
 def get_keyring(name: str) -> Keyring:
@@ -48,3 +60,27 @@ def get_keyring(name: str) -> Keyring:
 def registered() -> dict[str, Keyring]:
     with _lock:
         return dict(_keyrings)
+
+
+def follow(name: str) -> Callable[[], Keyring]:
+    """A function returning the keyring registered as ``name`` *now*, for code that runs per value.
+
+    It resolves by name once and again only after a ``register``/``unregister`` (one integer
+    comparison per call otherwise), so ``register(..., replace=True)`` takes effect at once for
+    column types already in use by an engine, rather than being silently ignored by a cache.
+
+    Raises (when called):
+        ConfigurationError: nothing is registered under that name.
+    """
+    seen = -1
+    keyring: Keyring | None = None
+
+    def current() -> Keyring:
+        nonlocal seen, keyring
+        generation = _generation.value
+        if generation != seen or keyring is None:
+            keyring = get_keyring(name)
+            seen = generation
+        return keyring
+
+    return current

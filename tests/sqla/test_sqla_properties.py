@@ -16,7 +16,7 @@ from sqla_models import Base, Everything
 from sqlalchemy import select
 
 import fieldcrypt
-from fieldcrypt.sqlalchemy import types as encrypted_types
+from fieldcrypt import registry
 from fieldcrypt.testing import local_keyring
 
 
@@ -85,13 +85,13 @@ def test_processors_resolve_the_keyring_once(
     """Writing and reading 500 values looks the keyring up once per processor, not once per value."""
     local_keyring("pii")
     calls: list[str] = []
-    real = encrypted_types.get_keyring
+    real = registry.get_keyring
 
     def counting(name: str) -> fieldcrypt.Keyring:
         calls.append(name)
         return real(name)
 
-    monkeypatch.setattr(encrypted_types, "get_keyring", counting)
+    monkeypatch.setattr(registry, "get_keyring", counting)  # what registry.follow resolves with
     Base.metadata.create_all(sqlite_engine)
     table = Everything.__table__
     with sqlite_engine.begin() as conn:

@@ -1,8 +1,9 @@
 """``Encrypted``: a column type whose values are encrypted in the application (format v1).
 
 The type holds only hashable, behaviour-defining settings (the keyring by *name*), because
-SQLAlchemy's statement cache hashes them. Keyrings are resolved through
-:func:`fieldcrypt.get_keyring` the first time a processor runs, once per engine, never per value.
+SQLAlchemy's statement cache hashes them. Processors resolve the keyring through
+:func:`fieldcrypt.registry.follow`: by name on first use, and again only after a keyring is
+registered or replaced (so ``register(..., replace=True)`` takes effect for engines already in use).
 The place (table.column) comes from the column the type is attached to: the attach listener in
 :mod:`fieldcrypt.sqlalchemy.attach` gives each column its own bound copy.
 """
@@ -21,7 +22,7 @@ from fieldcrypt.cardinality import check_index_cardinality
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
-from fieldcrypt.registry import get_keyring
+from fieldcrypt.registry import follow, get_keyring
 from fieldcrypt.sqlalchemy.comparator import EncryptedComparator
 from fieldcrypt.storage import Storage
 from fieldcrypt.storage import sql as _storage
@@ -204,7 +205,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         to_bytes = self._codec.to_bytes
         text = self.storage == "text"
         bind_row = self.bind_row
-        resolved: list[Keyring] = []
+        keyring_now = follow(self.keyring)
 
         def process(value: Any) -> Any:
             if value is None:
@@ -223,9 +224,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
                     plain = to_bytes(value)
                 except TypeError as exc:
                     raise TypeError(f"{table}.{column}: {exc}") from None
-                if not resolved:
-                    resolved.append(self._keyring())
-                blob = resolved[0].encrypt(plain, place)
+                blob = keyring_now().encrypt(plain, place)
             stored: Any = fmt.to_text(blob) if text else blob
             return impl(stored) if impl is not None else stored
 
@@ -271,14 +270,12 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         return process
 
     def _opener(self, place: Place) -> Callable[[bytes], Any]:
-        """Decrypts a v1 value of this column into its Python value (keyring resolved once)."""
+        """Decrypts a v1 value of this column into its Python value (the keyring registered now)."""
         from_bytes = self._codec.from_bytes
-        decrypt: list[Callable[[bytes, Place], bytes]] = []
+        keyring_now = follow(self.keyring)
 
         def open_value(blob: bytes) -> Any:
-            if not decrypt:
-                decrypt.append(self._keyring().decrypt)
-            plain = decrypt[0](blob, place)
+            plain = keyring_now().decrypt(blob, place)
             try:
                 return from_bytes(plain)
             except (ValueError, KeyError, UnicodeDecodeError):
