@@ -34,6 +34,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.checkpoint",
         "fieldcrypt.storage",
         "fieldcrypt.adoption",
+        "fieldcrypt.cardinality",
     ),
     "keys & stores": ("fieldcrypt.keys", "fieldcrypt.stores"),
     "keyring": (
