@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +10,7 @@ from pynamodb.attributes import BooleanAttribute, UnicodeAttribute
 
 import fieldcrypt
 from fieldcrypt.pynamodb import BlindIndexAttribute, EncryptedAttribute, EncryptedModel
-
-ROOT = Path(__file__).resolve().parents[2]
+from typecheck import assert_accepted, assert_rejected
 
 MODEL = """
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
@@ -37,27 +34,19 @@ def read(patient: Patient) -> str:
 """
 
 
-def _mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "typed_ddb_models.py"
-    path.write_text(source)
-    command = [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(path)]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
-
-
 def test_encrypted_attributes_are_typed_like_their_inner_attribute(tmp_path: Path) -> None:
     """Under mypy --strict, EncryptedAttribute(UnicodeAttribute()) reads and accepts str."""
-    result = _mypy(tmp_path, MODEL)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_accepted(tmp_path / "typed_ddb_models.py", MODEL)
 
 
 def test_mypy_refuses_a_wrongly_typed_value(tmp_path: Path) -> None:
     """Assigning an int to an encrypted UnicodeAttribute is a mypy error (it was accepted as Any)."""
-    result = _mypy(tmp_path, MODEL + "\n\ndef wrong(patient: Patient) -> None:\n    patient.ssn = 123\n")
-    assert result.returncode == 1
-    assert 'Incompatible types in assignment (expression has type "int", variable has type "str | None")' in (
-        result.stdout
+    assert_rejected(
+        tmp_path / "typed_ddb_models.py",
+        MODEL + "\n\ndef wrong(patient: Patient) -> None:\n    patient.ssn = 123\n",
+        line=23,
+        message='Incompatible types in assignment (expression has type "int", variable has type "str | None")',
     )
-    assert "typed_ddb_models.py:23: error" in result.stdout
 
 
 def _flags_model(**blind: Any) -> type[EncryptedModel]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from typecheck import assert_accepted, assert_rejected
 
 MODEL = """
 import datetime as dt
@@ -36,22 +34,16 @@ def find(session: Session, ssn: str) -> dt.date | None:
 """
 
 
-def _mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "typed_models.py"
-    path.write_text(source)
-    command = [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(path)]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
-
-
 def test_models_type_check_strictly(tmp_path: Path) -> None:
     """Mapped[str], Mapped[date | None], Mapped[Decimal] over Encrypted columns pass mypy --strict."""
-    result = _mypy(tmp_path, MODEL)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_accepted(tmp_path / "typed_models.py", MODEL)
 
 
 def test_mypy_catches_a_wrongly_typed_value(tmp_path: Path) -> None:
     """Assigning an int to an encrypted Mapped[str] attribute is a mypy error."""
-    result = _mypy(tmp_path, MODEL + "\n\ndef wrong(user: User) -> None:\n    user.ssn = 123\n")
-    assert result.returncode == 1
-    assert 'Incompatible types in assignment (expression has type "int", variable has type' in result.stdout
-    assert "typed_models.py:29: error" in result.stdout
+    assert_rejected(
+        tmp_path / "typed_models.py",
+        MODEL + "\n\ndef wrong(user: User) -> None:\n    user.ssn = 123\n",
+        line=29,
+        message='Incompatible types in assignment (expression has type "int", variable has type "SQLCoreOperations[str] | str")',
+    )
