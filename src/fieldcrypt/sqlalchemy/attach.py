@@ -1,7 +1,7 @@
 """The listeners that tie ``Encrypted`` to SQLAlchemy, through its documented event hooks.
 
 * ``Column.before_parent_attach``: when an encrypted column joins a table, it gets its own copy of
-  the type bound to ``(table.name, column.name)`` (the place in every ciphertext's associated data)
+  the type bound to ``(table.fullname, column.name)`` (the place in every ciphertext's associated data)
   and, when searchable, its blind-index column, appended just before the column itself.
 * ``Engine.before_execute``: INSERT/UPDATE statements keep blind indexes in step and seal
   row-bound values given as parameter dictionaries.
@@ -25,10 +25,10 @@ from typing import Any
 from sqlalchemy import Column, Engine, Table, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapper, Session
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Select, visitors
 from sqlalchemy.sql.dml import Delete, Insert, Update
 
-from fieldcrypt.errors import QueryNotSupportedError
+from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.sqlalchemy import _compat, blind_index, row_binding, verify
 from fieldcrypt.sqlalchemy.types import Encrypted
 
@@ -37,7 +37,9 @@ def _on_column_attach(column: Column[Any], table: Any) -> None:
     type_ = column.type
     if not isinstance(type_, Encrypted) or not isinstance(table, Table):
         return
-    column.type = type_.bound_to(table.name, column.name)
+    # The schema is part of the place (``Table.fullname``, "schema.table"), as the Alembic
+    # operations and the CLI name it: a value copied to another schema's table fails to decrypt.
+    column.type = type_.bound_to(table.fullname, column.name)
     if column.type.searchable:
         blind_index.add_index_column(table, column, column.type)
 
@@ -63,7 +65,30 @@ def _before_execute(
         verify.refuse_unverified(clauseelement, execution_options)
     elif isinstance(clauseelement, Delete):
         verify.refuse_unverified(clauseelement, execution_options)
+    translate = execution_options.get("schema_translate_map")
+    if translate:
+        _refuse_translated(clauseelement, translate)
     return clauseelement, multiparams, params
+
+
+def _refuse_translated(statement: Any, translate: Mapping[str | None, str | None]) -> None:
+    # A column's place is fixed when it joins its table, and SQLAlchemy compiles (and caches the
+    # processors of) a statement once for every schema_translate_map: a value could not be bound
+    # to the schema it is really written to, so a copy between tenants' schemas would decrypt.
+    # Refused until places can follow the translation; declare one Table per schema instead.
+    for element in visitors.iterate(statement):
+        if not isinstance(element, Table) or element.schema not in translate:
+            continue
+        if translate[element.schema] == element.schema:
+            continue
+        encrypted = [c.name for c in element.columns if isinstance(c.type, Encrypted)]
+        if encrypted:
+            raise ConfigurationError(
+                f"{element.fullname}.{encrypted[0]} is encrypted and bound to its declared schema, "
+                "but schema_translate_map moves it to another: a value copied between the "
+                "translated schemas would still decrypt; declare the table per schema "
+                "(Table.to_metadata(..., schema=...)) instead of translating it"
+            )
 
 
 def _refuse_ordering(select: Select[Any]) -> None:

@@ -81,7 +81,7 @@ def column_spec(table_name: str, column_name: str, metadata_or_table: MetaData |
         raise ConfigurationError(f"{table_name}.{column_name} is not an encrypted column")
     type_: Encrypted[Any] = column.type
     return ColumnSpec(
-        table=table.name,
+        table=table.fullname,
         column=column.name,
         keyring=type_.keyring,
         codec=type_.codec,
@@ -106,10 +106,10 @@ def encrypted_columns(metadata_or_table: MetaData | Table) -> list[ColumnSpec]:
 
 def _table(name: str, metadata_or_table: MetaData | Table) -> Table:
     if isinstance(metadata_or_table, Table):
-        if metadata_or_table.name != name:
+        if name not in (metadata_or_table.name, metadata_or_table.fullname):
             raise ConfigurationError(f"table {metadata_or_table.name!r} is not {name!r}")
         return metadata_or_table
     for table in metadata_or_table.tables.values():
-        if table.name == name:
+        if name in (table.name, table.fullname):
             return table
     raise ConfigurationError(f"no table named {name!r} in this MetaData")
