@@ -84,7 +84,7 @@ class EncryptedColumn:
         return {name: item[name] for name in self.key_names}
 
     def pages(
-        self, segment: int, total: int, start: dict[str, Any] | None, page_size: int
+        self, segment: int, total: int, start: dict[str, Any] | None, batch_size: int
     ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
         """Pages of (items, LastEvaluatedKey) of one segment, from ``start``; keys and attribute only."""
         names = {f"#k{i}": name for i, name in enumerate(self.key_names)} | {"#a": self.attribute}
@@ -95,7 +95,7 @@ class EncryptedColumn:
                 "TotalSegments": total,
                 "ProjectionExpression": ", ".join(names),
                 "ExpressionAttributeNames": names,
-                "Limit": page_size,
+                "Limit": batch_size,
             }
             if start:
                 params["ExclusiveStartKey"] = start
