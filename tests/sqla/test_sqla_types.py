@@ -150,3 +150,27 @@ def test_stored_size_is_value_plus_v1_overhead(db: sa.Engine) -> None:
     row = raw_rows(db, "SELECT s, tx FROM everything")[0]
     assert len(bytes(row.s)) == 11 + fmt.OVERHEAD == 60
     assert len(row.tx) == 80
+
+
+def test_offsets_with_seconds_and_microseconds_round_trip(db: sa.Engine) -> None:
+    """A datetime and a time whose UTC offset has seconds and microseconds (historic zones) fit and round-trip, strict MariaDB included."""
+    paris_1850 = dt.timezone(dt.timedelta(minutes=9, seconds=21))
+    widest = dt.timezone(-dt.timedelta(hours=23, minutes=59, seconds=59, microseconds=999999))
+    born = dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=widest)
+    at = dt.time(23, 59, 59, 999999, tzinfo=widest)
+    with Session(db) as session:
+        session.add(Everything(id=1, dtz=born, tm=at))
+        session.add(Everything(id=2, dtz=dt.datetime(1850, 3, 1, 12, tzinfo=paris_1850)))
+        session.commit()
+    with Session(db) as session:
+        one, two = session.get(Everything, 1), session.get(Everything, 2)
+        assert one is not None
+        assert two is not None
+        assert (one.dtz, one.dtz.utcoffset(), one.tm, one.tm.utcoffset()) == (
+            born,
+            born.utcoffset(),
+            at,
+            at.utcoffset(),
+        )
+        assert two.dtz is not None
+        assert two.dtz.utcoffset() == dt.timedelta(minutes=9, seconds=21)

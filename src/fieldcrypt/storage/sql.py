@@ -27,9 +27,11 @@ _FIXED_SIZES: tuple[tuple[type[Any], int], ...] = (
     (sat.Boolean, 1),
     (sat.Float, 8),
     (sat.Integer, 20),  # "-9223372036854775808"
-    (sat.DateTime, 32),  # "9999-12-31T23:59:59.999999+23:59"
+    # UTC offsets can carry seconds and microseconds (historic zones: Europe/Paris in 1850 was
+    # +00:09:21), which isoformat writes out in full.
+    (sat.DateTime, 42),  # "9999-12-31T23:59:59.999999-23:59:59.999999"
     (sat.Date, 10),
-    (sat.Time, 21),  # "23:59:59.999999+23:59"
+    (sat.Time, 31),  # "23:59:59.999999-23:59:59.999999"
     (sat.Interval, 32),  # "days:seconds:microseconds"
     (sat.Uuid, 36),
 )
