@@ -29,7 +29,7 @@ from sqlalchemy.sql import Select, visitors
 from sqlalchemy.sql.dml import Delete, Insert, Update
 
 from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
-from fieldcrypt.sqlalchemy import _compat, blind_index, row_binding, verify
+from fieldcrypt.sqlalchemy import _compat, blind_index, redaction, row_binding, verify
 from fieldcrypt.sqlalchemy.types import Encrypted
 
 
@@ -51,6 +51,7 @@ def _before_execute(
     params: Mapping[str, Any],
     execution_options: Any,
 ) -> tuple[Any, Sequence[Mapping[str, Any]], Mapping[str, Any]]:
+    redaction.warn_if_rows_logged(conn)
     if isinstance(clauseelement, Insert):
         if clauseelement.select is not None:
             verify.refuse_unverified(clauseelement, execution_options)

@@ -26,7 +26,7 @@ from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
 from fieldcrypt.registry import get_keyring, registered
-from fieldcrypt.sqlalchemy import _compat
+from fieldcrypt.sqlalchemy import _compat, redaction
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
 from fieldcrypt.storage import sql as storage
 from fieldcrypt.stores.sql import SqlKeyStore
@@ -122,6 +122,7 @@ def _insert_default(context: DefaultExecutionContext) -> bytes | None:
     The source is looked up from the column being filled (not captured when it was created), so
     a copy of the table (``to_metadata``) indexes under its own place.
     """
+    redaction.watch(context.dialect)  # runs before any bind processor of the statement is built
     index_column: Column[Any] = context.current_column
     source_name = index_column.info[INFO_KEY]
     source = next(c for c in index_column.table.columns if c.name == source_name)

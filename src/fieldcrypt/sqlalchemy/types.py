@@ -23,6 +23,7 @@ from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSuppo
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
 from fieldcrypt.registry import follow, get_keyring
+from fieldcrypt.sqlalchemy import redaction
 from fieldcrypt.sqlalchemy.comparator import EncryptedComparator
 from fieldcrypt.storage import Storage
 from fieldcrypt.storage import sql as _storage
@@ -200,6 +201,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
         table, column = self._where()
+        redaction.watch(dialect)  # a failed statement must not quote this column's plaintext
         place = Place(table, column)
         impl = self.impl_instance.bind_processor(dialect)
         to_bytes = self._codec.to_bytes
