@@ -15,6 +15,7 @@ from fieldcrypt.errors import (
     FieldcryptError,
     KeyAccessError,
     KeyDestroyedError,
+    NotCiphertextError,
     QueryNotSupportedError,
     UnsupportedFormatError,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "LocalMasterKey",
     "MasterKey",
     "MemoryKeyStore",
+    "NotCiphertextError",
     "Place",
     "Purpose",
     "QueryNotSupportedError",

@@ -68,3 +68,15 @@ class KeyDestroyedError(DecryptionError):
         super().__init__(**where)
         self.key_id = key_id
         self.args = (f"{self.args[0]}: data key {key_id} was destroyed",)
+
+
+class NotCiphertextError(DecryptionError):
+    """A stored value is not a fieldcrypt ciphertext at all: most likely plaintext left in an
+    encrypted column (an unfinished ``encrypt_column``). The value itself is never quoted."""
+
+    def __init__(self, **where: str | None):
+        super().__init__(**where)
+        self.args = (
+            f"{self.args[0]}: not a fieldcrypt ciphertext (plaintext left in an encrypted column? "
+            "`fieldcrypt status` counts such values, `encrypt-column` encrypts them)",
+        )

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from fieldcrypt import _aead
 
 VERSION_1 = 1
+# Format versions stay below the first printable ASCII byte, so a value starting at or above it
+# (or with 0) is not a ciphertext of any version: typically plaintext left in an encrypted column.
+FIRST_TEXT_BYTE = 0x20
 KEY_ID_BYTES = 20
 HEADER_BYTES = 1 + KEY_ID_BYTES
 OVERHEAD = HEADER_BYTES + _aead.NONCE_BYTES + _aead.TAG_BYTES

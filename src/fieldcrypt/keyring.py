@@ -26,6 +26,7 @@ from fieldcrypt.errors import (
     DecryptionError,
     KeyAccessError,
     KeyDestroyedError,
+    NotCiphertextError,
     UnsupportedFormatError,
 )
 from fieldcrypt.keys.master import MasterKey, UnwrapFailed
@@ -143,6 +144,8 @@ class Keyring:
         try:
             fmt.parse(blob)
         except fmt.UnknownVersion as exc:
+            if exc.version >= fmt.FIRST_TEXT_BYTE or exc.version == 0:
+                raise NotCiphertextError(**place.where()) from None
             raise UnsupportedFormatError(exc.version, **place.where()) from None
         except fmt.MalformedCiphertext:
             pass
@@ -186,9 +189,11 @@ class Keyring:
         return cached[1]
 
     def _index_with(self, key: tuple[bytes, DataKeyRecord], value: bytes | str, place: Place) -> bytes:
+        # Encode before the key is loaded: a value that cannot be encoded then fails in a frame
+        # holding no key (error trackers record the local variables of every frame).
+        data = _utf8(value) if isinstance(value, str) else value
         slot, record = key
         raw = self.cache.fresh(slot) or self.cache.get(slot, lambda: self._unwrap(record))
-        data = value.encode("utf-8") if isinstance(value, str) else value
         prefix = self._index_prefixes.get((place.table, place.column))
         if prefix is None:  # the column's place, without the row: tokens must match across rows
             if len(self._index_prefixes) >= 4096:
@@ -344,6 +349,13 @@ class Keyring:
 
     def __repr__(self) -> str:
         return f"Keyring({self.name!r}, master_key={self.master_key!r}, key_store={self.key_store!r})"
+
+
+def _utf8(value: str) -> bytes:
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TypeError("a value with a lone surrogate cannot be encoded as UTF-8") from None
 
 
 def _slot(purpose: Purpose, key_id: str) -> bytes:

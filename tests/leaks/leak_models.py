@@ -11,9 +11,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from fieldcrypt.errors import KeyAccessError
 from fieldcrypt.sqlalchemy import Encrypted
 
-SSN = "123-45-6789"
+SSN = "219-09-9999"
 NOTE = "diagnosis: sensitive-note-4711"
-PLAINTEXTS = (SSN, NOTE, "123456789")  # the SSN normalised for its blind index too
+PLAINTEXTS = (SSN, NOTE, "219099999")  # the SSN normalised for its blind index too
 
 
 class Base(DeclarativeBase):

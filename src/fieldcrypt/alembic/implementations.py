@@ -81,6 +81,10 @@ def encrypt_column(operations: Operations, op: EncryptColumnOp) -> None:
 @Operations.implementation_for(DecryptColumnOp)
 def decrypt_column(operations: Operations, op: DecryptColumnOp) -> None:
     _online(operations, "decrypt_column")
+    if op.existing_type is not None:
+        schema.require_type(
+            op.existing_type, f"decrypt_column({op.table_name!r}, {op.column_name!r}) existing_type"
+        )
     spec = _spec(op)
     conn = operations.get_bind()
     if op.existing_type is None and conn.dialect.name != "sqlite" and op.storage == "binary":

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from fieldcrypt.cli import config
+from fieldcrypt.cli import config, sqltypes
 from fieldcrypt.cli.context import State
 from fieldcrypt.cli.output import EXIT_INCOMPLETE
 from fieldcrypt.errors import ConfigurationError
@@ -219,11 +219,12 @@ def decrypt_column(
     **options: Any,
 ) -> None:
     """Decrypt every value back to plaintext in place (the downgrade of encrypt-column)."""
+    restored = sqltypes.parse(restore_type) if restore_type else None  # refused before any work
     spec = _spec(state, target, codec, storage, row_binding)
     _run(state, "decrypt", spec, dict(options))  # exits 1 (and skips the type change) if rows remain
-    if restore_type and not options["dry_run"]:
+    if restored is not None and not options["dry_run"]:
         with state.engine.begin() as conn:
-            schema.narrow(conn, spec.table, spec.column, restore_type, spec.the_storage)
+            schema.narrow(conn, spec.table, spec.column, restored, spec.the_storage)
 
 
 @click.command()

@@ -13,6 +13,7 @@ from fieldcrypt.ratelimit import TokenBucket
 from fieldcrypt.rotation import admin
 
 PURPOSE = click.Choice([p.value for p in Purpose])
+MIN_PREFIX = 8  # 32 bits: a collision among a keyring's few hundred keys is then very unlikely
 
 
 def _describe(record: DataKeyRecord) -> dict[str, Any]:
@@ -91,11 +92,29 @@ def rewrap(
     )
 
 
+def _resolve(state: State, prefix: str) -> str:
+    """The full id of the keyring's one data key starting with ``prefix`` (at least 8 hex digits)."""
+    wanted = prefix.strip().lower()
+    if len(wanted) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in wanted):
+        raise click.UsageError(
+            f"give a data key id or its first {MIN_PREFIX} or more hex digits (see `fieldcrypt keys list`)"
+        )
+    matches = [r.key_id for r in admin.list_keys(state.keyring) if r.key_id.startswith(wanted)]
+    if len(matches) > 1:
+        raise click.UsageError(
+            f"{prefix} matches {len(matches)} data keys: {', '.join(matches)}; give more digits"
+        )
+    if not matches:
+        raise click.UsageError(f"keyring {state.keyring.name!r} has no data key starting with {prefix}")
+    return matches[0]
+
+
 @keys.command()
 @click.argument("key_id")
 @click.pass_obj
 def retire(state: State, key_id: str) -> None:
-    """Stop using a data key for new values (values under it still decrypt)."""
+    """Stop using a data key for new values (values under it still decrypt). KEY_ID may be a prefix."""
+    key_id = _resolve(state, key_id)
     record = admin.retire(state.keyring, key_id)
     state.out.result(_describe(record), lambda: state.out.say(f"data key {key_id} retired"))
 
@@ -105,7 +124,8 @@ def retire(state: State, key_id: str) -> None:
 @click.option("--yes", is_flag=True, help="Confirm: every value under this key becomes unreadable.")
 @click.pass_obj
 def destroy(state: State, key_id: str, yes: bool) -> None:
-    """Crypto-shred a data key: erase its wrapped copies. Irreversible."""
+    """Crypto-shred a data key: erase its wrapped copies. Irreversible. KEY_ID may be a prefix."""
+    key_id = _resolve(state, key_id)
     if not yes:
         raise click.UsageError(
             f"destroying data key {key_id} makes every value under it unreadable forever; "

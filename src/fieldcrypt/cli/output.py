@@ -3,6 +3,10 @@
 stdout carries only machine output (``--json``) or the data of ``encrypt``/``decrypt``, so it can
 be piped; everything for people goes to stderr. Nothing printed is ever a plaintext column value
 or key material: reports hold counts, key ids, master key ids and primary keys only.
+
+Everything printed is data, never rich markup: a primary key such as ``[/]`` or ``[link=...]``
+is shown as typed (markup off, highlighting off). Key ids are never wrapped, so they can be
+copied from a terminal of any width.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1  # the job ran but work remains: failures, conflicts, plaintext or old keys left
@@ -29,11 +34,11 @@ class Output:
     def __init__(self, as_json: bool, *, quiet: bool = False) -> None:
         self.as_json = as_json
         self.quiet = quiet
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
     def say(self, text: str) -> None:
         if not self.quiet:
-            self.err.print(text)
+            self.err.print(Text(text))  # a Text is never parsed as markup
 
     def result(self, data: Any, human: Callable[[], None] | None = None) -> None:
         """The command's result: JSON on stdout with --json, else the human rendering on stderr."""
@@ -43,18 +48,26 @@ class Output:
         elif human is not None:
             human()
 
-    def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
-        table = Table(title=title, title_justify="left")
-        for column in columns:
-            table.add_column(column, overflow="fold")  # key ids and ARNs are read in full
-        for row in rows:
-            table.add_row(*(str(v) for v in row))
+    def table(
+        self, title: str, columns: list[str], rows: list[list[Any]], *, whole: tuple[int, ...] = (0,)
+    ) -> None:
+        """A table on stderr; the columns numbered in ``whole`` (ids) are never wrapped or cut."""
+        table = Table(title=Text(title), title_justify="left")
+        cells = [[str(v) for v in row] for row in rows]
+        for n, column in enumerate(columns):
+            if n in whole:
+                widest = max((len(row[n]) for row in cells), default=len(column))
+                table.add_column(Text(column), no_wrap=True, min_width=max(widest, len(column)))
+            else:
+                table.add_column(Text(column), overflow="fold")  # ARNs are read in full
+        for row in cells:
+            table.add_row(*(Text(cell) for cell in row))
         self.err.print(table)
 
     def error(self, message: str, code: int) -> None:
         if self.as_json:
             sys.stdout.write(json.dumps({"error": message, "exit_code": code}) + "\n")
-        self.err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+        self.err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
 
     @contextlib.contextmanager
     def progress(self, description: str) -> Iterator[Callable[[int, int | None], None]]:
@@ -63,7 +76,7 @@ class Output:
             yield lambda done, total: None
             return
         columns = (
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),

@@ -3,6 +3,8 @@ text``), and ``fieldcrypt init`` (a local master key and key store for developme
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 from typing import BinaryIO
@@ -103,18 +105,13 @@ def init(state: State, key_file: str, write_config: bool) -> None:
     keyring.key_store.create_table()  # type: ignore[attr-defined]
     data_key = keyring.current_key_id()
     config_path = Path("fieldcrypt.toml")
+    url = shown_url(settings.database_url)
     if write_config and not config_path.exists():
-        config_path.write_text(
-            "[fieldcrypt]\n"
-            f'database_url = "{settings.database_url}"\n'
-            f'keyring = "{settings.keyring}"\n'
-            f'master_key = "file:{path}"\n',
-            encoding="utf-8",
-        )
+        _write_config(config_path, settings.database_url, settings.keyring, f"file:{path}")
     result = {
         "key_file": str(path),
         "master_key_id": master.key_id,
-        "database_url": settings.database_url,
+        "database_url": url,
         "key_store_table": settings.key_store_table,
         "keyring": keyring.name,
         "data_key_id": data_key,
@@ -124,7 +121,37 @@ def init(state: State, key_file: str, write_config: bool) -> None:
         result,
         lambda: state.out.say(
             f"wrote local master key {master.key_id} to {path} (keep it out of git and backups); "
-            f"key store {settings.key_store_table} ready in {settings.database_url}; "
+            f"key store {settings.key_store_table} ready in {url}; "
             f"keyring {keyring.name} data key {data_key}"
         ),
     )
+
+
+def shown_url(url: str | None) -> str | None:
+    """A database URL fit to print: its password replaced by ``***`` (never shown if unparseable)."""
+    if url is None:
+        return None
+    import sqlalchemy as sa
+
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<database URL not shown: it could not be parsed>"
+
+
+def _write_config(path: Path, database_url: str | None, keyring: str, master_key: str) -> None:
+    """fieldcrypt.toml, readable by its owner only, never holding a database password.
+
+    A URL with a password is left out: the file names the environment variable to set instead.
+    """
+    import sqlalchemy as sa
+
+    lines = ["[fieldcrypt]"]
+    if database_url and sa.make_url(database_url).password is None:
+        lines.append(f"database_url = {json.dumps(database_url)}")
+    else:
+        lines.append("# database_url: its password stays out of this file; set FIELDCRYPT_DATABASE_URL")
+    lines += [f"keyring = {json.dumps(keyring)}", f"master_key = {json.dumps(master_key)}"]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")

@@ -27,6 +27,7 @@ from botocore.exceptions import (
 )
 
 from fieldcrypt.errors import ConfigurationError, KeyAccessError
+from fieldcrypt.keys import kms_logging
 from fieldcrypt.keys.master import UnwrapFailed
 
 if TYPE_CHECKING:
@@ -159,6 +160,7 @@ class KmsMasterKey:
             raise ConfigurationError(
                 f"the KMS client is for {client_region}, but this key is used in {region}"
             )
+        kms_logging.protect(self._client)  # data keys stay out of botocore's DEBUG logs
 
     @property
     def key_id(self) -> str:

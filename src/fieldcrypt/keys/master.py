@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -97,11 +98,25 @@ class LocalMasterKey:
         return cls.from_base64(text)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> LocalMasterKey:
+    def from_file(cls, path: str | os.PathLike[str], *, allow_shared: bool = False) -> LocalMasterKey:
+        """Load a key written by :meth:`write_new` (base64 of 32 bytes).
+
+        Refuses a file that its group or other users may read or write (anyone who can read it
+        can read every value): ``chmod 600`` it, or pass ``allow_shared=True`` where a shared
+        group is deliberate.
+        """
         try:
+            mode = os.stat(path).st_mode
             text = Path(path).read_text(encoding="ascii")
         except OSError as exc:
             raise ConfigurationError(f"cannot read local master key file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError:
+            raise ConfigurationError(f"local master key file {path} is not base64 text") from None
+        if mode & 0o077 and os.name == "posix" and not allow_shared:
+            raise ConfigurationError(
+                f"local master key file {path} is readable or writable by others (mode "
+                f"{stat.S_IMODE(mode):04o}): run `chmod 600 {path}`, or pass allow_shared=True"
+            )
         return cls.from_base64(text)
 
     @classmethod

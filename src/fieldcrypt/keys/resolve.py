@@ -29,8 +29,11 @@ def master_key_from(spec: str | MasterKey, *, region: str | None = None) -> Mast
         return KmsMasterKey(
             spec, region=region, endpoint_url=os.environ.get("FIELDCRYPT_KMS_ENDPOINT_URL") or None
         )
+    # Never echo the value: a base64 key pasted where its name belongs would be printed in full.
     raise ConfigurationError(
-        f"{spec!r} is not a master key: give a KMS key ARN, file:PATH (local key file) or env:VARIABLE"
+        "the configured master key is not a KMS key ARN, file:PATH (a local key file) or "
+        "env:VARIABLE (a variable holding a base64 key); its value is not shown, as it may be key "
+        "material: if it is a key, move it to a file or an environment variable and give that"
     )
 
 

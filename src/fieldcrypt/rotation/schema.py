@@ -54,10 +54,15 @@ def widen(conn: sa.Connection, table: str, column: str, storage: Storage) -> sa.
 
 
 def narrow(
-    conn: sa.Connection, table: str, column: str, original: sa.types.TypeEngine[Any] | str, storage: Storage
+    conn: sa.Connection, table: str, column: str, original: sa.types.TypeEngine[Any], storage: Storage
 ) -> None:
-    """Give ``column`` back its plaintext type (a type, or its SQL) once every value is plaintext."""
-    type_sql = original if isinstance(original, str) else original.compile(conn.dialect)
+    """Give ``column`` back its plaintext type once every value is plaintext.
+
+    Only a SQLAlchemy type object is accepted: its SQL is compiled by the dialect, so no caller's
+    text is ever spliced into the ALTER statement.
+    """
+    require_type(original, "the type to restore")
+    type_sql = sa.types.to_instance(original).compile(conn.dialect)
     if conn.dialect.name == "sqlite":
         # Column types do not constrain SQLite values: give each value back its storage class
         # (TEXT for a string, INTEGER for an integer) instead of the BLOB the engine wrote.
@@ -71,6 +76,17 @@ def narrow(
         return
     using = "from_binary" if storage is Storage.BINARY else None
     _alter(conn, table, column, type_sql, info["nullable"], using=using, target=type_sql)
+
+
+def require_type(type_: object, what: str) -> None:
+    """Refuse anything but a SQLAlchemy type object (a string would be spliced into SQL)."""
+    if not isinstance(type_, sa.types.TypeEngine) and not (
+        isinstance(type_, type) and issubclass(type_, sa.types.TypeEngine)
+    ):
+        raise ConfigurationError(
+            f"{what} must be a SQLAlchemy type object such as sa.String(11), not {type(type_).__name__} "
+            "(SQL text is refused: it would be run as written)"
+        )
 
 
 def _implied_length(type_: sa.types.TypeEngine[Any]) -> int | None:

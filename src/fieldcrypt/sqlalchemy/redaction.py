@@ -27,8 +27,11 @@ from sqlalchemy.engine import Connection, Dialect, Engine, ExceptionContext
 NOTE = "fieldcrypt: SQL parameters hidden (the statement binds an encrypted column)"
 log = logging.getLogger("fieldcrypt")
 _lock = threading.Lock()
-_watched: weakref.WeakSet[Dialect] = weakref.WeakSet()
-_warned: weakref.WeakSet[Engine] = weakref.WeakSet()
+# Keyed by id(), each entry removed by a weakref callback when its object is collected (so an id
+# is never reused while present): a dict lookup per statement, where a WeakSet would build a
+# weak reference on every membership test.
+_watched: dict[int, weakref.ref[Dialect]] = {}
+_warned: dict[int, weakref.ref[Engine]] = {}
 
 
 def watch(dialect: Dialect) -> None:
@@ -38,7 +41,7 @@ def watch(dialect: Dialect) -> None:
     with _lock:  # event.listen is not documented as thread-safe; processors build concurrently
         if not event.contains(dialect, "handle_error", _hide_parameters):
             event.listen(dialect, "handle_error", _hide_parameters)
-            _watched.add(dialect)
+            _remember(_watched, dialect)
 
 
 def warn_if_rows_logged(conn: Connection) -> None:
@@ -47,18 +50,23 @@ def warn_if_rows_logged(conn: Connection) -> None:
     SQLAlchemy logs each row *after* the result processors ran, i.e. decrypted: fieldcrypt cannot
     redact that, so it says so loudly instead.
     """
-    if conn.dialect not in _watched:
+    if id(conn.dialect) not in _watched:
         return  # this engine has not bound an encrypted column (yet)
     engine = conn.engine
-    if engine in _warned or not engine.logger.isEnabledFor(logging.DEBUG):
+    if id(engine) in _warned or not engine.logger.isEnabledFor(logging.DEBUG):
         return
-    _warned.add(engine)
+    _remember(_warned, engine)
     log.warning(
         "fieldcrypt: %s logs result rows at DEBUG (echo='debug' or the sqlalchemy.engine logger at "
         "DEBUG): decrypted values of encrypted columns will be written to the logs; use echo=True "
         "(INFO, parameters are ciphertext) or less where plaintext must not reach logs",
         engine.url.render_as_string(hide_password=True),
     )
+
+
+def _remember(seen: dict[int, Any], thing: Any) -> None:
+    key = id(thing)
+    seen[key] = weakref.ref(thing, lambda _: seen.pop(key, None))
 
 
 def _hide_parameters(ctx: ExceptionContext) -> None:
