@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import json
 import struct
+import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 import fieldcrypt
 from fieldcrypt import format as fmt
 from fieldcrypt.keyring import Keyring
+from fieldcrypt.place import Place
 
 SSN = "123-45-6789"
 KAT_KEY_ID = "b248e8ee3ec2e316d6abb124f8d3f6f67cb2777d"
@@ -148,3 +151,18 @@ def test_docs_walkthrough_decrypts_a_stored_value_without_fieldcrypt(
     )["Plaintext"]
     # Step 3: any AES-GCM.
     assert spec_decrypt(data_key, blob, "users", "ssn") == SSN.encode()
+
+
+def test_place_encoding_vectors_for_decimal_composite_uuid_and_schema_keys() -> None:
+    """Pinned place bytes (docs/format.md): Decimal parts are str(normalize()), composite keys keep key order, UUIDs are 16 bytes, schema.table is the table name."""
+    decimal_and_text = Place("t", "c", (Decimal("100.00"), "ab")).encoded
+    assert decimal_and_text == (
+        b"\x00\x01t\x00\x01c" + b"\x01\x00\x02" + b"d\x00\x00\x00\x041E+2" + b"s\x00\x00\x00\x02ab"
+    )
+    assert Place("t", "c", Decimal("5")).encoded == Place("t", "c", Decimal("5.00")).encoded
+    assert Place("s.t", "c", uuid.UUID(int=1)).encoded == (
+        b"\x00\x03s.t\x00\x01c" + b"\x01\x00\x01" + b"u\x00\x00\x00\x10" + (1).to_bytes(16, "big")
+    )
+    assert (
+        Place("t", "c").encoded == b"\x00\x01t\x00\x01c\x00"
+    )  # the "no row" byte, also in blind-index input
