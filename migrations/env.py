@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import context
 
 import fieldcrypt.alembic  # (1) registers op.encrypt_column, op.reencrypt_column, op.rewrap_keys...
-from fieldcrypt.cli.config import build_keyring, load
+from fieldcrypt.config import build_keyring, load
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

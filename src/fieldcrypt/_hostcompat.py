@@ -10,6 +10,7 @@ let an ORDER BY on ciphertext through or leave a blind index stale; this raises 
 from __future__ import annotations
 
 from importlib import metadata
+from types import ModuleType
 from typing import Any
 
 from fieldcrypt.errors import ConfigurationError
@@ -38,7 +39,7 @@ def internal(obj: Any, name: str, *, host: str, why: str) -> Any:
     try:
         return getattr(obj, name)
     except AttributeError as exc:
-        owner = obj.__name__ if isinstance(obj, type) else type(obj).__name__
+        owner = obj.__name__ if isinstance(obj, (type, ModuleType)) else type(obj).__name__
         raise ConfigurationError(
             f"{host} {host_version(host)} has no {owner}.{name}, which fieldcrypt reads to {why}; "
             f"install a {host} version within the range fieldcrypt declares, or upgrade fieldcrypt"

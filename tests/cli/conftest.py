@@ -11,7 +11,7 @@ import pytest
 from click.testing import Result
 
 import fieldcrypt
-from fieldcrypt.cli import config as cli_config
+from fieldcrypt import config as cli_config
 from fieldcrypt.stores.sql import SqlKeyStore
 
 # The users-table helpers are shared with tests/rotation (this directory may run on its own).

@@ -44,9 +44,7 @@ def test_encrypt_and_decrypt_values_and_files(
     """encrypt prints base64 of a v1 value (like aws kms encrypt --output text); decrypt reverses it."""
     monkeypatch.setenv("FIELDCRYPT_MASTER_KEY_URI", f"file:{key_file}")
     monkeypatch.setenv("FIELDCRYPT_DATABASE_URL", f"sqlite:///{tmp_path / 'keys.db'}")
-    fieldcrypt.SqlKeyStore(
-        fieldcrypt.cli.config.engine_for(os.environ["FIELDCRYPT_DATABASE_URL"])
-    ).create_table()
+    fieldcrypt.SqlKeyStore(fieldcrypt.config.engine_for(os.environ["FIELDCRYPT_DATABASE_URL"])).create_table()
     text = invoke("encrypt", "--value", "123-45-6789", "--place", "users.ssn")
     assert text.exit_code == 0, text.stderr
     blob = base64.b64decode(text.stdout.strip(), validate=True)
@@ -72,7 +70,7 @@ def test_configuration_precedence_flags_env_file(
 ) -> None:
     """A flag beats an environment variable, which beats the config file."""
     (tmp_path / "fieldcrypt.toml").write_text('[fieldcrypt]\nkeyring = "from-file"\nregion = "eu-west-1"\n')
-    from fieldcrypt.cli import config
+    from fieldcrypt import config
 
     assert (config.load().keyring, config.load().region) == ("from-file", "eu-west-1")
     monkeypatch.setenv("FIELDCRYPT_KEYRING", "from-env")
@@ -94,9 +92,7 @@ def test_exit_codes_for_configuration_and_kms_errors(
     assert payload(missing)["error"].startswith("no master key configured: pass --master-key")
     arn = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
     monkeypatch.setenv("FIELDCRYPT_KMS_ENDPOINT_URL", moto_endpoint)
-    fieldcrypt.SqlKeyStore(
-        fieldcrypt.cli.config.engine_for(os.environ["FIELDCRYPT_DATABASE_URL"])
-    ).create_table()
+    fieldcrypt.SqlKeyStore(fieldcrypt.config.engine_for(os.environ["FIELDCRYPT_DATABASE_URL"])).create_table()
     denied = invoke("--master-key", arn, "encrypt", "--value", "x")
     assert denied.exit_code == 4
     assert f"with {arn} failed (NotFoundException)" in denied.stderr
@@ -110,7 +106,7 @@ def test_console_script_runs(tmp_path: Path, key_file: Any) -> None:
         "FIELDCRYPT_MASTER_KEY_URI": f"file:{key_file}",
         "FIELDCRYPT_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
     }
-    fieldcrypt.SqlKeyStore(fieldcrypt.cli.config.engine_for(env["FIELDCRYPT_DATABASE_URL"])).create_table()
+    fieldcrypt.SqlKeyStore(fieldcrypt.config.engine_for(env["FIELDCRYPT_DATABASE_URL"])).create_table()
     done = subprocess.run(
         [str(script), "--json", "keys", "rotate"], capture_output=True, text=True, env=env, check=False
     )

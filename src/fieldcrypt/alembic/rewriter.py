@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from alembic.autogenerate import renderers, rewriter
-from alembic.autogenerate.render import _repr_type
 from alembic.operations import ops
 
+from fieldcrypt.alembic._compat import render_type
 from fieldcrypt.alembic.ops import DecryptColumnOp, EncryptColumnOp, _ColumnOp
 
 process_revision_directives = rewriter.Rewriter()
@@ -61,7 +61,7 @@ def _render_column_op(name: str, autogen_context: Any, op: _ColumnOp) -> str:
         if value != default:
             args.append(f"{field}={value!r}")
     if op.existing_type is not None:
-        args.append(f"existing_type={_repr_type(op.existing_type, autogen_context)}")
+        args.append(f"existing_type={render_type(op.existing_type, autogen_context)}")
     return f"op.{name}({', '.join(args)})"
 
 

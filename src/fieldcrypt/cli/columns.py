@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from fieldcrypt.cli import config, sqltypes
+from fieldcrypt import config
+from fieldcrypt.cli import sqltypes
 from fieldcrypt.cli.context import State
 from fieldcrypt.cli.output import EXIT_INCOMPLETE
 from fieldcrypt.errors import ConfigurationError

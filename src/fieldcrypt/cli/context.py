@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from fieldcrypt.cli import config
+from fieldcrypt import config
 from fieldcrypt.cli.output import Output
 from fieldcrypt.keyring import Keyring
 

@@ -20,7 +20,7 @@ from pynamodb.expressions.update import SetAction
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
-from fieldcrypt.pynamodb import binding
+from fieldcrypt.pynamodb import _compat, binding
 from fieldcrypt.pynamodb.values import codec_for
 from fieldcrypt.registry import get_keyring
 
@@ -28,10 +28,10 @@ from fieldcrypt.registry import get_keyring
 def _flag(inner: Attribute[Any], name: str) -> bool:
     """``hash_key``, ``range_key`` or ``null`` as the inner attribute was declared."""
     # A MapAttribute not (yet) attached to a class keeps its Attribute arguments aside.
-    if isinstance(inner, MapAttribute) and inner._is_attribute_container():  # type: ignore[no-untyped-call]
+    if isinstance(inner, MapAttribute) and _compat.is_attribute_container(inner):
         return bool(inner.attribute_kwargs.get(name))
     attribute = {"hash_key": "is_hash_key", "range_key": "is_range_key"}.get(name, name)
-    return bool(getattr(inner, attribute, False))
+    return bool(getattr(inner, attribute))  # is_hash_key, is_range_key, null: public on every Attribute
 
 
 _T = TypeVar("_T")

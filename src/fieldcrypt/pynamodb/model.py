@@ -16,7 +16,6 @@ from pynamodb.attributes import Attribute, BooleanAttribute
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
-from pynamodb.indexes import Index
 from pynamodb.models import MetaModel, Model
 
 from fieldcrypt import audit
@@ -24,6 +23,7 @@ from fieldcrypt.cardinality import check_index_cardinality
 from fieldcrypt.dynamodb import wire
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.place import RowKey
+from fieldcrypt.pynamodb import _compat
 from fieldcrypt.pynamodb.attributes import BlindIndexAttribute, EncryptedAttribute, EncryptedSet
 from fieldcrypt.pynamodb.binding import Binding, bound
 
@@ -51,8 +51,7 @@ class EncryptedModelMeta(MetaModel):
                     2,
                     allowed=blind_attr.allow_low_cardinality_index,
                 )
-        indexes: dict[str, Index[Any]] = getattr(cls, "_indexes", {})
-        for index in indexes.values():
+        for index in _compat.indexes(cls).values():
             for key in index.Meta.attributes.values():
                 if (key.is_hash_key or key.is_range_key) and key.attr_name in encrypted:
                     raise ConfigurationError(
@@ -158,8 +157,8 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
         table = cls.Meta.table_name
         python_name = next(n for n, a in cls.get_attributes().items() if a is encrypted)
         for blind_attr in blind:
-            for index in cls._indexes.values():
-                hash_key = index._hash_key_attribute()  # type: ignore[no-untyped-call]
+            for index in _compat.indexes(cls).values():
+                hash_key = _compat.index_hash_key(index)
                 if hash_key is not None and hash_key.attr_name == blind_attr.attr_name:
                     _require_projected(cls.__name__, index, encrypted.attr_name)
                     normalizer = blind_attr.normalizer
@@ -191,16 +190,13 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
     @classmethod
     def _key_attr_names(cls) -> list[str]:
         attributes = cls.get_attributes()
-        names = [attributes[cls._hash_keyname].attr_name] if cls._hash_keyname else []
-        if cls._range_keyname:
-            names.append(attributes[cls._range_keyname].attr_name)
-        return names
+        return [attributes[name].attr_name for name in _compat.key_names(cls) if name is not None]
 
     def _row(self) -> RowKey | None:
         """This item's key as a row, or None while the key is not set yet."""
         attributes = self.get_attributes()
         wire_key: dict[str, Any] = {}
-        for python_name in (self._hash_keyname, self._range_keyname):
+        for python_name in _compat.key_names(type(self)):
             if python_name is None:
                 continue
             value = getattr(self, python_name)

@@ -1,4 +1,6 @@
-"""CLI and migration configuration: flags, then environment variables, then a TOML file.
+"""Configuration of the CLI and of Alembic's env.py: flags, then environment variables, then a TOML file.
+
+Needs no click or rich, so a migrations environment can use it with the ``alembic`` extra alone.
 
 The file (``--config PATH``, ``$FIELDCRYPT_CONFIG``, or ``./fieldcrypt.toml`` when present)::
 
