@@ -48,6 +48,28 @@ def test_ordering_clauses_reads_order_by_and_group_by() -> None:
     assert [c.key for c in _compat.ordering_clauses(statement)] == ["id", "name"]
 
 
+def test_hides_rows_and_limit_and_offset() -> None:
+    """GROUP BY, HAVING and DISTINCT are each seen; LIMIT and OFFSET read back as integers."""
+    plain = select(TABLE.c.id)
+    assert _compat.hides_rows(plain) is False
+    assert _compat.limit_and_offset(plain) == (None, None)
+    for hiding in (plain.group_by(TABLE.c.id), plain.having(TABLE.c.id > 1), plain.distinct()):
+        assert _compat.hides_rows(hiding) is True
+    assert _compat.limit_and_offset(plain.limit(3).offset(2)) == (3, 2)
+
+
+def test_legacy_query_search_reads_and_sets_the_tuple_flags(db: sa.Engine) -> None:
+    """A verified legacy Query search yields instances, and rows under only_return_tuples (both flags read/set)."""
+    with Session(db) as session:
+        session.add(User(id=1, name="a", ssn="111-11-1111"))
+        session.commit()
+        found = session.query(User).filter(User.ssn == "111-11-1111").all()
+        assert [type(user) for user in found] == [User]
+        (row,) = session.query(User).filter(User.ssn == "111-11-1111").only_return_tuples(True).all()
+        assert type(row) is not User
+        assert row[0] is found[0]
+
+
 def test_index_column_precedes_its_source_and_survives_a_table_copy() -> None:
     """The blind-index column sits just before its source, so a column-by-column copy reuses it."""
     names = [c.name for c in TABLE.columns]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy
+from sqlalchemy.engine import Result
+from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Update
 
@@ -37,3 +39,33 @@ def ordering_clauses(select: Select[Any]) -> tuple[Any, ...]:
         *internal(select, "_order_by_clauses", host=_HOST, why=why),
         *internal(select, "_group_by_clauses", host=_HOST, why=why),
     )
+
+
+def hides_rows(select: Select[Any]) -> bool:
+    """True when ``select`` groups (GROUP BY, HAVING) or de-duplicates (DISTINCT) its rows."""
+    why = "refuse blind-index searches whose rows cannot be verified one by one"
+    return bool(
+        internal(select, "_group_by_clauses", host=_HOST, why=why)
+        or internal(select, "_having_criteria", host=_HOST, why=why)
+        or internal(select, "_distinct", host=_HOST, why=why)
+    )
+
+
+def limit_and_offset(select: Select[Any]) -> tuple[int | None, int | None]:
+    """``select``'s LIMIT and OFFSET as integers (None where not set)."""
+    why = "apply LIMIT and OFFSET after verifying blind-index matches"
+    return internal(select, "_limit", host=_HOST, why=why), internal(select, "_offset", host=_HOST, why=why)
+
+
+def only_return_tuples(state: ORMExecuteState) -> bool:
+    """Whether a legacy ``Query`` asked for tuples (``Query.tuples()`` / ``only_return_tuples``)."""
+    options = state.load_options
+    why = "return instances, not rows, from a verified legacy Query search"
+    return bool(internal(options, "_only_return_tuples", host=_HOST, why=why))
+
+
+def mark_single_entity(result: Result[Any]) -> None:
+    """Make a legacy ``Query`` return instances from ``result`` (the flag its own loader sets)."""
+    why = "return instances, not rows, from a verified legacy Query search"
+    attributes = internal(result, "_attributes", host=_HOST, why=why)
+    result._attributes = attributes.union({"is_single_entity": True})

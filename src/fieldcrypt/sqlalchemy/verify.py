@@ -35,7 +35,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from fieldcrypt import audit
 from fieldcrypt.errors import QueryNotSupportedError
 from fieldcrypt.place import RowKey
-from fieldcrypt.sqlalchemy import row_binding
+from fieldcrypt.sqlalchemy import _compat, row_binding
 from fieldcrypt.sqlalchemy.comparator import SearchTokens
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
 from fieldcrypt.storage.row_keys import canonical_key
@@ -105,7 +105,7 @@ def plan(statement: Any) -> tuple[Select[Any], _Plan] | None:
         at = len(extra)
         checks.append(_Check(search, negated, at, tuple(range(at + 1, at + 1 + len(keys)))))
         extra += [search.source, *keys]
-    limit, offset = _limit_and_offset(statement)
+    limit, offset = _compat.limit_and_offset(statement)
     widened = statement.limit(None).offset(None).add_columns(*extra)
     return widened, _Plan(tuple(checks), len(extra), limit, offset)
 
@@ -156,15 +156,14 @@ def on_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
     result = filtered(state.invoke_statement(statement=widened, execution_options={VERIFIED: True}), how)
     if _legacy_single_entity(state):
         # Legacy Query reads this flag to return instances instead of one-element rows; the
-        # widened statement had several columns, so the ORM set it to False. The flag lives in
-        # Result._attributes (no public setter), where the ORM's own loader puts it.
-        result._attributes = result._attributes.union({"is_single_entity": True})
+        # widened statement had several columns, so the ORM set it to False.
+        _compat.mark_single_entity(result)
     return result
 
 
 def _legacy_single_entity(state: ORMExecuteState) -> bool:
     described = getattr(state.statement, "column_descriptions", [])
-    if state.load_options._only_return_tuples or len(described) != 1:
+    if _compat.only_return_tuples(state) or len(described) != 1:
         return False
     expr = described[0].get("expr")
     return expr is not None and expr is described[0].get("entity")
@@ -211,22 +210,15 @@ def _conjuncts(where: Any) -> list[Any]:
 
 
 def _aggregates(statement: Select[Any]) -> bool:
-    # GROUP BY / HAVING / DISTINCT live in attributes SQLAlchemy does not expose publicly; an
-    # aggregate hides its rows, so any SQL function among the selected columns counts too.
-    if getattr(statement, "_group_by_clauses", ()) or getattr(statement, "_having_criteria", ()):
-        return True
-    if getattr(statement, "_distinct", False):
+    # GROUP BY / HAVING / DISTINCT hide rows; so does an aggregate, so any SQL function among
+    # the selected columns counts too.
+    if _compat.hides_rows(statement):
         return True
     return any(
         isinstance(e, FunctionElement)
         for column in statement.selected_columns
         for e in visitors.iterate(column)
     )
-
-
-def _limit_and_offset(statement: Select[Any]) -> tuple[int | None, int | None]:
-    # Read back through the private accessors SQLAlchemy uses itself (no public getter exists).
-    return getattr(statement, "_limit", None), getattr(statement, "_offset", None)
 
 
 def _described(search: SearchTokens) -> str:
