@@ -46,8 +46,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.testing",
     ),
     "integrations": ("fieldcrypt.sqlalchemy", "fieldcrypt.dynamodb", "fieldcrypt.pynamodb"),
-    "operations": ("fieldcrypt.rotation", "fieldcrypt.alembic"),
-    "cli": ("fieldcrypt.cli",),
+    "operations": ("fieldcrypt.rotation", "fieldcrypt.alembic", "fieldcrypt.config"),
+    "cli": ("fieldcrypt.cli", "fieldcrypt.__main__"),
 }
 RANK = {layer: rank for rank, layer in enumerate(LAYERS)}
 
@@ -89,12 +89,13 @@ HOSTS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.sqlalchemy",
         "fieldcrypt.rotation",
         "fieldcrypt.alembic",
+        "fieldcrypt.config",
         "fieldcrypt.cli",
     ),
     "pynamodb": ("fieldcrypt.pynamodb",),
     "alembic": ("fieldcrypt.alembic",),
-    "click": ("fieldcrypt.cli",),
-    "rich": ("fieldcrypt.cli",),
+    "click": ("fieldcrypt.cli", "fieldcrypt.__main__"),
+    "rich": ("fieldcrypt.cli", "fieldcrypt.__main__"),
     "boto3": ("fieldcrypt.keys.kms", "fieldcrypt.stores.dynamodb", "fieldcrypt.dynamodb", "fieldcrypt.cli"),
     "botocore": (
         "fieldcrypt.keys.kms",

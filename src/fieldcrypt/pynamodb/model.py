@@ -16,6 +16,7 @@ from pynamodb.attributes import Attribute, BooleanAttribute
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
+from pynamodb.indexes import Index
 from pynamodb.models import MetaModel, Model
 
 from fieldcrypt import audit
