@@ -11,19 +11,20 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
+from click.testing import Result
 from leak_scanner import Secrets
 
 import fieldcrypt
+from cli_runner import cli_runner
+from fieldcrypt import config as cli_config
 from fieldcrypt.cli import cli
-from fieldcrypt.cli import config as cli_config
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, utcnow
 
 PASSWORD = "s3cret-pw-4711"
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return cli_runner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
 def _output(result: Result) -> str:
