@@ -13,7 +13,7 @@ Associated data = bytes 0..21 (version and key id) || Place.encode().
 
 The key id doubles as the key commitment: a reader recomputes it from the unwrapped data key and
 refuses a key whose id differs, so one ciphertext can only ever open under one data key.
-The text form is standard base64 of the binary form (an 11-byte SSN: 56 bytes, 76 characters).
+The text form is standard base64 of the binary form (an 11-byte SSN: 60 bytes, 80 characters).
 """
 
 from __future__ import annotations
