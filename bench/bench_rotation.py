@@ -106,7 +106,7 @@ def child(rows: int) -> None:
     )
     fill(db, keyring, rows)
     keyring.rotate()
-    spec = ColumnSpec("users", "ssn", keyring="pii")
+    spec = ColumnSpec("users", "ssn", keyring="pii", codec="text")
     rss_before = psutil.Process().memory_info().rss
     report, rss_peak = peak_rss_during(lambda: engine.run(db, spec, "reencrypt", batch_size=BATCH))
     assert report.written == rows, report

@@ -22,8 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import fieldcrypt
 from fieldcrypt import rotation
-from fieldcrypt.rotation import ColumnSpec
-from fieldcrypt.sqlalchemy import Encrypted
+from fieldcrypt.sqlalchemy import Encrypted, column_spec
 
 
 class During(DeclarativeBase):
@@ -69,7 +68,7 @@ def main(directory: Path) -> None:
             if report.batches == 1:
                 session.add(User(id=7, ssn="777-45-6787"))  # a write during the move: ciphertext
 
-    spec = ColumnSpec.from_metadata(During.metadata, "users", "ssn")  # options from the model
+    spec = column_spec("users", "ssn", During.metadata)  # options from the model
     rotation.encrypt_column(engine, spec, batch_size=2, progress=between_batches)
     rotation.reindex_column(engine, spec)  # the encrypt pass leaves the blind index empty
     print(f"plaintext left: {rotation.status(engine, spec).plaintext}")

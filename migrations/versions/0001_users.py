@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from fieldcrypt.alembic import op as fc_op  # fieldcrypt's operations, typed for mypy --strict
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -22,9 +24,9 @@ def upgrade() -> None:
         sa.Column("email", sa.String(120), nullable=False),
         sa.Column("ssn", sa.String(11), nullable=True),
     )
-    op.create_key_store()
+    fc_op.create_key_store()
 
 
 def downgrade() -> None:
-    op.drop_key_store(destroy_all_keys=True)  # the example's downgrade erases its keys
+    fc_op.drop_key_store(destroy_all_keys=True)  # the example's downgrade erases its keys
     op.drop_table("users")

@@ -6,7 +6,10 @@ Revises: 0002
 
 from __future__ import annotations
 
-from alembic import op
+import sqlalchemy as sa
+
+from fieldcrypt.alembic import op
+from fieldcrypt.sqlalchemy import Encrypted
 
 revision = "0003"
 down_revision = "0002"
@@ -15,7 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.reencrypt_column("users", "ssn", keyring="pii", rotate=True)
+    op.reencrypt_column("users", "ssn", type_=Encrypted(sa.String(11), keyring="pii"), rotate=True)
 
 
 def downgrade() -> None:

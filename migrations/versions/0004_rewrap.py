@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from alembic import op
+from fieldcrypt.alembic import op
 
 revision = "0004"
 down_revision = "0003"

@@ -12,13 +12,13 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from fieldcrypt.errors import AuthenticationFailed
+
+__all__ = ["Aead", "AuthenticationFailed", "constant_time_equal", "hmac_sha256", "new_key"]
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
-
-
-class AuthenticationFailed(Exception):
-    """Internal: the AEAD tag did not verify. Callers turn it into ``DecryptionError``."""
 
 
 def new_key() -> bytes:

@@ -31,15 +31,12 @@ from typing import Any
 
 from fieldcrypt import codecs
 from fieldcrypt import format as fmt
-from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.errors import ConfigurationError, DamagedCiphertext
 
-__all__ = ["DamagedCiphertext", "ciphertext_in", "plaintext_bytes"]
+__all__ = ["DamagedCiphertext", "ciphertext_in", "ciphertext_in_other_storage", "plaintext_bytes"]
 
 _VERSION_CHAR = chr(fmt.VERSION_1)
-
-
-class DamagedCiphertext(ValueError):
-    """A stored value starts like a v1 ciphertext but is too short to be one (truncated)."""
+_BASE64_OF_VERSION = fmt.to_text(bytes((fmt.VERSION_1, 0, 0)))[0]
 
 
 def ciphertext_in(stored: object, *, text: bool) -> bytes | None:
@@ -61,6 +58,28 @@ def ciphertext_in(stored: object, *, text: bool) -> bytes | None:
     return blob if fmt.looks_like_ciphertext(blob) else None
 
 
+def ciphertext_in_other_storage(stored: object, *, text: bool) -> bytes | None:
+    """The v1 bytes ``stored`` holds in the *other* storage form, if it parses as one.
+
+    A column written with ``storage="text"`` holds base64 that a binary-storage reader would take
+    for plaintext (and the other way round): a caller that finds one must stop, not count it as
+    plaintext or encrypt it a second time. The value is parsed (base64, then the v1 header), not
+    guessed from its look.
+    """
+    if not text:
+        if isinstance(stored, bytes | bytearray | memoryview):
+            try:
+                stored = bytes(stored).decode("ascii")
+            except UnicodeDecodeError:
+                return None
+        if not isinstance(stored, str) or stored[:1] != _BASE64_OF_VERSION:
+            return None
+        return ciphertext_in(stored, text=True)
+    if isinstance(stored, bytes | bytearray | memoryview):
+        return ciphertext_in(stored, text=False)
+    return None
+
+
 def plaintext_bytes(codec: codecs.Codec[Any], stored: object) -> bytes:
     """Codec bytes of a plaintext value, read as its Python type or as the database's text form.
 
@@ -73,9 +92,14 @@ def plaintext_bytes(codec: codecs.Codec[Any], stored: object) -> bytes:
         ConfigurationError: the text is not a valid value for the codec.
     """
     if codec.python_type is not bytes and _starts_like_ciphertext(stored):
-        raise DamagedCiphertext("a value begins with the v1 version byte but is not a ciphertext")
+        raise DamagedCiphertext
     if isinstance(stored, bytes | bytearray | memoryview) and codec.python_type is not bytes:
         stored = bytes(stored).decode("utf-8")
+    elif not isinstance(stored, str | codec.python_type) or (
+        isinstance(stored, bool) and codec.python_type is not bool
+    ):
+        # Read raw, SQLite gives a BOOLEAN as 1 and a NUMERIC as a float: go through the text form.
+        stored = str(stored)
     if isinstance(stored, str) and codec.python_type is not str:
         stored = _parse_text(codec, stored)
     return codec.to_bytes(stored)

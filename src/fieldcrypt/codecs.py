@@ -14,11 +14,19 @@ import json
 import struct
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+from fieldcrypt.errors import ConfigurationError, ValueTypeError
+from fieldcrypt.place import Place
+
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
+
+# What the standard parsers raise on bytes of the wrong shape: UnicodeDecodeError and JSON errors
+# are ValueErrors, decimal.InvalidOperation an ArithmeticError, an unknown enum name a KeyError.
+_DECODE_ERRORS = (ValueError, KeyError, IndexError, TypeError, ArithmeticError, struct.error)
 
 
 class Codec(ABC, Generic[T]):
@@ -40,6 +48,18 @@ class Codec(ABC, Generic[T]):
 
     @abstractmethod
     def from_bytes(self, data: bytes) -> T: ...
+
+    def decode(self, data: bytes, place: Place) -> T:
+        """``from_bytes`` for a decrypted (authentic) value read at ``place``.
+
+        Raises:
+            ValueTypeError: the bytes are not a value of this codec's type (the column's declared
+                type changed after the value was written); names the place, never the value.
+        """
+        try:
+            return self.from_bytes(data)
+        except _DECODE_ERRORS:
+            raise ValueTypeError(self.name, **place.where()) from None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -203,6 +223,37 @@ class EnumCodec(Codec[E]):
         return f"EnumCodec({self.enum_class.__qualname__})"
 
 
+class ChoiceCodec(Codec[str]):
+    """One of a fixed set of strings (an Enum column declared by its values, not a Python enum).
+
+    Stored as the string's UTF-8 bytes, exactly as :class:`TextCodec` stores it, so a column can
+    move between the two without re-encryption; a string outside the set is refused both ways.
+    """
+
+    python_type = str
+    name = "enum"
+
+    def __init__(self, choices: Iterable[str]) -> None:
+        self.choices = tuple(choices)
+        if not self.choices or not all(isinstance(c, str) for c in self.choices):
+            raise TypeError("ChoiceCodec needs the Enum's string values")
+        self._allowed = frozenset(self.choices)
+
+    def to_bytes(self, value: str) -> bytes:
+        if self.check(value) not in self._allowed:
+            raise TypeError(f"expected one of the Enum's {len(self.choices)} values")
+        return value.encode("utf-8")
+
+    def from_bytes(self, data: bytes) -> str:
+        value = data.decode("utf-8")
+        if value not in self._allowed:
+            raise ValueError("not one of the Enum's values")
+        return value
+
+    def __repr__(self) -> str:
+        return f"ChoiceCodec({self.choices!r})"
+
+
 class JsonCodec(Codec[Any]):
     """Any JSON-serialisable value (dicts, lists, str, numbers, bools, None), as compact UTF-8."""
 
@@ -232,3 +283,34 @@ TIME = TimeCodec()
 TIMEDELTA = TimedeltaCodec()
 UUID = UuidCodec()
 JSON = JsonCodec()
+
+_BY_NAME: dict[str, Codec[Any]] = {
+    c.name: c for c in (TEXT, BYTES, INT, DECIMAL, FLOAT, BOOL, DATE, DATETIME, TIME, TIMEDELTA, UUID, JSON)
+}
+NAMES: tuple[str, ...] = tuple(sorted([*_BY_NAME, "enum"]))
+
+
+def named(
+    name: str, *, enum_class: type[enum.Enum] | None = None, choices: Iterable[str] | None = None
+) -> Codec[Any]:
+    """The codec called ``name`` (one of :data:`NAMES`): the one registry of codecs by name.
+
+    ``"enum"`` needs what its values are: ``enum_class`` (a Python enum, stored by member name)
+    or ``choices`` (the string values of an Enum declared without a class).
+
+    Raises:
+        ConfigurationError: an unknown name, or ``"enum"`` without its class or values.
+    """
+    if name == "enum":
+        if enum_class is not None:
+            return EnumCodec(enum_class)
+        if choices is not None:
+            return ChoiceCodec(choices)
+        raise ConfigurationError(
+            "the enum codec needs the enum's class or values: declare the column's type "
+            "(Encrypted(Enum(MyEnum))) or read it from the models (--metadata module:Base)"
+        )
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ConfigurationError(f"unknown codec {name!r}; choose one of {', '.join(NAMES)}") from None

@@ -17,6 +17,14 @@ class ConfigurationError(FieldcryptError, ValueError):
     """The library was set up wrongly: a bad key, an unknown keyring, an invalid bound."""
 
 
+class StorageMismatchError(ConfigurationError):
+    """A column holds ciphertexts in another storage form (base64 text vs binary) than declared.
+
+    Raised instead of taking those values for plaintext, which would report them as work left and
+    let ``encrypt_column`` encrypt a ciphertext a second time.
+    """
+
+
 class KeyAccessError(FieldcryptError):
     """A master key could not be used (KMS denied, disabled, missing, throttled, unreachable)."""
 
@@ -44,6 +52,26 @@ class DecryptionError(FieldcryptError):
         super().__init__(message)
 
 
+class KeyStoreConflict(FieldcryptError):
+    """A put found the id taken, or an update found a newer revision than the one it read."""
+
+
+class KeyStoreUnavailable(FieldcryptError):
+    """The key-store table could not be read or written (network, throttling after retries)."""
+
+
+class AuthenticationFailed(FieldcryptError):
+    """Internal: an AEAD tag did not verify. Callers turn it into :class:`DecryptionError`."""
+
+
+class UnwrapFailed(FieldcryptError):
+    """Internal: a wrapped key did not open under this master key and context.
+
+    The keyring turns it into the opaque :class:`DecryptionError`: a swapped key-store row and a
+    corrupted one look alike to the caller.
+    """
+
+
 class QueryNotSupportedError(FieldcryptError, TypeError):
     """A query asked for something that cannot work on ciphertext (LIKE, ORDER BY, ranges...)."""
 
@@ -58,7 +86,51 @@ class UnsupportedFormatError(DecryptionError):
     def __init__(self, version: int, **where: str | None):
         super().__init__(**where)
         self.version = version
-        self.args = (f"{self.args[0]}: format version {version} is not supported by this release",)
+        self.args = (
+            f"{self.args[0]}: format version {version} is not supported by this release "
+            "(upgrade fieldcrypt, or check that the column really holds fieldcrypt values)",
+        )
+
+
+class MalformedCiphertext(DecryptionError):
+    """A stored value is not a v1 ciphertext at all (too short, or text that is not base64).
+
+    Raised by :mod:`fieldcrypt.format` and by ``Keyring.key_id_of``; reading a value through a
+    keyring turns it into the plain :class:`DecryptionError` naming the place.
+    """
+
+    def __init__(self, **where: str | None):
+        super().__init__(**where)
+        self.args = (
+            f"{self.args[0]}: not a fieldcrypt ciphertext (pass the value exactly as read from "
+            "the encrypted column; a text-storage column holds base64)",
+        )
+
+
+class DamagedCiphertext(DecryptionError, ValueError):
+    """A stored value starts like a v1 ciphertext but is too short to be one (truncated).
+
+    Met while a column is adopted (transitional reads, ``encrypt_column``): it is refused rather
+    than taken for plaintext.
+    """
+
+
+class ValueTypeError(DecryptionError):
+    """A value decrypted (it is authentic) but is not a value of the column's declared type.
+
+    The column's type was changed after values were written under another one (an ``Integer``
+    column declared ``Encrypted(String)`` when it was encrypted, say). The message names the
+    place and the expected type, never the value.
+    """
+
+    def __init__(self, expected: str, **where: str | None):
+        super().__init__(**where)
+        self.expected = expected
+        self.args = (
+            f"{self.args[0]}: the value is authentic but is not a valid {expected}; the column's "
+            "declared type differs from the one its values were written with: declare the type "
+            "they were encrypted with (or decrypt_column and encrypt_column again)",
+        )
 
 
 class KeyDestroyedError(DecryptionError):

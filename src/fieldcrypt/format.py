@@ -23,6 +23,7 @@ import binascii
 from dataclasses import dataclass
 
 from fieldcrypt import _aead
+from fieldcrypt.errors import MalformedCiphertext, UnsupportedFormatError
 
 VERSION_1 = 1
 # Format versions stay below the first printable ASCII byte, so a value starting at or above it
@@ -34,16 +35,19 @@ OVERHEAD = HEADER_BYTES + _aead.NONCE_BYTES + _aead.TAG_BYTES
 KEY_ID_LABEL = b"fieldcrypt/v1/key-id"
 
 
-class MalformedCiphertext(Exception):
-    """Internal: the bytes are not a v1 ciphertext (too short, not base64)."""
-
-
-class UnknownVersion(Exception):
-    """Internal: the version byte names a format this release does not know."""
-
-    def __init__(self, version: int):
-        super().__init__(version)
-        self.version = version
+# The format's errors live with every other error; these names stay for the callers that parse.
+UnknownVersion = UnsupportedFormatError
+__all__ = [
+    "Envelope",
+    "MalformedCiphertext",
+    "UnknownVersion",
+    "from_text",
+    "header_for",
+    "key_id_for",
+    "looks_like_ciphertext",
+    "parse",
+    "to_text",
+]
 
 
 def key_id_for(data_key: bytes) -> bytes:
@@ -68,10 +72,16 @@ def header_for(key_id: bytes) -> bytes:
 
 
 def parse(blob: bytes) -> Envelope:
+    """The header and sealed body of a v1 value.
+
+    Raises:
+        MalformedCiphertext: empty, or shorter than the v1 overhead.
+        UnsupportedFormatError: the version byte names a format this release does not know.
+    """
     if not blob:
         raise MalformedCiphertext
     if blob[0] != VERSION_1:
-        raise UnknownVersion(blob[0])
+        raise UnsupportedFormatError(blob[0])
     if len(blob) < OVERHEAD:
         raise MalformedCiphertext
     return Envelope(blob[:HEADER_BYTES], blob[HEADER_BYTES:])

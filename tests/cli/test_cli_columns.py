@@ -58,10 +58,10 @@ def test_column_lifecycle_through_the_cli(
     assert "reencrypt users.ssn (segment 0/1): scanned 30, wrote 30, failed 0" in moved.stderr
     assert {keyring.key_id_of(v) for v in raw(engine).values()} == {new_key}
 
-    verified = run("verify", "users.ssn", json_output=True)
+    verified = run("verify", "users.ssn", "--codec", "text", json_output=True)
     assert (verified.exit_code, payload(verified)["decrypted"]) == (0, 30)
 
-    back = run("decrypt-column", "users.ssn", "--restore-type", "VARCHAR(11)")
+    back = run("decrypt-column", "users.ssn", "--codec", "text", "--restore-type", "VARCHAR(11)")
     assert back.exit_code == 0, back.stderr
     assert raw(engine) == SSNS
     _no_plaintext(dry, encrypted, status, behind, moved, verified, back)
@@ -91,7 +91,7 @@ def test_destroy_then_status_and_verify_report_shredded_rows(
     )
     status = run("status", "users.ssn", json_output=True)
     assert (status.exit_code, payload(status)["undecryptable"]) == (1, {"destroyed_key": 3, "unknown_key": 0})
-    verified = run("verify", "users.ssn")
+    verified = run("verify", "users.ssn", "--codec", "text")
     assert verified.exit_code == 1
     assert f"row 1: cannot decrypt users.ssn: data key {doomed} was destroyed" in verified.stderr
 

@@ -86,7 +86,9 @@ def test_blind_index_rotation_through_the_cli(
     )
     old = raw(engine, "ssn_bidx")
     assert run("keys", "rotate", "--purpose", "blind_index").exit_code == 0
-    done = run("reindex", "users.ssn", "--retire-old", "--batch-size", "3", json_output=True)
+    done = run(
+        "reindex", "users.ssn", "--codec", "text", "--retire-old", "--batch-size", "3", json_output=True
+    )
     assert done.exit_code == 0, done.stderr
     assert payload(done)["written"] == 8
     fresh = fieldcrypt.Keyring("pii", keyring.master_key, keyring.key_store)  # a new process

@@ -79,7 +79,7 @@ def test_cli_runbooks_run_as_written(tmp_path: Path) -> None:
             assert len(token) == 16
     statuses = {k["key_id"]: k["status"] for k in _key_ids(tmp_path)}
     assert "destroyed" in statuses.values()
-    verified = _shell("fieldcrypt verify users.ssn", tmp_path)
+    verified = _shell("fieldcrypt verify users.ssn --codec text", tmp_path)
     assert verified.returncode == 0, verified.stderr
 
 

@@ -36,4 +36,4 @@ def users(engine: sa.Engine) -> Callable[..., sa.Table]:
 @pytest.fixture
 def spec() -> ColumnSpec:
     """users.ssn, text codec, binary storage, keyring "pii"."""
-    return ColumnSpec("users", "ssn", keyring="pii")
+    return ColumnSpec("users", "ssn", keyring="pii", codec="text")

@@ -66,7 +66,7 @@ def test_text_storage_widens_varchar_and_stores_base64(
 ) -> None:
     """Text storage keeps a character column, widened, holding base64 of the v1 bytes."""
     users(rows=[(i, ssn(i)) for i in range(1, 6)])
-    text_spec = ColumnSpec("users", "ssn", keyring="pii", storage="text")
+    text_spec = ColumnSpec("users", "ssn", keyring="pii", codec="text", storage="text")
     with engine.begin() as conn:
         schema.widen(conn, "users", "ssn", Storage.TEXT)
     assert encrypt_column(engine, text_spec).written == 5

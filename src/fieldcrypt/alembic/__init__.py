@@ -2,7 +2,8 @@
 
 Operations (``op.<name>`` in revisions): ``create_key_store``, ``drop_key_store``,
 ``encrypt_column``, ``decrypt_column``, ``reencrypt_column``, ``rewrap_keys``,
-``rotate_blind_index``. Autogenerate hooks: :func:`render_item` (renders ``Encrypted`` types
+``rotate_blind_index`` (typed functions for ``mypy --strict`` revisions in
+:mod:`fieldcrypt.alembic.op`). Autogenerate hooks: :func:`render_item` (renders ``Encrypted`` types
 with their imports) and :data:`process_revision_directives` (turns a plaintext -> encrypted type
 change into ``op.encrypt_column``). Importing this module also keeps every key-store table out of
 autogenerate (:mod:`fieldcrypt.alembic.exclude`): a proposed drop would delete every data key.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from fieldcrypt.alembic import exclude as _exclude  # keeps the key store out of autogenerate
 from fieldcrypt.alembic import implementations as _implementations  # registers the implementations
+from fieldcrypt.alembic.autogenerate import render_item
 from fieldcrypt.alembic.ops import (
     CreateKeyStoreOp,
     DecryptColumnOp,
@@ -23,11 +25,6 @@ from fieldcrypt.alembic.ops import (
     RotateBlindIndexOp,
 )
 from fieldcrypt.alembic.rewriter import process_revision_directives
-
-try:
-    from fieldcrypt.alembic.autogenerate import render_item
-except ImportError:  # pragma: no cover - the SQLAlchemy integration's half is absent
-    render_item = None  # type: ignore[assignment]
 
 del _exclude, _implementations
 

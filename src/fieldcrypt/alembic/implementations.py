@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import Operations
@@ -22,8 +21,9 @@ from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keys.record import Purpose, Status
 from fieldcrypt.keys.resolve import master_key_from
 from fieldcrypt.registry import get_keyring
-from fieldcrypt.rotation import admin, engine, schema
+from fieldcrypt.rotation import admin, engine, inspect, schema
 from fieldcrypt.rotation.spec import ColumnSpec, Storage
+from fieldcrypt.sqlalchemy.spec import check_column_type, check_plaintext_type
 from fieldcrypt.stores.sql import key_store_table
 
 
@@ -34,18 +34,6 @@ def _online(operations: Operations, name: str) -> None:
             f"do: run this migration online (alembic upgrade without --sql), or run the matching "
             f"`fieldcrypt` CLI command against the database"
         )
-
-
-def _spec(op: _ColumnOp, **extra: Any) -> ColumnSpec:
-    return ColumnSpec(
-        op.qualified_table,
-        op.column_name,
-        keyring=op.keyring,
-        codec=op.codec,
-        storage=op.storage,
-        row_binding=op.row_binding,
-        **extra,
-    )
 
 
 def _run(operations: Operations, op: _ColumnOp, spec: ColumnSpec, action: str) -> engine.Report:
@@ -69,12 +57,14 @@ def _run(operations: Operations, op: _ColumnOp, spec: ColumnSpec, action: str) -
 @Operations.implementation_for(EncryptColumnOp)
 def encrypt_column(operations: Operations, op: EncryptColumnOp) -> None:
     _online(operations, "encrypt_column")
-    spec = _spec(op)
+    spec = op.spec()
     # Key-store writes go through the store's own connection: commit the migration's transaction
     # first (autocommit_block), or SQLite's single writer lock would wait on itself.
     with operations.get_context().autocommit_block():
         spec.resolve_keyring().current_key_id()
-        schema.widen(operations.get_bind(), spec.table, spec.column, Storage(op.storage))
+        check_column_type(operations.get_bind(), spec)
+        inspect.check_storage(operations.get_bind(), spec)
+        schema.widen(operations.get_bind(), spec.table, spec.column, spec.the_storage)
         _run(operations, op, spec, "encrypt")
 
 
@@ -85,25 +75,25 @@ def decrypt_column(operations: Operations, op: DecryptColumnOp) -> None:
         schema.require_type(
             op.existing_type, f"decrypt_column({op.table_name!r}, {op.column_name!r}) existing_type"
         )
-    spec = _spec(op)
+    spec = op.spec()
     conn = operations.get_bind()
-    if op.existing_type is None and conn.dialect.name != "sqlite" and op.storage == "binary":
+    if op.existing_type is None and conn.dialect.name != "sqlite" and spec.the_storage is Storage.BINARY:
         raise ConfigurationError(
             f"decrypt_column({op.table_name!r}, {op.column_name!r}) needs existing_type= (the plaintext "
             f"column type to restore, e.g. sa.String(11))"
         )
+    if op.existing_type is not None:
+        check_plaintext_type(op.existing_type, spec, "existing_type")
     with operations.get_context().autocommit_block():
         _run(operations, op, spec, "decrypt")
         if op.existing_type is not None:
-            schema.narrow(
-                operations.get_bind(), spec.table, spec.column, op.existing_type, Storage(op.storage)
-            )
+            schema.narrow(operations.get_bind(), spec.table, spec.column, op.existing_type, spec.the_storage)
 
 
 @Operations.implementation_for(ReencryptColumnOp)
 def reencrypt_column(operations: Operations, op: ReencryptColumnOp) -> None:
     _online(operations, "reencrypt_column")
-    spec = _spec(op)
+    spec = op.spec()
     with operations.get_context().autocommit_block():
         if op.rotate:
             spec.resolve_keyring().rotate()
@@ -113,7 +103,7 @@ def reencrypt_column(operations: Operations, op: ReencryptColumnOp) -> None:
 @Operations.implementation_for(RotateBlindIndexOp)
 def rotate_blind_index(operations: Operations, op: RotateBlindIndexOp) -> None:
     _online(operations, "rotate_blind_index")
-    spec = _spec(op, index_column=op.index_column, normalizer=op.normalizer)
+    spec = op.spec()
     keyring = spec.resolve_keyring()
     with operations.get_context().autocommit_block():
         new = keyring.rotate(Purpose.BLIND_INDEX)

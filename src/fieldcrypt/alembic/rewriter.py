@@ -16,16 +16,14 @@ from alembic.autogenerate import renderers, rewriter
 from alembic.operations import ops
 
 from fieldcrypt.alembic._compat import render_type
+from fieldcrypt.alembic.autogenerate import render_encrypted
 from fieldcrypt.alembic.ops import DecryptColumnOp, EncryptColumnOp, _ColumnOp
+from fieldcrypt.sqlalchemy.types import Encrypted
 
 process_revision_directives = rewriter.Rewriter()
 
 
-def _encrypted(type_: Any) -> Any:
-    try:
-        from fieldcrypt.sqlalchemy.types import Encrypted
-    except ImportError:  # the SQLAlchemy integration is not installed: nothing to rewrite
-        return None
+def _encrypted(type_: Any) -> Encrypted[Any] | None:
     return type_ if isinstance(type_, Encrypted) else None
 
 
@@ -35,17 +33,7 @@ def _alter_to_encrypt(context: Any, revision: Any, op: ops.AlterColumnOp) -> Any
     old = op.existing_type
     if new is None or _encrypted(old) is not None:
         return op
-    codec = getattr(new.codec, "name", "text")
-    encrypt = EncryptColumnOp(
-        op.table_name,
-        op.column_name,
-        keyring=new.keyring,
-        codec=codec,
-        storage=new.storage,
-        row_binding=new.bind_row,
-        existing_type=old,
-        schema=op.schema,
-    )
+    encrypt = EncryptColumnOp(op.table_name, op.column_name, type_=new, existing_type=old, schema=op.schema)
     # Any other change in the same alter (nullability, comment) stays a plain alter_column.
     if op.modify_nullable is None and op.modify_comment is False and op.modify_server_default is False:
         return encrypt
@@ -54,14 +42,16 @@ def _alter_to_encrypt(context: Any, revision: Any, op: ops.AlterColumnOp) -> Any
 
 
 def _render_column_op(name: str, autogen_context: Any, op: _ColumnOp) -> str:
-    args = [repr(op.table_name), repr(op.column_name), f"keyring={op.keyring!r}"]
-    defaults = {"codec": "text", "storage": "binary", "row_binding": False, "schema": None}
-    for field, default in defaults.items():
-        value = getattr(op, field)
-        if value != default:
-            args.append(f"{field}={value!r}")
+    # The type object itself, rendered with its imports: never a restatement of its options.
+    args = [
+        repr(op.table_name),
+        repr(op.column_name),
+        f"type_={render_encrypted(op.type_, autogen_context)}",
+    ]
     if op.existing_type is not None:
         args.append(f"existing_type={render_type(op.existing_type, autogen_context)}")
+    if op.schema is not None:
+        args.append(f"schema={op.schema!r}")
     return f"op.{name}({', '.join(args)})"
 
 

@@ -11,20 +11,24 @@ from typing import Any
 
 import click
 
-from fieldcrypt import config
+from fieldcrypt import codecs, config
 from fieldcrypt.cli import sqltypes
 from fieldcrypt.cli.context import State
 from fieldcrypt.cli.output import EXIT_INCOMPLETE
 from fieldcrypt.errors import ConfigurationError
-from fieldcrypt.rotation import engine, schema
-from fieldcrypt.rotation.spec import CODECS, ColumnSpec, Storage
+from fieldcrypt.rotation import engine, inspect, schema
+from fieldcrypt.rotation.spec import ColumnSpec, Storage
 from fieldcrypt.rotation.table import Segment
 
 
 def _column_options(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.argument("target"),
-        click.option("--codec", type=click.Choice(sorted(CODECS)), help="How values become bytes [text]."),
+        click.option(
+            "--codec",
+            type=click.Choice(codecs.NAMES),
+            help="How values become bytes (without --metadata; needed to read values).",
+        ),
         click.option(
             "--storage", type=click.Choice([s.value for s in Storage]), help="binary or text [binary]."
         ),
@@ -54,6 +58,8 @@ def _batch_options(function: Callable[..., Any]) -> Callable[..., Any]:
 def _spec(
     state: State, target: str, codec: str | None, storage: str | None, row_binding: bool | None
 ) -> ColumnSpec:
+    """The column's options: from the models (--metadata), else from flags and the config file,
+    where nothing defaults the codec: commands that read values refuse to run without it."""
     table, dot, column = target.rpartition(".")
     if not dot or not table or not column:
         raise ConfigurationError(
@@ -65,17 +71,42 @@ def _spec(
                 "with --metadata the column options come from the model; drop --codec/--storage"
             )
         state.keyring  # noqa: B018 - registers the configured keyring the model names
-        return ColumnSpec.from_metadata(config.load_metadata(state.settings.metadata), table, column)
+        from fieldcrypt.sqlalchemy.spec import column_spec
+
+        return column_spec(table, column, config.load_metadata(state.settings.metadata))
     configured = state.settings.column(target)
     return ColumnSpec(
         table,
         column,
         keyring=state.keyring,
-        codec=codec or configured.get("codec", "text"),
+        codec=codec or configured.get("codec"),
         storage=storage or configured.get("storage", "binary"),
         row_binding=row_binding if row_binding is not None else bool(configured.get("row_binding", False)),
         index_column=configured.get("index_column"),
     )
+
+
+def _adoption_spec(state: State, spec: ColumnSpec) -> ColumnSpec:
+    """For encrypt-column: the codec read from the plaintext column when none was given, and a
+    refusal when the one given contradicts the column's type."""
+    from dataclasses import replace
+
+    from fieldcrypt.sqlalchemy.spec import check_column_type
+    from fieldcrypt.storage import sql as sql_storage
+
+    with state.engine.connect() as conn:
+        if spec.codec is None:
+            found = schema.column_info(conn, spec.table, spec.column)["type"]
+            spec = replace(spec, codec=sql_storage.codec_for(found))
+            # MySQL and MariaDB store a BOOLEAN as TINYINT(1): an int or a bool column alike.
+            ambiguous = type(found).__name__ == "TINYINT" and getattr(found, "display_width", None) == 1
+            if spec.the_codec.name == "bytes" or ambiguous:
+                raise ConfigurationError(
+                    f"{spec.table}.{spec.column} is {found!r}: its values' type cannot be read from "
+                    "the column alone; pass --metadata module:Base (the models) or --codec"
+                )
+        check_column_type(conn, spec)
+    return spec
 
 
 def _run(state: State, action: str, spec: ColumnSpec, options: dict[str, Any]) -> None:
@@ -159,7 +190,8 @@ def encrypt_column(
     **options: Any,
 ) -> None:
     """Encrypt a plaintext column in place (widening its type), batch by batch."""
-    spec = _spec(state, target, codec, storage, row_binding)
+    spec = _adoption_spec(state, _spec(state, target, codec, storage, row_binding))
+    inspect.check_storage(state.engine, spec)
     if widen and not options["dry_run"]:
         with state.engine.begin() as conn:
             schema.widen(conn, spec.table, spec.column, spec.the_storage)

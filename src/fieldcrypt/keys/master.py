@@ -12,15 +12,9 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from fieldcrypt import _aead
-from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.errors import ConfigurationError, UnwrapFailed
 
-
-class UnwrapFailed(Exception):
-    """Internal: a wrapped key did not open under this master key and context.
-
-    The keyring turns it into the opaque ``DecryptionError``: a swapped key-store row and a
-    corrupted one look alike to the caller.
-    """
+__all__ = ["LocalMasterKey", "MasterKey", "UnwrapFailed", "canonical_context"]
 
 
 @runtime_checkable

@@ -20,8 +20,11 @@ class Action(ABC):
 
     name = "action"
     writes_index = False
+    reads_values = True  # needs the column's codec (only re-encryption moves bytes it never reads)
 
     def __init__(self, spec: ColumnSpec, keyring: Keyring) -> None:
+        if self.reads_values:
+            spec.the_codec  # noqa: B018 - refuse a spec without the column's type before any row
         self.spec = spec
         self.keyring = keyring
 
@@ -65,6 +68,7 @@ class ReencryptAction(Action):
     """Ciphertext under an older data key -> ciphertext under the keyring's current one."""
 
     name = "reencrypt"
+    reads_values = False
 
     def __init__(self, spec: ColumnSpec, keyring: Keyring) -> None:
         super().__init__(spec, keyring)
@@ -100,7 +104,7 @@ class DecryptAction(Action):
         return stored is not None and self.spec.as_blob(stored) is not None
 
     def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
-        return self.spec.plaintext_to_store(self._decrypt(stored, row)), None
+        return self.spec.plaintext_to_store(self._decrypt(stored, row), row), None
 
 
 class ReindexAction(Action):
@@ -119,7 +123,7 @@ class ReindexAction(Action):
         return stored is not None
 
     def index_of(self, row: Any, stored: object) -> bytes:
-        value = self.spec.the_codec.from_bytes(self._decrypt(stored, row))
+        value = self.spec.the_codec.decode(self._decrypt(stored, row), self.spec.place(row))
         if self.spec.normalizer is not None:
             value = self.spec.normalizer(value)
         return self.keyring.blind_index(self.spec.the_codec.to_bytes(value), self.spec.index_place())

@@ -109,10 +109,12 @@ def verify(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int
         KeyAccessError: a master key could not be used at all (that is not a per-row failure).
     """
     keyring = spec.resolve_keyring()
+    codec = spec.the_codec  # before the first row: a spec without the column's type is refused
     result = Verification(spec.table, spec.column)
     for row, blob in _ciphertexts(bind, spec, batch_size, result):
         try:
-            spec.the_codec.from_bytes(keyring.decrypt(blob, spec.place(row)))
+            place = spec.place(row)
+            codec.decode(keyring.decrypt(blob, place), place)
             result.decrypted += 1
         except KeyAccessError:
             raise
@@ -120,6 +122,21 @@ def verify(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int
             result.failed += 1
             note_failure(result.failures, row, exc)
     return result
+
+
+def check_storage(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int = 5000) -> None:
+    """Read every value once and refuse a column holding ciphertexts in the other storage form.
+
+    Run before ``encrypt_column`` widens a column: widening would turn base64 ciphertexts into
+    bytes that no longer look like text, after which nothing could tell them from plaintext.
+
+    Raises:
+        StorageMismatchError: a value is a ciphertext stored as text where ``spec`` says binary,
+            or the other way round.
+    """
+    for _, stored in _values(bind, spec, batch_size):
+        if stored is not None:
+            spec.as_blob(stored)
 
 
 class _Tally(Protocol):

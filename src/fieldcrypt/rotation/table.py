@@ -18,6 +18,7 @@ from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.storage.row_keys import canonical_key
 
 _SEGMENT = re.compile(r"^(\d+)/(\d+)$")
+RAW = sa.types.NullType()  # no bind or result processing: values exactly as the driver has them
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,10 @@ class Target:
         return canonical_key([c.type for c in self.pk], values, where)
 
     def page(self, after: Sequence[Any] | None, limit: int, segment: Segment) -> sa.Select[Any]:
-        columns = [*self.pk, self.column] + ([self.index_column] if self.index_column is not None else [])
+        # The stored value raw (no result processing): a reflected SQLite DATE, FLOAT or BOOLEAN
+        # column being adopted holds ciphertext bytes its declared type cannot read.
+        value = sa.type_coerce(self.column, RAW).label(self.column.name)
+        columns = [*self.pk, value] + ([self.index_column] if self.index_column is not None else [])
         query = sa.select(*columns).order_by(*self.pk).limit(limit)
         if after is not None:
             if len(self.pk) == 1:

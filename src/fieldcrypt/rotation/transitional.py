@@ -34,4 +34,5 @@ def read(spec: ColumnSpec, stored: object, row: RowKey | None = None) -> Any:
             return codec.from_bytes(spec.plaintext_bytes(stored))
         except adoption.DamagedCiphertext:
             raise DecryptionError(**spec.place(row).where()) from None
-    return codec.from_bytes(spec.resolve_keyring().decrypt(blob, spec.place(row)))
+    place = spec.place(row)
+    return codec.decode(spec.resolve_keyring().decrypt(blob, place), place)

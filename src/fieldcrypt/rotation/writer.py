@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from fieldcrypt.rotation.table import Target
+from fieldcrypt.rotation.table import RAW, Target
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,13 @@ def _generic(conn: sa.Connection, target: Target, changes: Sequence[Change]) -> 
         # collations: compare bytes, or a concurrent "abc" -> "ABC" would be overwritten.
         where.append(sa.cast(column, sa.LargeBinary) == sa.bindparam("old", type_=sa.LargeBinary))
     else:
-        where.append(column == sa.bindparam("old", type_=sa.types.NullType()))
-    values: dict[str, Any] = {column.name: sa.bindparam("new", type_=sa.types.NullType())}
+        # The value exactly as read (raw, see Target.page), never through the reflected column's
+        # type: SQLite keeps a DATE column's declared type while it holds ciphertext bytes.
+        where.append(sa.type_coerce(column, RAW) == sa.bindparam("old", type_=RAW))
+    # What is written is bytes (binary storage) or text, bound as such: a NullType bind would take
+    # the reflected column's type (Date, Float, Boolean on SQLite) and fail on ciphertext.
+    new_type = sa.LargeBinary() if isinstance(changes[0].new, bytes) else sa.Text()
+    values: dict[str, Any] = {column.name: sa.bindparam("new", type_=new_type)}
     if target.index_column is not None:
         values[target.index_column.name] = sa.bindparam("new_index", type_=sa.LargeBinary)
     statement = sa.update(table).where(*where).values(values)

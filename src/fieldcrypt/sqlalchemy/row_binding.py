@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 from sqlalchemy.sql.dml import Insert
 
-from fieldcrypt.errors import ConfigurationError, DecryptionError
+from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
 from fieldcrypt.sqlalchemy import blind_index
@@ -87,11 +87,7 @@ def open_sealed(type_: Encrypted[Any], sealed: Sealed, row: RowKey) -> Any:
     """Decrypt a row-bound value read from ``row``. Raises DecryptionError naming the row."""
     table, column = type_._where()
     place = Place(table, column, row)
-    plain = get_keyring(type_.keyring).decrypt(sealed.blob, place)
-    try:
-        return type_.codec.from_bytes(plain)
-    except (ValueError, KeyError, UnicodeDecodeError):
-        raise DecryptionError(**place.where()) from None
+    return type_.codec.decode(get_keyring(type_.keyring).decrypt(sealed.blob, place), place)
 
 
 def seal_insert_params(

@@ -1,70 +1,51 @@
-"""``column_spec``: everything raw-SQL code (the rotation engine, scripts) needs about a column.
+"""``column_spec``: an encrypted column's options, read from its ``Encrypted`` type.
 
-The rotation engine re-encrypts at the raw-SQL level; it must store exactly what the column type
-would. A :class:`ColumnSpec` states the storage rules of docs/sqlalchemy.md for one column and
-applies them (``encrypt`` / ``decrypt`` / ``index``), so no caller re-implements them.
+The rotation engine, the Alembic operations, the CLI and raw-SQL scripts work with a core
+:class:`~fieldcrypt.column.ColumnSpec`; :func:`spec_of` is the one place it is derived from the
+type, so a column's options are never restated (and never drift) anywhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import MetaData, Table
 
-from fieldcrypt import storage as _storage
-from fieldcrypt.codecs import Codec
+from fieldcrypt.column import ColumnSpec
 from fieldcrypt.errors import ConfigurationError
-from fieldcrypt.place import Place, RowKey
-from fieldcrypt.registry import get_keyring
-from fieldcrypt.sqlalchemy import blind_index, row_binding
-from fieldcrypt.sqlalchemy.types import Encrypted, Sealed, Storage
+from fieldcrypt.sqlalchemy.types import Encrypted
+from fieldcrypt.storage import sql as _storage
+
+__all__ = [
+    "ColumnSpec",
+    "check_column_type",
+    "check_plaintext_type",
+    "column_spec",
+    "encrypted_columns",
+    "spec_of",
+]
 
 
-@dataclass(frozen=True)
-class ColumnSpec:
-    """How one encrypted column stores its values (see docs/sqlalchemy.md, "Storage rules")."""
+def spec_of(type_: Encrypted[Any], primary_key: Sequence[str] = ()) -> ColumnSpec:
+    """The one derivation of a :class:`ColumnSpec` from an ``Encrypted`` type bound to its column.
 
-    table: str
-    column: str
-    keyring: str
-    codec: Codec[Any]
-    storage: Storage
-    bind_row: bool
-    primary_key: tuple[str, ...]
-    index_column: str | None
-    normalizer: Callable[[Any], Any] | None
-    type: Encrypted[Any]
-
-    def place(self, row: RowKey | None = None) -> Place:
-        if self.bind_row and row is None:
-            raise ConfigurationError(f"{self.table}.{self.column} is bound to its row: pass row=")
-        return Place(self.table, self.column, row if self.bind_row else None)
-
-    def encrypt(self, value: Any, row: RowKey | None = None) -> bytes | str:
-        """The stored form of ``value``: v1 bytes, or their base64 text for text storage."""
-        blob = get_keyring(self.keyring).encrypt(self.codec.to_bytes(value), self.place(row))
-        return _storage.to_stored(blob, self.storage)
-
-    def decrypt(self, stored: bytes | str | Sealed, row: RowKey | None = None) -> Any:
-        """The Python value of a stored (or :class:`Sealed`) ciphertext."""
-        blob = stored.blob if isinstance(stored, Sealed) else _storage.from_stored(stored)
-        if self.bind_row:
-            return row_binding.open_sealed(self.type, Sealed(blob), self.place(row).row)  # type: ignore[arg-type]
-        return self.codec.from_bytes(get_keyring(self.keyring).decrypt(blob, self.place()))
-
-    def seal(self, value: Any, row: RowKey | None = None) -> Sealed:
-        """``value`` encrypted for this column (and ``row``), to pass to a Core statement as is;
-        the way to UPDATE a row-bound column outside the ORM. Carries the blind-index token."""
-        if self.bind_row:
-            return row_binding.seal(self.type, value, self.place(row).row)  # type: ignore[arg-type]
-        blob = get_keyring(self.keyring).encrypt(self.codec.to_bytes(value), self.place())
-        return Sealed(blob, self.index(value))
-
-    def index(self, value: Any) -> bytes | None:
-        """The blind-index token for ``value`` (None when the column is not searchable)."""
-        return blind_index.token(self.type, value) if self.index_column else None
+    Raises:
+        ConfigurationError: the type is not attached to a column (no place).
+    """
+    table, column = type_._where()
+    return ColumnSpec(
+        table=table,
+        column=column,
+        keyring=type_.keyring,
+        codec=type_.codec,
+        storage=type_.storage,
+        row_binding=type_.bind_row,
+        index_column=type_.index_name,
+        normalizer=type_.normalizer,
+        primary_key=tuple(primary_key),
+    )
 
 
 def column_spec(table_name: str, column_name: str, metadata_or_table: MetaData | Table) -> ColumnSpec:
@@ -80,18 +61,9 @@ def column_spec(table_name: str, column_name: str, metadata_or_table: MetaData |
     if column is None or not isinstance(column.type, Encrypted):
         raise ConfigurationError(f"{table_name}.{column_name} is not an encrypted column")
     type_: Encrypted[Any] = column.type
-    return ColumnSpec(
-        table=table.fullname,
-        column=column.name,
-        keyring=type_.keyring,
-        codec=type_.codec,
-        storage=type_.storage,
-        bind_row=type_.bind_row,
-        primary_key=tuple(c.name for c in table.primary_key.columns),
-        index_column=type_.index_name,
-        normalizer=type_.normalizer,
-        type=type_,
-    )
+    if type_.place != (table.fullname, column.name):
+        type_ = type_.bound_to(table.fullname, column.name)  # the schema is part of the place
+    return spec_of(type_, [c.name for c in table.primary_key.columns])
 
 
 def encrypted_columns(metadata_or_table: MetaData | Table) -> list[ColumnSpec]:
@@ -113,3 +85,46 @@ def _table(name: str, metadata_or_table: MetaData | Table) -> Table:
         if name in (table.name, table.fullname):
             return table
     raise ConfigurationError(f"no table named {name!r} in this MetaData")
+
+
+def check_plaintext_type(plain: sa.types.TypeEngine[Any], spec: ColumnSpec, what: str) -> None:
+    """Refuse a codec that contradicts a column's plaintext type (``BOOLEAN`` encrypted as text).
+
+    A plaintext type whose values are strings or bytes is never a contradiction: it may be a column
+    already widened by ``encrypt_column``, or text the codec parses (``"41"`` for an Integer).
+
+    Raises:
+        ConfigurationError: the plaintext type holds values of another kind than the codec writes.
+    """
+    codec = spec.the_codec
+    try:
+        found = _storage.codec_for(plain).name
+    except ConfigurationError:
+        return  # a type fieldcrypt has no codec for (NullType of a reflection): nothing to compare
+    compatible = {found, codec.name} <= {"text", "enum"} or found in ("text", "bytes", codec.name)
+    # MySQL and MariaDB have no BOOLEAN: it is TINYINT(1), which reflects as an integer.
+    compatible |= found == "int" and codec.name == "bool" and type(plain).__name__ == "TINYINT"
+    if not compatible:
+        raise ConfigurationError(
+            f"{spec.table}.{spec.column}: {what} is {type(plain).__name__}, whose values are "
+            f"{found} values, but the declared Encrypted type encrypts {codec.name} values; declare "
+            f"the column's own type (Encrypted({type(plain).__name__}, ...)), or the values would "
+            "not read back"
+        )
+
+
+def check_column_type(conn: sa.Connection, spec: ColumnSpec) -> None:
+    """:func:`check_plaintext_type` against the column's type as the database reports it.
+
+    Raises:
+        ConfigurationError: no such table or column, or a contradicting codec.
+    """
+    schema, _, name = spec.table.rpartition(".")
+    try:
+        columns = sa.inspect(conn).get_columns(name, schema=schema or None)
+    except sa.exc.NoSuchTableError:
+        raise ConfigurationError(f"table {spec.table!r} does not exist") from None
+    found = next((c for c in columns if c["name"] == spec.column), None)
+    if found is None:
+        raise ConfigurationError(f"table {spec.table!r} has no column {spec.column!r}")
+    check_plaintext_type(found["type"], spec, "the column in the database")

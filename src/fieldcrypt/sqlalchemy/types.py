@@ -19,6 +19,7 @@ from sqlalchemy.engine import Dialect
 from fieldcrypt import adoption
 from fieldcrypt import format as fmt
 from fieldcrypt.cardinality import check_index_cardinality
+from fieldcrypt.column import Sealed
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
@@ -31,23 +32,6 @@ from fieldcrypt.storage import sql as _storage
 T = TypeVar("T")
 
 __all__ = ["Encrypted", "Sealed", "Storage"]
-
-
-class Sealed:
-    """A value already encrypted for its row (row binding): the bind processor stores it as is.
-
-    Also what a row-bound column reads as in Core (open it with ``ColumnSpec.decrypt``); the ORM opens
-    it on load. ``index`` carries the blind-index token computed beside it, if any.
-    """
-
-    __slots__ = ("blob", "index")
-
-    def __init__(self, blob: bytes, index: bytes | None = None) -> None:
-        self.blob = blob
-        self.index = index
-
-    def __repr__(self) -> str:
-        return f"Sealed(<{len(self.blob)} bytes of ciphertext>)"
 
 
 class Encrypted(sat.TypeDecorator[T], Generic[T]):
@@ -273,16 +257,11 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
 
     def _opener(self, place: Place) -> Callable[[bytes], Any]:
         """Decrypts a v1 value of this column into its Python value (the keyring registered now)."""
-        from_bytes = self._codec.from_bytes
+        decode = self._codec.decode
         keyring_now = follow(self.keyring)
 
         def open_value(blob: bytes) -> Any:
-            plain = keyring_now().decrypt(blob, place)
-            try:
-                return from_bytes(plain)
-            except (ValueError, KeyError, UnicodeDecodeError):
-                # Authentic but not a value of this type: the column's type changed under it.
-                raise DecryptionError(**place.where()) from None
+            return decode(keyring_now().decrypt(blob, place), place)
 
         return open_value
 

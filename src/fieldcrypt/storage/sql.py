@@ -46,8 +46,8 @@ def codec_for(type_: sat.TypeEngine[Any]) -> codecs.Codec[Any]:
     if isinstance(type_, sat.Enum):
         enum_class = type_.enum_class
         if enum_class is not None and issubclass(enum_class, enum.Enum):
-            return codecs.EnumCodec(enum_class)
-        return codecs.TEXT
+            return codecs.named("enum", enum_class=enum_class)
+        return codecs.named("enum", choices=type_.enums)
     if isinstance(type_, sat.Boolean):
         return codecs.BOOL
     if isinstance(type_, sat.Integer):

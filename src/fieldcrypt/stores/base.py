@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from fieldcrypt.errors import FieldcryptError
+from fieldcrypt.errors import KeyStoreConflict
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
 
-
-class KeyStoreConflict(FieldcryptError):
-    """A put found the id taken, or an update found a newer revision than the one it read."""
+__all__ = ["KeyStore", "KeyStoreConflict"]
 
 
 @runtime_checkable

@@ -29,18 +29,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from fieldcrypt.errors import ConfigurationError, FieldcryptError
+from fieldcrypt.errors import ConfigurationError, FieldcryptError, KeyStoreConflict, KeyStoreUnavailable
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status
-from fieldcrypt.stores.base import KeyStoreConflict
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 DEFAULT_TABLE = "fieldcrypt_keys"
-
-
-class KeyStoreUnavailable(FieldcryptError):
-    """The key-store table could not be read or written (network, throttling after retries)."""
 
 
 def dynamodb_client(region: str | None = None, endpoint_url: str | None = None) -> DynamoDBClient:

@@ -1,0 +1,220 @@
+"""``ColumnSpec``: one encrypted column's options, as everything below the column type needs them.
+
+The SQLAlchemy integration builds it from an ``Encrypted(...)`` type (``fieldcrypt.sqlalchemy.
+column_spec`` / ``spec_of``: the one function that derives it); the rotation engine, the Alembic
+operations, the CLI and raw-SQL scripts take it. It states the storage rules of docs/sqlalchemy.md
+once (binary v1 bytes or their base64 text; row binding; blind index) and applies them, so values
+written from here read back through the column type and the other way round.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fieldcrypt import adoption, codecs
+from fieldcrypt import format as fmt
+from fieldcrypt.errors import ConfigurationError, StorageMismatchError
+from fieldcrypt.keyring import Keyring
+from fieldcrypt.place import Place, RowKey
+from fieldcrypt.registry import get_keyring
+from fieldcrypt.storage import from_stored, to_stored
+
+__all__ = ["ColumnSpec", "Sealed", "Storage", "from_stored", "to_stored"]
+
+
+class Storage(enum.StrEnum):
+    BINARY = "binary"  # the v1 bytes exactly (BYTEA, VARBINARY/BLOB, BLOB)
+    TEXT = "text"  # standard base64 of the v1 bytes, in a character column
+
+
+class Sealed:
+    """A value already encrypted for its row (row binding): a column type stores it as is.
+
+    Also what a row-bound column reads as in Core (open it with ``ColumnSpec.decrypt``); the ORM
+    opens it on load. ``index`` carries the blind-index token computed beside it, if any.
+    """
+
+    __slots__ = ("blob", "index")
+
+    def __init__(self, blob: bytes, index: bytes | None = None) -> None:
+        self.blob = blob
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"Sealed(<{len(self.blob)} bytes of ciphertext>)"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One encrypted column: where it is and how its values are stored.
+
+    Args:
+        table, column: the column (also the place every ciphertext is bound to).
+        keyring: a keyring or the name of a registered one.
+        codec: how values become bytes: a codec, or its name in :func:`fieldcrypt.codecs.named`.
+            None (unknown) is enough for ``status`` and ``reencrypt``, which never read a value;
+            everything that does refuses to guess.
+        storage: ``"binary"`` (the v1 bytes) or ``"text"`` (their base64).
+        row_binding: ciphertexts are bound to the row's primary key too.
+        index_column: the blind-index column kept beside the value, if any.
+        normalizer: applied to a value before its blind index is computed (writes and queries).
+        primary_key: the table's primary-key column names (informative).
+    """
+
+    table: str
+    column: str
+    keyring: Keyring | str
+    codec: codecs.Codec[Any] | str | None = None
+    storage: Storage | str = Storage.BINARY
+    row_binding: bool = False
+    index_column: str | None = None
+    normalizer: Callable[[Any], Any] | None = field(default=None, compare=False)
+    primary_key: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.codec, str):
+            object.__setattr__(self, "codec", codecs.named(self.codec))
+        try:
+            object.__setattr__(self, "storage", Storage(self.storage))
+        except ValueError:
+            raise ConfigurationError(f"storage must be 'binary' or 'text', not {self.storage!r}") from None
+
+    @property
+    def the_codec(self) -> codecs.Codec[Any]:
+        """The codec, or a clear error when the spec was built without the column's type."""
+        if not isinstance(self.codec, codecs.Codec):
+            raise ConfigurationError(
+                f"{self.table}.{self.column}: reading or writing values needs the column's type: "
+                "build the spec from the model (fieldcrypt.sqlalchemy.column_spec, "
+                "op.encrypt_column(..., type_=Encrypted(...)), --metadata module:Base) or pass codec="
+            )
+        return self.codec
+
+    @property
+    def the_storage(self) -> Storage:
+        return Storage(self.storage)
+
+    @property
+    def bind_row(self) -> bool:
+        """``Encrypted``'s name for :attr:`row_binding`."""
+        return self.row_binding
+
+    def resolve_keyring(self) -> Keyring:
+        return self.keyring if isinstance(self.keyring, Keyring) else get_keyring(self.keyring)
+
+    def place(self, row: RowKey | None = None) -> Place:
+        """Where a value of ``row`` is bound: the column, plus the row for row-bound columns."""
+        if not self.row_binding:
+            return self.column_place  # one object: its encoding is computed once, not per row
+        if row is None:
+            raise ConfigurationError(f"{self.table}.{self.column} is bound to its row: pass row=")
+        return Place(self.table, self.column, row)
+
+    @functools.cached_property
+    def column_place(self) -> Place:
+        return Place(self.table, self.column)
+
+    def index_place(self) -> Place:
+        return self.column_place
+
+    # -- values -----------------------------------------------------------------------------
+
+    def encrypt(self, value: Any, row: RowKey | None = None) -> bytes | str:
+        """The stored form of ``value``: v1 bytes, or their base64 text for text storage."""
+        return self.to_stored(self.resolve_keyring().encrypt(self._plain(value), self.place(row)))
+
+    def decrypt(
+        self, stored: bytes | bytearray | memoryview | str | Sealed, row: RowKey | None = None
+    ) -> Any:
+        """The Python value of a stored (or :class:`Sealed`) ciphertext.
+
+        Raises:
+            DecryptionError: not a ciphertext of this column (and row), or not of its type.
+        """
+        place = self.place(row)
+        if isinstance(stored, Sealed):
+            blob = stored.blob
+        else:
+            try:
+                blob = from_stored(stored)
+            except fmt.MalformedCiphertext:
+                raise fmt.MalformedCiphertext(**place.where()) from None
+        return self.the_codec.decode(self.resolve_keyring().decrypt(blob, place), place)
+
+    def seal(self, value: Any, row: RowKey | None = None) -> Sealed:
+        """``value`` encrypted for this column (and ``row``), to pass to a Core statement as is;
+        the way to UPDATE a row-bound column outside the ORM. Carries the blind-index token."""
+        blob = self.resolve_keyring().encrypt(self._plain(value), self.place(row))
+        return Sealed(blob, self.index(value))
+
+    def index(self, value: Any) -> bytes | None:
+        """The blind-index token for ``value`` (None when the column is not searchable)."""
+        if self.index_column is None or value is None:
+            return None
+        if self.normalizer is not None:
+            value = self.normalizer(value)
+        return self.resolve_keyring().blind_index(self._plain(value), self.index_place())
+
+    def _plain(self, value: Any) -> bytes:
+        try:
+            return self.the_codec.to_bytes(value)
+        except TypeError as exc:
+            raise TypeError(f"{self.table}.{self.column}: {exc}") from None
+
+    # -- stored values, for the batch engine ----------------------------------------------------
+
+    def to_stored(self, blob: bytes) -> bytes | str:
+        return to_stored(blob, self.the_storage)
+
+    def as_blob(self, stored: object) -> bytes | None:
+        """The v1 bytes a stored value holds, or None when it is plaintext (fieldcrypt.adoption).
+
+        Raises:
+            StorageMismatchError: the value is a ciphertext in the other storage form (the column
+                was written with another ``storage`` than this spec says): never taken for plaintext.
+        """
+        text = self.the_storage is Storage.TEXT
+        blob = adoption.ciphertext_in(stored, text=text)
+        if blob is None and adoption.ciphertext_in_other_storage(stored, text=text) is not None:
+            other = Storage.BINARY if text else Storage.TEXT
+            raise StorageMismatchError(
+                f"{self.table}.{self.column} holds fieldcrypt ciphertexts stored as {other.value} "
+                f"(storage={other.value!r}), not {self.the_storage.value}: declare "
+                f"Encrypted(..., storage={other.value!r}) (or pass --metadata, or --storage "
+                f"{other.value}); nothing was counted or written"
+            )
+        return blob
+
+    def plaintext_bytes(self, stored: object) -> bytes:
+        """The codec bytes of a plaintext value found in the column (adoption, transitional mode)."""
+        return adoption.plaintext_bytes(self.the_codec, stored)
+
+    def plaintext_to_store(self, data: bytes, row: RowKey | None = None) -> object:
+        """What a decrypted value is written back as (``decrypt_column``): the database's text form."""
+        codec = self.the_codec
+        if codec.python_type is bytes and self.the_storage is Storage.BINARY:
+            return data
+        text = _db_text(codec.decode(data, self.place(row)))
+        return text if self.the_storage is Storage.TEXT else text.encode("utf-8")
+
+
+def _db_text(value: object) -> str:
+    import json
+
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return value.name  # SQLAlchemy's Enum stores member names
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
