@@ -93,7 +93,10 @@ def plaintext_bytes(codec: codecs.Codec[Any], stored: object) -> bytes:
     """
     if codec.python_type is not bytes and _starts_like_ciphertext(stored):
         raise DamagedCiphertext
-    if isinstance(stored, bytes | bytearray | memoryview) and codec.python_type is not bytes:
+    if isinstance(stored, bytes | bytearray | memoryview) and codec.name == "uuid" and len(stored) == 16:
+        # MariaDB's UUID type widened to BLOB keeps its 16 raw bytes (never 32 or 36 characters)
+        stored = uuid.UUID(bytes=bytes(stored))
+    elif isinstance(stored, bytes | bytearray | memoryview) and codec.python_type is not bytes:
         stored = bytes(stored).decode("utf-8")
     elif not isinstance(stored, str | codec.python_type) or (
         isinstance(stored, bool) and codec.python_type is not bool

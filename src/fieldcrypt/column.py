@@ -9,6 +9,7 @@ written from here read back through the column type and the other way round.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import functools
 from collections.abc import Callable
@@ -208,13 +209,15 @@ def _db_text(value: object) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return "1" if value else "0"  # read as a boolean by PostgreSQL, MariaDB and SQLite alike
     if isinstance(value, enum.Enum):
         return value.name  # SQLAlchemy's Enum stores member names
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"))
     if isinstance(value, bytes):
         return value.decode("utf-8")
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")  # the form SQLAlchemy writes for SQLite and MariaDB reads
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     return str(value)

@@ -66,15 +66,21 @@ def narrow(
     if conn.dialect.name == "sqlite":
         # Column types do not constrain SQLite values: give each value back its storage class
         # (TEXT for a string, INTEGER for an integer) instead of the BLOB the engine wrote.
+        affinity = _sqlite_storage_class(type_sql)
+        if affinity is None:
+            return  # a BLOB column: the plaintext bytes are already what it held
         qtable, qcol = _quoted(conn, table, column)
         blobs = f"typeof({qcol}) = 'blob'"
-        cast = f"UPDATE {qtable} SET {qcol} = CAST({qcol} AS {type_sql}) WHERE {blobs}"  # noqa: S608 - quoted names
+        cast = f"UPDATE {qtable} SET {qcol} = CAST({qcol} AS {affinity}) WHERE {blobs}"  # noqa: S608 - quoted names
         conn.execute(sa.text(cast))
         return
     info = column_info(conn, table, column)
     if type_sql == info["type"].compile(conn.dialect):
         return
     using = "from_binary" if storage is Storage.BINARY else None
+    if conn.dialect.name in ("mysql", "mariadb") and "UUID" in type_sql.upper():
+        # MariaDB converts a BLOB to its UUID type as 16 raw bytes; the decrypted value is text.
+        _alter(conn, table, column, "VARCHAR(36)", info["nullable"], using=None)
     _alter(conn, table, column, type_sql, info["nullable"], using=using, target=type_sql)
 
 
@@ -87,6 +93,26 @@ def require_type(type_: object, what: str) -> None:
             f"{what} must be a SQLAlchemy type object such as sa.String(11), not {type(type_).__name__} "
             "(SQL text is refused: it would be run as written)"
         )
+
+
+def _sqlite_storage_class(type_sql: str) -> str | None:
+    """What a plaintext value of the SQL type ``type_sql`` is stored as in SQLite (None: a BLOB).
+
+    Not the type's own affinity: ``CAST('2024-01-31' AS DATE)`` is 2024 (DATE has NUMERIC
+    affinity), and SQLAlchemy keeps dates, times and datetimes in SQLite as text.
+    """
+    name = type_sql.upper()
+    if "BLOB" in name or "BINARY" in name:
+        return None
+    if any(kind in name for kind in ("DATE", "TIME", "CHAR", "CLOB", "TEXT", "JSON", "UUID")):
+        return "TEXT"
+    if "INT" in name or "BOOL" in name:
+        return "INTEGER"
+    if any(kind in name for kind in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    if "NUMERIC" in name or "DECIMAL" in name:
+        return "NUMERIC"
+    return "TEXT"
 
 
 def _implied_length(type_: sa.types.TypeEngine[Any]) -> int | None:

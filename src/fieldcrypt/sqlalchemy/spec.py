@@ -97,6 +97,13 @@ def check_plaintext_type(plain: sa.types.TypeEngine[Any], spec: ColumnSpec, what
         ConfigurationError: the plaintext type holds values of another kind than the codec writes.
     """
     codec = spec.the_codec
+    if codec.name == "timedelta":
+        # Interval has no portable text form (PostgreSQL's '1 day 02:00:00', an epoch DATETIME
+        # elsewhere) that the engine could read or write back exactly: never convert it in place.
+        raise ConfigurationError(
+            f"{spec.table}.{spec.column}: an Interval column cannot be encrypted or decrypted in "
+            "place; add an Encrypted(Interval) column beside it and copy the values through the ORM"
+        )
     try:
         found = _storage.codec_for(plain).name
     except ConfigurationError:
