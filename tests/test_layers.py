@@ -40,6 +40,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "keyring": (
         "fieldcrypt",  # the package root: the public face, re-exporting the layers below
         "fieldcrypt.keyring",
+        "fieldcrypt.column",  # ColumnSpec: a column's options, applied with a registered keyring
         "fieldcrypt.registry",
         "fieldcrypt.audit",
         "fieldcrypt.ratelimit",
