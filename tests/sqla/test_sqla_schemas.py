@@ -112,7 +112,9 @@ def test_alembic_encrypt_column_with_schema_is_read_by_the_model(schema_engine: 
     with schema_engine.connect() as conn:
         context = MigrationContext.configure(conn)
         with context.begin_transaction():
-            Operations(context).encrypt_column("tenant_plain", "ssn", keyring="pii", schema=SCHEMA)
+            Operations(context).encrypt_column(
+                "tenant_plain", "ssn", type_=Encrypted(sa.String(11), keyring="pii"), schema=SCHEMA
+            )
     assert_ciphertext(_raw(schema_engine, f"{SCHEMA}.tenant_plain")[1], b"123-45-6789")
     with schema_engine.connect() as conn:
         assert conn.execute(select(adopted_users.c.ssn)).scalar_one() == "123-45-6789"
