@@ -174,7 +174,7 @@ def test_verify_prints_primary_keys_as_data_not_markup(tmp_path: Path) -> None:
     hostile = ["[/]", "[link=https://example.invalid]click[/link]", "[bold red]alarm"]
     with engine.begin() as conn:
         conn.execute(table.insert(), [{"id": key, "body": misplaced} for key in hostile])
-    result = invoke("verify", "docs.body", env=env)
+    result = invoke("verify", "docs.body", "--codec", "text", env=env)
     assert result.exit_code == 1
     for key in hostile:
         assert f"row '{key}': cannot decrypt docs.body" in result.stderr

@@ -13,6 +13,7 @@ import fieldcrypt
 import fieldcrypt.alembic
 from fieldcrypt import Place
 from fieldcrypt.errors import NotCiphertextError
+from fieldcrypt.sqlalchemy import Encrypted
 
 PLACE = Place("people", "ssn")
 
@@ -62,7 +63,12 @@ def test_decrypt_column_refuses_sql_text_as_its_type(users: tuple[sa.Engine, byt
     with engine.connect() as conn:
         op = Operations(MigrationContext.configure(conn))
         with pytest.raises(fieldcrypt.ConfigurationError, match="must be a SQLAlchemy type object"):
-            op.decrypt_column("users", "ssn", keyring="pii", existing_type="TEXT; DROP TABLE x; --")
+            op.decrypt_column(
+                "users",
+                "ssn",
+                type_=Encrypted(sa.String(11), keyring="pii"),
+                existing_type="TEXT; DROP TABLE x; --",  # type: ignore[arg-type]
+            )
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM x")).scalar() == 0
         assert conn.execute(sa.text("SELECT ssn FROM users")).scalar() == blob
