@@ -60,7 +60,7 @@ class ColumnSpec:
             None (unknown) is enough for ``status`` and ``reencrypt``, which never read a value;
             everything that does refuses to guess.
         storage: ``"binary"`` (the v1 bytes) or ``"text"`` (their base64).
-        row_binding: ciphertexts are bound to the row's primary key too.
+        bind_row: ciphertexts are bound to the row's primary key too (``Encrypted``'s option).
         index_column: the blind-index column kept beside the value, if any.
         normalizer: applied to a value before its blind index is computed (writes and queries).
         primary_key: the table's primary-key column names (informative).
@@ -71,7 +71,7 @@ class ColumnSpec:
     keyring: Keyring | str
     codec: codecs.Codec[Any] | str | None = None
     storage: Storage | str = Storage.BINARY
-    row_binding: bool = False
+    bind_row: bool = False
     index_column: str | None = None
     normalizer: Callable[[Any], Any] | None = field(default=None, compare=False)
     primary_key: tuple[str, ...] = ()
@@ -99,17 +99,12 @@ class ColumnSpec:
     def the_storage(self) -> Storage:
         return Storage(self.storage)
 
-    @property
-    def bind_row(self) -> bool:
-        """``Encrypted``'s name for :attr:`row_binding`."""
-        return self.row_binding
-
     def resolve_keyring(self) -> Keyring:
         return self.keyring if isinstance(self.keyring, Keyring) else get_keyring(self.keyring)
 
     def place(self, row: RowKey | None = None) -> Place:
         """Where a value of ``row`` is bound: the column, plus the row for row-bound columns."""
-        if not self.row_binding:
+        if not self.bind_row:
             return self.column_place  # one object: its encoding is computed once, not per row
         if row is None:
             raise ConfigurationError(f"{self.table}.{self.column} is bound to its row: pass row=")

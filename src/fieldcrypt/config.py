@@ -15,7 +15,7 @@ The file (``--config PATH``, ``$FIELDCRYPT_CONFIG``, or ``./fieldcrypt.toml`` wh
     [columns."users.ssn"]      # per-column options (flags override them)
     codec = "text"
     storage = "binary"
-    row_binding = false
+    bind_row = false
     index_column = "ssn_bidx"
 
 Never put key material in it: ``master_key`` names a key (ARN, key file, env variable).
@@ -33,6 +33,8 @@ from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.resolve import master_key_from
 from fieldcrypt.registry import register
+
+COLUMN_OPTIONS = frozenset({"codec", "storage", "bind_row", "index_column"})
 
 ENV = {
     "database_url": "FIELDCRYPT_DATABASE_URL",
@@ -62,7 +64,15 @@ class Settings:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def column(self, target: str) -> dict[str, Any]:
-        return dict(self.columns.get(target, {}))
+        options = dict(self.columns.get(target, {}))
+        unknown = set(options) - COLUMN_OPTIONS
+        if unknown:
+            # 0.1 called bind_row "row_binding": ignoring it would read and write the column unbound.
+            renamed = " (row_binding is now bind_row, as in Encrypted)" if "row_binding" in unknown else ""
+            raise ConfigurationError(
+                f'unknown options for [columns."{target}"] in the config file: {", ".join(sorted(unknown))}{renamed}'
+            )
+        return options
 
 
 def load(config_path: str | None = None, **flags: Any) -> Settings:

@@ -115,3 +115,21 @@ def test_encrypt_column_reads_the_codec_from_the_column_and_refuses_a_contradict
         assert dict(conn.execute(sa.select(model.c.id, model.c.ssn)).all()) == {1: True, 2: False, 3: None}
     verified = run("verify", "users.ssn", "--codec", "bool", json_output=True)
     assert (verified.exit_code, payload(verified)["decrypted"]) == (0, 2)
+
+
+def test_bind_row_is_the_one_name_for_row_binding(
+    engine: sa.Engine, run: Callable[..., Result], keyring: fieldcrypt.Keyring, tmp_path: object
+) -> None:
+    """--bind-row (and bind_row in the config file) is Encrypted's name; 0.1's row_binding key is refused, not ignored."""
+    bound = fieldcrypt.rotation.ColumnSpec("users", "ssn", keyring=keyring, codec="text", bind_row=True)
+    create_users(engine, sa.LargeBinary(), [(i, bound.encrypt(v, row=(i,))) for i, v in SSNS.items()])
+    unbound = run("verify", "users.ssn", "--codec", "text", "--no-bind-row", json_output=True)
+    assert unbound.exit_code != 0  # read unbound, every row-bound value fails to decrypt
+    verified = run("verify", "users.ssn", "--codec", "text", "--bind-row", json_output=True)
+    assert verified.exit_code == 0, verified.stderr
+    old = f"{tmp_path}/old.toml"
+    with open(old, "w") as file:
+        file.write('[columns."users.ssn"]\ncodec = "text"\nrow_binding = true\n')
+    refused = run("--config", old, "verify", "users.ssn")
+    assert refused.exit_code != 0
+    assert "row_binding is now bind_row" in refused.stderr

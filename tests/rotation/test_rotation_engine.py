@@ -168,7 +168,7 @@ def test_row_binding_reencrypts_with_the_row_key(
     engine: sa.Engine, keyring: fieldcrypt.Keyring, users: Any
 ) -> None:
     """With row binding, values are bound to their id, and stay bound after re-encryption."""
-    bound = ColumnSpec("users", "ssn", keyring="pii", row_binding=True)
+    bound = ColumnSpec("users", "ssn", keyring="pii", bind_row=True)
     users(rows=[(i, keyring.encrypt(ssn(i), bound.place(i))) for i in range(1, 6)], ssn_type=sa.LargeBinary)
     keyring.rotate()
     assert reencrypt_column(engine, bound).written == 5
@@ -211,7 +211,7 @@ def test_composite_primary_key_with_row_binding(engine: sa.Engine, keyring: fiel
         sa.Column("secret", sa.LargeBinary),
     )
     table.create(engine)
-    spec = ColumnSpec("accounts", "secret", keyring="pii", row_binding=True)
+    spec = ColumnSpec("accounts", "secret", keyring="pii", bind_row=True)
     keys = [(t, i) for t in ("acme", "beta", "zeta") for i in range(1, 5)]
     with engine.begin() as conn:
         conn.execute(

@@ -334,7 +334,7 @@ def test_a_row_bound_column_reads_both_forms(engine: sa.Engine, keyring: fieldcr
         conn.execute(t.insert(), [{"id": i, "secret": f"secret {i}"} for i in range(1, 5)])
         schema.widen(conn, "adopt_bound", "secret", Storage.BINARY)
     bound = column_spec("adopt_bound", "secret", Transitional.metadata)
-    assert bound.row_binding
+    assert bound.bind_row
     assert rotation.encrypt_column(engine, bound, segment="0/2").written == 2
     with Session(engine) as session, session.begin():
         assert {u.id: u.secret for u in session.scalars(sa.select(BoundUser))} == {

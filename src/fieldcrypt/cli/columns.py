@@ -32,9 +32,7 @@ def _column_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--storage", type=click.Choice([s.value for s in Storage]), help="binary or text [binary]."
         ),
-        click.option(
-            "--row-binding/--no-row-binding", default=None, help="Values are bound to their row's key."
-        ),
+        click.option("--bind-row/--no-bind-row", default=None, help="Values are bound to their row's key."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -56,7 +54,7 @@ def _batch_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _spec(
-    state: State, target: str, codec: str | None, storage: str | None, row_binding: bool | None
+    state: State, target: str, codec: str | None, storage: str | None, bind_row: bool | None
 ) -> ColumnSpec:
     """The column's options: from the models (--metadata), else from flags and the config file,
     where nothing defaults the codec: commands that read values refuse to run without it."""
@@ -66,7 +64,7 @@ def _spec(
             f"a column is written TABLE.COLUMN (or dynamodb:TABLE.ATTRIBUTE), not {target!r}"
         )
     if state.settings.metadata:
-        if codec or storage or row_binding is not None:
+        if codec or storage or bind_row is not None:
             raise ConfigurationError(
                 "with --metadata the column options come from the model; drop --codec/--storage"
             )
@@ -81,7 +79,7 @@ def _spec(
         keyring=state.keyring,
         codec=codec or configured.get("codec"),
         storage=storage or configured.get("storage", "binary"),
-        row_binding=row_binding if row_binding is not None else bool(configured.get("row_binding", False)),
+        bind_row=bind_row if bind_row is not None else bool(configured.get("bind_row", False)),
         index_column=configured.get("index_column"),
     )
 
@@ -185,12 +183,12 @@ def encrypt_column(
     target: str,
     codec: str | None,
     storage: str | None,
-    row_binding: bool | None,
+    bind_row: bool | None,
     widen: bool,
     **options: Any,
 ) -> None:
     """Encrypt a plaintext column in place (widening its type), batch by batch."""
-    spec = _adoption_spec(state, _spec(state, target, codec, storage, row_binding))
+    spec = _adoption_spec(state, _spec(state, target, codec, storage, bind_row))
     inspect.check_storage(state.engine, spec)
     if widen and not options["dry_run"]:
         with state.engine.begin() as conn:
@@ -208,7 +206,7 @@ def reencrypt(
     target: str,
     codec: str | None,
     storage: str | None,
-    row_binding: bool | None,
+    bind_row: bool | None,
     **options: Any,
 ) -> None:
     """Move every value to the keyring's current data key (online, resumable, idempotent)."""
@@ -231,7 +229,7 @@ def reencrypt(
         if result.get("failed"):
             raise click.exceptions.Exit(EXIT_INCOMPLETE)
         return
-    _run(state, "reencrypt", _spec(state, target, codec, storage, row_binding), options)
+    _run(state, "reencrypt", _spec(state, target, codec, storage, bind_row), options)
 
 
 @click.command("decrypt-column")
@@ -247,13 +245,13 @@ def decrypt_column(
     target: str,
     codec: str | None,
     storage: str | None,
-    row_binding: bool | None,
+    bind_row: bool | None,
     restore_type: str | None,
     **options: Any,
 ) -> None:
     """Decrypt every value back to plaintext in place (the downgrade of encrypt-column)."""
     restored = sqltypes.parse(restore_type) if restore_type else None  # refused before any work
-    spec = _spec(state, target, codec, storage, row_binding)
+    spec = _spec(state, target, codec, storage, bind_row)
     _run(state, "decrypt", spec, dict(options))  # exits 1 (and skips the type change) if rows remain
     if restored is not None and not options["dry_run"]:
         with state.engine.begin() as conn:
@@ -272,7 +270,7 @@ def reindex(
     target: str,
     codec: str | None,
     storage: str | None,
-    row_binding: bool | None,
+    bind_row: bool | None,
     index_column: str | None,
     retire_old: bool,
     **options: Any,
@@ -284,7 +282,7 @@ def reindex(
     from fieldcrypt.keys.record import Purpose, Status
     from fieldcrypt.rotation import admin
 
-    spec = _spec(state, target, codec, storage, row_binding)
+    spec = _spec(state, target, codec, storage, bind_row)
     spec = replace(spec, index_column=index_column or spec.index_column or f"{spec.column}_bidx")
     _run(state, "reindex", spec, options)
     if retire_old and not options["dry_run"]:

@@ -17,9 +17,7 @@ from fieldcrypt.rotation import inspect
 @click.command()
 @_column_options
 @click.pass_obj
-def status(
-    state: State, target: str, codec: str | None, storage: str | None, row_binding: bool | None
-) -> None:
+def status(state: State, target: str, codec: str | None, storage: str | None, bind_row: bool | None) -> None:
     """Values per data key and master key, plaintext left, undecryptable rows (no decryption).
 
     Exit code 1 when work remains: plaintext, values not on the current key, or undecryptable ones.
@@ -30,7 +28,7 @@ def status(
         )
         state.out.result(result, lambda: state.out.say(str(result)))
         return
-    spec = _spec(state, target, codec, storage, row_binding)
+    spec = _spec(state, target, codec, storage, bind_row)
     found = inspect.status(state.engine, spec)
     data = found.as_dict()
     state.out.result(data, lambda: _say_status(state, found))
@@ -64,11 +62,11 @@ def verify(
     target: str,
     codec: str | None,
     storage: str | None,
-    row_binding: bool | None,
+    bind_row: bool | None,
     batch_size: int,
 ) -> None:
     """Decrypt every value; list the rows that fail. Exit code 1 if any fails or is plaintext."""
-    spec = _spec(state, target, codec, storage, row_binding)
+    spec = _spec(state, target, codec, storage, bind_row)
     result = inspect.verify(state.engine, spec, batch_size=batch_size)
     data = result.as_dict()
 
