@@ -1,6 +1,6 @@
 """SQLAlchemy internals fieldcrypt reads, each behind one function that fails loudly when gone.
 
-Supported: SQLAlchemy 2.0 (from 2.0.30) and 2.1. Everything else in the integration uses
+Supported: SQLAlchemy 2.1 (the floor; the 2.0 shims stay, untested). Everything else in the integration uses
 documented API (``TypeDecorator``, column and engine events, ``Table.append_column``).
 """
 
