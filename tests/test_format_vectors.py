@@ -16,7 +16,7 @@ import struct
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,10 @@ KAT_BLOB = bytes.fromhex(
 
 # Pinned vectors (each also printed in docs/format.md under "Test vectors").
 DECIMAL_KEY_PLACE = "00066f726465727300046e6f7465010001640000000431452b32"
+DECIMAL_38_KEY_PLACE = (
+    "00066f726465727300046e6f746501000164000000263132333435363738393031323334353637383930313233343536"
+    "373839303132333435363738"
+)
 COMPOSITE_KEY_PLACE = "00086163636f756e74730006736563726574010002690000000137730000000565752dc39f"
 UUID_KEY_PLACE = "000764657669636573000673656372657401000175000000106f1c2a3e0d4b4c5a9e8f7a6b5c4d3e2f"
 SCHEMA_PLACE = "000e74656e616e745f612e7573657273000373736e00"
@@ -197,6 +201,64 @@ def test_decimal_key_place_vector(tables: Callable[[sa.Engine], sa.Engine], sqli
     assert spec_open(registered_keyring(), stored, expected) == b"paid"
     with Session(engine) as session:
         assert session.get(Order, Decimal("100.00")).note == "paid"  # type: ignore[union-attr]
+
+
+class WideOrder(VectorBase):
+    __tablename__ = "wide_orders"
+    id: Mapped[Decimal] = mapped_column(Numeric(38, 0), primary_key=True, autoincrement=False)
+    note: Mapped[str | None] = mapped_column(Encrypted(String(20), keyring="pii", bind_row=True))
+
+
+WIDE = Decimal("12345678901234567890123456789012345678")
+
+
+def test_decimal_key_is_exact_beyond_28_digits_in_any_context(
+    tables: Callable[[sa.Engine], sa.Engine], pg_engine: sa.Engine
+) -> None:
+    """A 38-digit key keeps every digit, in any decimal context: keys differing at digit 38 never share a place."""
+    expected = spec_place("orders", "note", [spec_part("d", str(WIDE).encode())])
+    assert expected.hex() == DECIMAL_38_KEY_PLACE == doc_hex("decimal-38-key-place")
+    assert fieldcrypt.Place("orders", "note", WIDE).encoded == expected
+    assert fieldcrypt.Place("orders", "note", WIDE + 1).encoded != expected
+    with localcontext() as ctx:  # another thread's context: fewer digits, lower-case exponent
+        ctx.prec, ctx.capitals = 6, 0
+        assert fieldcrypt.Place("orders", "note", WIDE).encoded == expected
+        assert fieldcrypt.Place("orders", "note", Decimal("100.00")).encoded.endswith(b"1E+2")
+
+    engine = tables(pg_engine)
+    with Session(engine) as session:
+        session.add_all([WideOrder(id=WIDE, note="mine"), WideOrder(id=WIDE + 1, note="theirs")])
+        session.commit()
+    with engine.begin() as conn:  # a writer swaps the two values: each must now fail to decrypt
+        rows = {k: v for k, v in conn.execute(sa.text("select id, note from wide_orders"))}
+        for key, other in ((WIDE, WIDE + 1), (WIDE + 1, WIDE)):
+            conn.execute(
+                sa.text("update wide_orders set note = :n where id = :i"), {"n": rows[other], "i": key}
+            )
+    wide_place = spec_place("wide_orders", "note", [spec_part("d", str(WIDE + 1).encode())])
+    assert spec_open(registered_keyring(), rows[WIDE + 1], wide_place) == b"theirs"
+    with Session(engine) as session, pytest.raises(fieldcrypt.DecryptionError):
+        session.get(WideOrder, WIDE)
+
+
+def test_float_primary_key_is_refused_at_declaration() -> None:
+    """A row-bound column over a Float key fails when the table is declared, naming the key column."""
+    for key_type in (sa.Float(), sa.Numeric(10, 2, asdecimal=False)):
+        with pytest.raises(fieldcrypt.ConfigurationError, match=r"primary-key column id is .*exact row key"):
+            sa.Table(
+                "floaty",
+                sa.MetaData(),
+                sa.Column("id", key_type, primary_key=True),
+                sa.Column("v", Encrypted(String(5), keyring="pii", bind_row=True)),
+            )
+    with pytest.raises(fieldcrypt.ConfigurationError, match="primary-key column id"):
+        sa.Table(  # the encrypted column first, the key given by a constraint afterwards
+            "floaty",
+            sa.MetaData(),
+            sa.Column("v", Encrypted(String(5), keyring="pii", bind_row=True)),
+            sa.Column("id", sa.Float()),
+            PrimaryKeyConstraint("id"),
+        )
 
 
 def registered_keyring() -> Keyring:

@@ -43,13 +43,40 @@ def encode_row_key(row: RowKey) -> bytes:
         elif isinstance(value, uuid.UUID):
             out.append(_part(b"u", value.bytes))
         elif isinstance(value, Decimal):
-            out.append(_part(b"d", str(value.normalize()).encode("ascii")))
+            out.append(_part(b"d", decimal_key(value)))
         else:
             raise ConfigurationError(
                 f"cannot bind a ciphertext to a row key of type {type(value).__name__}; "
                 "use str, int, bytes, UUID or Decimal key columns"
             )
     return b"".join(out)
+
+
+def decimal_key(value: Decimal) -> bytes:
+    """The ``d`` body of a Decimal key: exact, whatever the thread's decimal context.
+
+    0.1 wrote ``str(value.normalize())``, which rounds to the current context's precision (28
+    digits by default), so two Numeric(38) keys differing past the 28th digit shared a place, and
+    a thread with another context bound the same key elsewhere. The digits are taken as they are
+    instead: for every value the old rule kept exact, the bytes are the same (docs/format.md).
+
+    Raises:
+        ConfigurationError: an infinity or NaN, which no key column holds.
+    """
+    if not value.is_finite():
+        raise ConfigurationError("a row key cannot be an infinite or NaN Decimal")
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    if not any(digits):
+        digits, exponent = (0,), 0  # normalize() gives 0 (or -0) whatever the scale
+    else:
+        end = len(digits)
+        while digits[end - 1] == 0:
+            end -= 1
+        digits, exponent = digits[:end], exponent + len(digits) - end
+    # Building from the tuple is exact; str() reads only the context's `capitals` flag, which
+    # upper() pins (the rest of the string is digits, a sign and a point).
+    return str(Decimal((sign, digits, exponent))).upper().encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,3 +117,31 @@ def test_unbounded_types_use_long_columns_on_mysql() -> None:
         "b VARBINARY(50)",
     ]:
         assert fragment in ddl, ddl
+
+
+@pytest.mark.parametrize(
+    ("declared", "codec"),
+    [
+        (sa.Enum("a", "b", name="ab"), "enum"),
+        (mysql.TINYINT(), codecs.INT),
+        (sa.BigInteger(), codecs.INT),
+        (postgresql.DOUBLE_PRECISION(), codecs.FLOAT),
+        (sa.Numeric(10, 2, asdecimal=False), codecs.FLOAT),
+        (sa.Numeric(10, 2), codecs.DECIMAL),
+        (postgresql.TIMESTAMP(timezone=True), codecs.DATETIME),
+        (sa.Uuid(as_uuid=False), codecs.TEXT),
+        (postgresql.JSONB(), codecs.JSON),
+        (sa.CHAR(3), codecs.TEXT),
+        (sa.LargeBinary(), codecs.BYTES),
+    ],
+)
+def test_codec_table_picks_the_nearest_declared_class(
+    declared: sa.types.TypeEngine[object], codec: object
+) -> None:
+    """codec_for looks the declared type's classes up nearest first: Enum before String, Float before Numeric."""
+    from fieldcrypt.storage.sql import codec_for
+
+    found = codec_for(declared)
+    assert (found.name if codec == "enum" else found) == codec  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError, match="cannot encrypt a ARRAY column"):
+        codec_for(postgresql.ARRAY(sa.Integer()))

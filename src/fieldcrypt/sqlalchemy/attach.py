@@ -3,6 +3,8 @@
 * ``Column.before_parent_attach``: when an encrypted column joins a table, it gets its own copy of
   the type bound to ``(table.fullname, column.name)`` (the place in every ciphertext's associated data)
   and, when searchable, its blind-index column, appended just before the column itself.
+* ``Column`` / ``PrimaryKeyConstraint`` ``after_parent_attach``: a table with row-bound columns
+  and a key that cannot be an exact row key (a Float) is refused as it is declared.
 * ``Engine.before_execute``: INSERT/UPDATE statements keep blind indexes in step and seal
   row-bound values given as parameter dictionaries.
 * ``Engine.begin`` (SQLite only): searchable keyrings get their first blind-index key before an
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Engine, Table, event
+from sqlalchemy import Column, Engine, PrimaryKeyConstraint, Table, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.sql import Select, visitors
@@ -31,6 +33,7 @@ from sqlalchemy.sql.dml import Delete, Insert, Update
 from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.sqlalchemy import _compat, blind_index, redaction, row_binding, verify
 from fieldcrypt.sqlalchemy.types import Encrypted
+from fieldcrypt.storage.row_keys import check_key_types
 
 
 def _on_column_attach(column: Column[Any], table: Any) -> None:
@@ -42,6 +45,16 @@ def _on_column_attach(column: Column[Any], table: Any) -> None:
     column.type = type_.bound_to(table.fullname, column.name)
     if column.type.searchable:
         blind_index.add_index_column(table, column, column.type)
+
+
+def _check_row_key(element: Any, table: Any) -> None:
+    # A row-bound value needs a key that encodes exactly: refuse a Float key when the table is
+    # declared (a key column or constraint joining it), not at the first write.
+    if not isinstance(table, Table):
+        return
+    bound = [c for c in table.columns if isinstance(c.type, Encrypted) and c.type.bind_row]
+    if bound:
+        check_key_types(list(table.primary_key.columns), f"{table.fullname}.{bound[0].name}")
 
 
 def _before_execute(
@@ -128,6 +141,9 @@ def install() -> None:
     # so it lands just ahead of it (Table.insert_column, which could place it later, is 2.1-only).
     if not event.contains(Column, "before_parent_attach", _on_column_attach):
         event.listen(Column, "before_parent_attach", _on_column_attach)
+    for item in (Column, PrimaryKeyConstraint):
+        if not event.contains(item, "after_parent_attach", _check_row_key):
+            event.listen(item, "after_parent_attach", _check_row_key)
     if not event.contains(Engine, "before_execute", _before_execute):
         event.listen(Engine, "before_execute", _before_execute, retval=True)
     if not event.contains(Engine, "begin", _on_begin):

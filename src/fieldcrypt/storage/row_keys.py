@@ -32,6 +32,27 @@ def canonical_key(types: Sequence[sat.TypeEngine[Any]], values: Sequence[Any], w
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
+# Key column types whose values no row key can hold exactly: a float is not an exact key (0.1 is
+# not 0.1 once stored), and booleans, dates and times have no tag in docs/format.md.
+_UNBINDABLE = (sat.Float, sat.Boolean, sat.Date, sat.DateTime, sat.Time, sat.Interval, sat.JSON)
+
+
+def check_key_types(columns: Sequence[Any], where: str) -> None:
+    """Refuse, at declaration, primary-key columns a row-bound value could not be bound to.
+
+    Raises:
+        ConfigurationError: naming the key column and its type.
+    """
+    for column in columns:
+        type_ = column.type
+        if isinstance(type_, _UNBINDABLE) or (isinstance(type_, sat.Numeric) and not type_.asdecimal):
+            raise ConfigurationError(
+                f"{where} is bound to its row, but its primary-key column {column.name} is "
+                f"{type_!r}, which cannot be an exact row key; key the table by an Integer, "
+                "Numeric (Decimal), String, Uuid or LargeBinary column, or set bind_row=False"
+            )
+
+
 def canonical_part(type_: sat.TypeEngine[Any], value: Any, where: str) -> Any:
     """One key part in the form the column's type returns it (see module docstring)."""
     if isinstance(value, bool):

@@ -8,6 +8,7 @@ These rules are written out in docs/sqlalchemy.md; change them only together wit
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import types as sat
@@ -37,41 +38,43 @@ _FIXED_SIZES: tuple[tuple[type[Any], int], ...] = (
 )
 
 
+def _enum_codec(type_: Any) -> codecs.Codec[Any]:
+    enum_class = type_.enum_class
+    if enum_class is not None and issubclass(enum_class, enum.Enum):
+        return codecs.named("enum", enum_class=enum_class)
+    return codecs.named("enum", choices=type_.enums)
+
+
+# Declared type class -> its codec (a codec, or a function of the type for parameterised ones).
+# codec_for walks the type's MRO, so the most specific entry wins: Enum before String, Float
+# before Numeric, BigInteger through Integer.
+_CODECS: dict[type[Any], codecs.Codec[Any] | Callable[[Any], codecs.Codec[Any]]] = {
+    sat.Enum: _enum_codec,
+    sat.Boolean: codecs.BOOL,
+    sat.Integer: codecs.INT,
+    sat.Float: codecs.FLOAT,
+    sat.Numeric: lambda t: codecs.DECIMAL if t.asdecimal else codecs.FLOAT,
+    sat.DateTime: codecs.DATETIME,
+    sat.Date: codecs.DATE,
+    sat.Time: codecs.TIME,
+    sat.Interval: codecs.TIMEDELTA,
+    sat.Uuid: lambda t: codecs.UUID if t.as_uuid else codecs.TEXT,
+    sat.JSON: codecs.JSON,
+    sat.LargeBinary: codecs.BYTES,
+    sat.String: codecs.TEXT,
+}
+
+
 def codec_for(type_: sat.TypeEngine[Any]) -> codecs.Codec[Any]:
-    """The one codec for a declared column type (order matters: Enum is a String, Float a Numeric).
+    """The one codec for a declared column type (the nearest class in ``_CODECS``).
 
     Raises:
         ConfigurationError: a type fieldcrypt has no exact codec for.
     """
-    if isinstance(type_, sat.Enum):
-        enum_class = type_.enum_class
-        if enum_class is not None and issubclass(enum_class, enum.Enum):
-            return codecs.named("enum", enum_class=enum_class)
-        return codecs.named("enum", choices=type_.enums)
-    if isinstance(type_, sat.Boolean):
-        return codecs.BOOL
-    if isinstance(type_, sat.Integer):
-        return codecs.INT
-    if isinstance(type_, sat.Float) or (isinstance(type_, sat.Numeric) and not type_.asdecimal):
-        return codecs.FLOAT
-    if isinstance(type_, sat.Numeric):
-        return codecs.DECIMAL
-    if isinstance(type_, sat.DateTime):
-        return codecs.DATETIME
-    if isinstance(type_, sat.Date):
-        return codecs.DATE
-    if isinstance(type_, sat.Time):
-        return codecs.TIME
-    if isinstance(type_, sat.Interval):
-        return codecs.TIMEDELTA
-    if isinstance(type_, sat.Uuid):
-        return codecs.UUID if type_.as_uuid else codecs.TEXT
-    if isinstance(type_, sat.JSON):
-        return codecs.JSON
-    if isinstance(type_, sat.LargeBinary):
-        return codecs.BYTES
-    if isinstance(type_, sat.String):
-        return codecs.TEXT
+    for kind in type(type_).__mro__:
+        found = _CODECS.get(kind)
+        if found is not None:
+            return found if isinstance(found, codecs.Codec) else found(type_)
     raise ConfigurationError(
         f"fieldcrypt cannot encrypt a {type(type_).__name__} column; supported: String, Integer, "
         "Numeric, Float, Boolean, Date, DateTime, Time, Interval, Uuid, Enum, JSON, LargeBinary"
