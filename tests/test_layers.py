@@ -41,6 +41,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt",  # the package root: the public face, re-exporting the layers below
         "fieldcrypt.keyring",
         "fieldcrypt.column",  # ColumnSpec: a column's options, applied with a registered keyring
+        "fieldcrypt.index_records",  # searchable columns' token options checked, index keys in use
         "fieldcrypt.registry",
         "fieldcrypt.audit",
         "fieldcrypt.ratelimit",
@@ -87,6 +88,7 @@ HOSTS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.storage.sql",
         "fieldcrypt.storage.row_keys",
         "fieldcrypt.stores.sql",
+        "fieldcrypt.stores.indexes_sql",
         "fieldcrypt.sqlalchemy",
         "fieldcrypt.rotation",
         "fieldcrypt.alembic",
@@ -101,6 +103,7 @@ HOSTS: dict[str, tuple[str, ...]] = {
     "botocore": (
         "fieldcrypt.keys.kms",
         "fieldcrypt.stores.dynamodb",
+        "fieldcrypt.stores.indexes_dynamodb",
         "fieldcrypt.dynamodb",
         "fieldcrypt.cli",
     ),

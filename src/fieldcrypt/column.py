@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fieldcrypt import adoption, codecs
+from fieldcrypt import adoption, codecs, index_records
 from fieldcrypt import format as fmt
 from fieldcrypt.errors import ConfigurationError, StorageMismatchError
 from fieldcrypt.keyring import Keyring
@@ -153,7 +153,9 @@ class ColumnSpec:
             return None
         if self.normalizer is not None:
             value = self.normalizer(value)
-        return self.resolve_keyring().blind_index(self._plain(value), self.index_place())
+        keyring = self.resolve_keyring()
+        index_records.check(keyring, self.index_place(), self.normalizer, writing=True)
+        return keyring.blind_index(self._plain(value), self.index_place())
 
     def _plain(self, value: Any) -> bytes:
         try:

@@ -17,7 +17,7 @@ import fieldcrypt
 import fieldcrypt.alembic
 from fieldcrypt.alembic import EncryptColumnOp
 from fieldcrypt.keys.record import Purpose, Status
-from fieldcrypt.sqlalchemy import Encrypted
+from fieldcrypt.sqlalchemy import Encrypted, execute_verified
 
 
 def _strip_dashes(value: str) -> str:
@@ -134,3 +134,54 @@ def test_decrypt_column_without_existing_type_is_refused(engine: sa.Engine, keyr
             fieldcrypt.ConfigurationError, match=r"needs existing_type= \(the plaintext column type"
         ):
             op.decrypt_column("users", "ssn", type_=Encrypted(sa.String(11), keyring="pii"))
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+SEARCHABLE_EMAIL = Encrypted(sa.String(64), keyring="pii", searchable=True, normalizer=_lower)
+
+
+def test_rotate_blind_index_keeps_the_old_key_while_another_column_uses_it(
+    engine: sa.Engine, keyring: fieldcrypt.Keyring
+) -> None:
+    """Two searchable columns: rotating ssn's index leaves the old key active for email, whose searches keep working; rotate=False then moves email and retires it."""
+    fieldcrypt.register(keyring, replace=True)
+    users = sa.Table(
+        "users",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("ssn", SEARCHABLE_SSN.copy()),
+        sa.Column("email", SEARCHABLE_EMAIL.copy()),
+    )
+    users.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            users.insert(), [{"id": i, "ssn": ssn(i), "email": f"User{i}@Example.com"} for i in (1, 2)]
+        )
+
+    def searches() -> list[list[int]]:
+        with engine.connect() as conn:
+            return [
+                list(execute_verified(conn, sa.select(users.c.id).where(column == value)).scalars())
+                for i in (1, 2)
+                for column, value in ((users.c.ssn, ssn(i)), (users.c.email, f"user{i}@example.com"))
+            ]
+
+    expected = [[1], [1], [2], [2]]
+    assert searches() == expected
+    [old] = keyring.records(Purpose.BLIND_INDEX)
+    with engine.connect() as conn:
+        op = Operations(MigrationContext.configure(conn))
+        op.rotate_blind_index("users", "ssn", type_=SEARCHABLE_SSN, settle_seconds=0)
+        keyring.refresh()
+        assert [r.status for r in keyring.records(Purpose.BLIND_INDEX)] == [Status.ACTIVE, Status.ACTIVE]
+        assert searches() == expected
+        op.rotate_blind_index("users", "email", type_=SEARCHABLE_EMAIL, rotate=False)
+    keyring.refresh()
+    statuses = [(r.key_id, r.status) for r in keyring.records(Purpose.BLIND_INDEX)]
+    assert statuses[0] == (old.key_id, Status.RETIRED)
+    assert statuses[1][1] is Status.ACTIVE
+    assert len(statuses) == 2
+    assert searches() == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import sqlalchemy as sa
@@ -18,13 +19,15 @@ from fieldcrypt.alembic.ops import (
     _ColumnOp,
 )
 from fieldcrypt.errors import ConfigurationError
-from fieldcrypt.keys.record import Purpose, Status
+from fieldcrypt.keys.record import Purpose
 from fieldcrypt.keys.resolve import master_key_from
 from fieldcrypt.registry import get_keyring
 from fieldcrypt.rotation import admin, engine, inspect, schema
 from fieldcrypt.rotation.spec import ColumnSpec, Storage
 from fieldcrypt.sqlalchemy.spec import check_column_type, check_plaintext_type
 from fieldcrypt.stores.sql import key_store_table
+
+log = logging.getLogger("fieldcrypt")
 
 
 def _online(operations: Operations, name: str) -> None:
@@ -106,15 +109,20 @@ def rotate_blind_index(operations: Operations, op: RotateBlindIndexOp) -> None:
     spec = op.spec()
     keyring = spec.resolve_keyring()
     with operations.get_context().autocommit_block():
-        new = keyring.rotate(Purpose.BLIND_INDEX)
-        # Other processes pick the new index key up within refresh_every; until then they may
-        # still write old-key tokens, which the backfill must come after.
-        settle = op.settle_seconds if op.settle_seconds is not None else keyring.refresh_every.total_seconds()
-        time.sleep(settle)
+        if op.rotate:
+            keyring.rotate(Purpose.BLIND_INDEX)
+            # Other processes pick the new index key up within refresh_every; until then they may
+            # still write old-key tokens, which the backfill must come after.
+            settle = (
+                op.settle_seconds if op.settle_seconds is not None else keyring.refresh_every.total_seconds()
+            )
+            time.sleep(settle)
         _run(operations, op, spec, "reindex")
-        for record in keyring.records(Purpose.BLIND_INDEX):
-            if record.key_id != new.key_id and record.status is Status.ACTIVE:
-                admin.retire(keyring, record.key_id)
+        # Only keys no column uses any more: another searchable column of the keyring may still
+        # hold old-key tokens until its own reindex (its rotate_blind_index retires them then).
+        _retired, kept = admin.retire_unused_index_keys(keyring)
+        for key_id, users in kept.items():
+            log.info("fieldcrypt: blind-index key %s kept, still used by %s", key_id, ", ".join(users))
 
 
 @Operations.implementation_for(RewrapKeysOp)

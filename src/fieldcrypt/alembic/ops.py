@@ -212,8 +212,10 @@ class ReencryptColumnOp(_ColumnOp):
 class RotateBlindIndexOp(_ColumnOp):
     """Make a new blind-index key, wait until every process uses it for writes (``settle_seconds``,
     default the keyring's ``refresh_every``), recompute the index column (``type_``'s, e.g.
-    ``<column>_bidx``) for every row, then retire the old index keys. Queries match either version
-    until then (``blind_index_candidates``)."""
+    ``<column>_bidx``) for every row, then retire the old index keys that no column uses any more
+    (another searchable column of the keyring keeps them until its own reindex). Queries match
+    either version until then (``blind_index_candidates``). ``rotate=False`` makes no new key: it
+    moves a further column of the keyring to the key an earlier ``rotate_blind_index`` made."""
 
     def __init__(
         self,
@@ -222,6 +224,7 @@ class RotateBlindIndexOp(_ColumnOp):
         *,
         type_: Encrypted[Any],
         settle_seconds: float | None = None,
+        rotate: bool = True,
         batch_size: int = 1000,
         max_kms_calls_per_second: float | None = None,
         schema: str | None = None,
@@ -240,6 +243,7 @@ class RotateBlindIndexOp(_ColumnOp):
                 "pass the column's Encrypted(..., searchable=True) type"
             )
         self.settle_seconds = settle_seconds
+        self.rotate = rotate
 
     @classmethod
     def rotate_blind_index(
@@ -250,6 +254,7 @@ class RotateBlindIndexOp(_ColumnOp):
         *,
         type_: Encrypted[Any],
         settle_seconds: float | None = None,
+        rotate: bool = True,
         batch_size: int = 1000,
         max_kms_calls_per_second: float | None = None,
         schema: str | None = None,
@@ -261,6 +266,7 @@ class RotateBlindIndexOp(_ColumnOp):
                 column_name,
                 type_=type_,
                 settle_seconds=settle_seconds,
+                rotate=rotate,
                 batch_size=batch_size,
                 max_kms_calls_per_second=max_kms_calls_per_second,
                 schema=schema,

@@ -262,7 +262,11 @@ def decrypt_column(
 @_column_options
 @_batch_options
 @click.option("--index-column", metavar="NAME", help="The blind-index column [COLUMN_bidx].")
-@click.option("--retire-old/--keep-old", default=False, help="Afterwards retire every older blind-index key.")
+@click.option(
+    "--retire-old/--keep-old",
+    default=False,
+    help="Afterwards retire the older blind-index keys that no column uses any more.",
+)
 @click.pass_obj
 def reindex(
     state: State,
@@ -279,13 +283,16 @@ def reindex(
     `keys rotate --purpose blind_index` and one refresh interval); queries match both until then."""
     from dataclasses import replace
 
-    from fieldcrypt.keys.record import Purpose, Status
     from fieldcrypt.rotation import admin
 
     spec = _spec(state, target, codec, storage, bind_row)
     spec = replace(spec, index_column=index_column or spec.index_column or f"{spec.column}_bidx")
     _run(state, "reindex", spec, options)
     if retire_old and not options["dry_run"]:
-        records = [r for r in state.keyring.records(Purpose.BLIND_INDEX) if r.status is Status.ACTIVE]
-        for record in records[:-1]:
-            admin.retire(state.keyring, record.key_id)
+        retired, kept = admin.retire_unused_index_keys(state.keyring)
+        for key_id in retired:
+            state.out.say(f"blind-index key {key_id} retired")
+        for key_id, users in kept.items():
+            state.out.say(
+                f"blind-index key {key_id} kept: still used by {', '.join(users)} (reindex them first)"
+            )

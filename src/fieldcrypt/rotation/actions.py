@@ -8,6 +8,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from fieldcrypt import index_records
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import Purpose
@@ -35,7 +36,10 @@ class Action(ABC):
     def needs_work(self, stored: object, index: object) -> bool: ...
 
     @abstractmethod
-    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]: ...
+    def apply(self, row: Any, stored: object, index: object = None) -> tuple[object, bytes | None]: ...
+
+    def finish(self, complete: bool) -> None:  # noqa: B027 - an optional hook, a no-op by default
+        """After a run that wrote (``complete``: every row of the whole column, none failed)."""
 
     def _encrypt(self, data: bytes, row: Any) -> tuple[object, bytes | None]:
         blob = self.keyring.encrypt(data, self.spec.place(row))
@@ -60,7 +64,7 @@ class EncryptAction(Action):
     def needs_work(self, stored: object, index: object) -> bool:
         return stored is not None and self.spec.as_blob(stored) is None
 
-    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
+    def apply(self, row: Any, stored: object, index: object = None) -> tuple[object, bytes | None]:
         return self._encrypt(self.spec.plaintext_bytes(stored), row)
 
 
@@ -85,7 +89,7 @@ class ReencryptAction(Action):
         blob = self.spec.as_blob(stored) if stored is not None else None
         return blob is not None and self.keyring.key_id_of(blob) not in self.current
 
-    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
+    def apply(self, row: Any, stored: object, index: object = None) -> tuple[object, bytes | None]:
         new, _ = self._encrypt(self._decrypt(stored, row), row)
         # The keyring may roll to a newer key mid-run (age or use limits): values under it are
         # current too, so a rerun does not move them again.
@@ -103,33 +107,67 @@ class DecryptAction(Action):
     def needs_work(self, stored: object, index: object) -> bool:
         return stored is not None and self.spec.as_blob(stored) is not None
 
-    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
+    def apply(self, row: Any, stored: object, index: object = None) -> tuple[object, bytes | None]:
         return self.spec.plaintext_to_store(self._decrypt(stored, row), row), None
 
 
 class ReindexAction(Action):
-    """Recompute the blind index under the newest blind-index key (after ``rotate_blind_index``)."""
+    """Recompute the blind index under the newest blind-index key (after ``rotate_blind_index``).
+
+    Refuses a column whose recorded token options (keyring, token length, normaliser) differ from
+    the spec's: tokens recomputed without the column's normaliser would match no search. A column
+    with no record yet (written before records existed) is checked row by row instead: a stored
+    token that none of the active index keys gives for the value was made with other options, and
+    the row is listed as failed rather than rewritten.
+    """
 
     name = "reindex"
     writes_index = True
 
+    def __init__(self, spec: ColumnSpec, keyring: Keyring) -> None:
+        super().__init__(spec, keyring)
+        self.key_id = ""
+        self.check_rows = False
+
     def prepare(self, *, dry_run: bool) -> None:
         if self.spec.index_column is None:
             raise ConfigurationError(f"{self.spec.table}.{self.spec.column} has no blind-index column")
+        place = self.spec.index_place()
+        self.check_rows = index_records.find(self.keyring, place) is None
+        if dry_run:
+            if not self.check_rows:
+                index_records.record(self.keyring, place, self.spec.normalizer)  # refuses a mismatch
+            return
+        self.keyring.blind_index(b"", place)  # makes the first index key if there is none
+        index_records.record(self.keyring, place, self.spec.normalizer)
+        self.key_id = newest_active(self.keyring.records(Purpose.BLIND_INDEX)) or ""
 
     def needs_work(self, stored: object, index: object) -> bool:
         # Which key made an index value cannot be read from it (a bare HMAC): the engine
         # recomputes it and skips the write when it is already the newest key's.
         return stored is not None
 
-    def index_of(self, row: Any, stored: object) -> bytes:
+    def index_of(self, row: Any, stored: object, index: object = None) -> bytes:
         value = self.spec.the_codec.decode(self._decrypt(stored, row), self.spec.place(row))
         if self.spec.normalizer is not None:
             value = self.spec.normalizer(value)
-        return self.keyring.blind_index(self.spec.the_codec.to_bytes(value), self.spec.index_place())
+        data = self.spec.the_codec.to_bytes(value)
+        if self.check_rows and index is not None:
+            held = bytes(index) if isinstance(index, memoryview | bytearray) else index
+            if held not in self.keyring.blind_index_candidates(data, self.spec.index_place()):
+                raise ValueError(
+                    f"{self.spec.table}.{self.spec.index_column}: the stored token was not made with "
+                    "these options (normalizer, keyring, token length); pass the column's type "
+                    "(--metadata) so reindex does not make the row unfindable"
+                )
+        return self.keyring.blind_index(data, self.spec.index_place())
 
-    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
-        return stored, self.index_of(row, stored)
+    def apply(self, row: Any, stored: object, index: object = None) -> tuple[object, bytes | None]:
+        return stored, self.index_of(row, stored, index)
+
+    def finish(self, complete: bool) -> None:
+        if complete and self.key_id:
+            index_records.reindexed(self.keyring, self.spec.index_place(), self.spec.normalizer, self.key_id)
 
 
 ACTIONS: dict[str, type[Action]] = {

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fieldcrypt import audit
+from fieldcrypt import audit, index_records
 from fieldcrypt import format as fmt
 from fieldcrypt.errors import ConfigurationError, KeyAccessError
 from fieldcrypt.keyring import Keyring
@@ -172,8 +172,41 @@ def _kms_reencrypt_source(keyring: Keyring, record: DataKeyRecord, destination: 
 
 
 def retire(keyring: Keyring, key_id: str) -> DataKeyRecord:
-    """Stop using a data key for new values; values under it still decrypt."""
+    """Stop using a data key for new values; values under it still decrypt.
+
+    A blind-index key is also no longer searched with, so it is refused while a column's tokens
+    may still be under it (its index record says so: it was not reindexed since).
+
+    Raises:
+        ConfigurationError: no such key, already destroyed, or an index key still in use.
+    """
+    record = keyring.key_store.get(key_id)
+    if record is not None and record.purpose is Purpose.BLIND_INDEX and record.keyring == keyring.name:
+        users = index_records.still_using(keyring, key_id)
+        if users:
+            raise ConfigurationError(
+                f"blind-index key {key_id} is still used by {', '.join(users)}: retiring it would make "
+                "searches miss their rows; run `fieldcrypt reindex` on each of them first"
+            )
     return _set_status(keyring, key_id, Status.RETIRED)
+
+
+def retire_unused_index_keys(keyring: Keyring) -> tuple[list[str], dict[str, list[str]]]:
+    """Retire every active blind-index key but the newest that no column uses any more.
+
+    Returns (retired key ids, {kept key id: the columns still using it}).
+    """
+    active = [r for r in keyring.records(Purpose.BLIND_INDEX) if r.status is Status.ACTIVE]
+    retired: list[str] = []
+    kept: dict[str, list[str]] = {}
+    for record in active[:-1]:
+        users = index_records.still_using(keyring, record.key_id)
+        if users:
+            kept[record.key_id] = users
+        else:
+            retire(keyring, record.key_id)
+            retired.append(record.key_id)
+    return retired, kept
 
 
 def destroy(keyring: Keyring, key_id: str) -> DataKeyRecord:

@@ -145,6 +145,9 @@ def run(
             progress(report)
     if not dry_run:
         checkpoint.clear()
+        # Whole column, nothing failed or left, and not resumed from a checkpoint (rows before
+        # it were done by an earlier run, possibly under an older key).
+        worker.finish(report.complete and segment.count == 1 and report.resumed_after is None)
     report.seconds = time.monotonic() - started
     return report
 
@@ -162,7 +165,7 @@ def _changes(
         if not worker.needs_work(stored, index):
             continue
         try:
-            new, new_index = worker.apply(target.row_key(pk), stored)
+            new, new_index = worker.apply(target.row_key(pk), stored, index)
         except (DecryptionError, ValueError, TypeError) as exc:
             failures.append((pk, exc))  # a value that cannot be read stays as it is, and is listed
             continue

@@ -22,6 +22,7 @@ from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.sql.dml import Update
 
+from fieldcrypt import index_records
 from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
@@ -42,7 +43,9 @@ def token(type_: Encrypted[Any], value: Any) -> bytes | None:
     if type(value) is Sealed:
         return value.index
     plain = type_.index_plaintext(value)
-    return get_keyring(type_.keyring).blind_index(plain, Place(*type_._where()))
+    keyring, place = get_keyring(type_.keyring), Place(*type_._where())
+    index_records.check(keyring, place, type_.normalizer, writing=True)
+    return keyring.blind_index(plain, place)
 
 
 def add_index_column(table: Table, source: Column[Any], type_: Encrypted[Any]) -> None:
@@ -96,6 +99,8 @@ def prepare_before_sqlite_write(conn: Connection) -> None:
     try:
         for name in tuple(_searchable_keyrings):
             keyring = registered().get(name)
+            if keyring is not None:
+                index_records.flush(keyring.key_store)  # column records a transaction deferred
             if keyring is None or keyring in _ready or not _shares_file(keyring, conn):
                 continue
             keyring.blind_index(b"", Place("fieldcrypt", "prepare"))  # creates the key if none

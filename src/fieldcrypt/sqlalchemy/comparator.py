@@ -21,6 +21,7 @@ from sqlalchemy.sql import ColumnElement, operators
 from sqlalchemy.sql.elements import BindParameter, ClauseElement, ColumnClause
 from sqlalchemy.types import TypeDecorator
 
+from fieldcrypt import index_records
 from fieldcrypt.errors import QueryNotSupportedError
 from fieldcrypt.place import Place
 from fieldcrypt.registry import get_keyring
@@ -108,8 +109,9 @@ class EncryptedComparator(TypeDecorator.Comparator[Any]):
             )
         if value is None:
             return []  # NULL is never indexed; == None is handled as IS NULL
-        keyring = get_keyring(type_.keyring)
-        return keyring.blind_index_candidates(type_.index_plaintext(value), Place(table, column))
+        keyring, place = get_keyring(type_.keyring), Place(table, column)
+        index_records.check(keyring, place, type_.normalizer, writing=False)
+        return keyring.blind_index_candidates(type_.index_plaintext(value), place)
 
     def _refusal(self, op: Any) -> QueryNotSupportedError:
         table, column = self.type._where()  # type: ignore[attr-defined]
