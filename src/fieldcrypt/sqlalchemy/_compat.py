@@ -69,3 +69,37 @@ def mark_single_entity(result: Result[Any]) -> None:
     why = "return instances, not rows, from a verified legacy Query search"
     attributes = internal(result, "_attributes", host=_HOST, why=why)
     result._attributes = attributes.union({"is_single_entity": True})
+
+
+def upsert_clauses(statement: Any) -> tuple[Any, ...]:
+    """The ON CONFLICT / ON DUPLICATE KEY clauses of an INSERT (SQLite may chain several)."""
+    from sqlalchemy.sql.elements import ElementList
+
+    why = "keep blind indexes and row binding correct in an upsert's UPDATE half"
+    existing = internal(statement, "_post_values_clause", host=_HOST, why=why)
+    if existing is None:
+        return ()
+    return tuple(existing.clauses) if isinstance(existing, ElementList) else (existing,)
+
+
+def with_upsert_clauses(statement: Any, clauses: list[Any]) -> Any:
+    """A copy of ``statement`` whose ON CONFLICT / ON DUPLICATE KEY clauses are ``clauses``."""
+    copy = statement._generate()
+    copy.apply_syntax_extension_point(lambda _existing: clauses, "post_values")
+    return copy
+
+
+def with_assignments(clause: Any, assignments: dict[Any, Any]) -> Any:
+    """A copy of an upsert's UPDATE clause assigning ``assignments`` (target, WHERE, alias kept)."""
+    from sqlalchemy.dialects.mysql.dml import OnDuplicateClause
+
+    why = "add blind-index columns to an upsert's UPDATE half"
+    copy = clause._clone()
+    if isinstance(clause, OnDuplicateClause):
+        ordering = internal(copy, "_parameter_ordering", host=_HOST, why=why)
+        if ordering is not None:
+            copy._parameter_ordering = [*ordering, *(k for k in assignments if k not in ordering)]
+        copy.update = assignments
+    else:
+        copy.update_values_to_set = assignments
+    return copy

@@ -6,7 +6,8 @@
 * ``Column`` / ``PrimaryKeyConstraint`` ``after_parent_attach``: a table with row-bound columns
   and a key that cannot be an exact row key (a Float) is refused as it is declared.
 * ``Engine.before_execute``: INSERT/UPDATE statements keep blind indexes in step and seal
-  row-bound values given as parameter dictionaries.
+  row-bound values given as parameter dictionaries or updated by primary key; upserts' UPDATE
+  halves are checked and get their blind-index columns (:mod:`fieldcrypt.sqlalchemy.upsert`).
 * ``Engine.begin`` (SQLite only): searchable keyrings get their first blind-index key before an
   application transaction takes the single write lock.
 * ``Mapper.mapper_configured``: mappers with row-bound columns get their flush and load hooks.
@@ -31,7 +32,7 @@ from sqlalchemy.sql import Select, visitors
 from sqlalchemy.sql.dml import Delete, Insert, Update
 
 from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
-from fieldcrypt.sqlalchemy import _compat, blind_index, redaction, row_binding, verify
+from fieldcrypt.sqlalchemy import _compat, blind_index, redaction, row_binding, upsert, verify
 from fieldcrypt.sqlalchemy.types import Encrypted
 from fieldcrypt.storage.row_keys import check_key_types
 
@@ -69,8 +70,10 @@ def _before_execute(
         if clauseelement.select is not None:
             verify.refuse_unverified(clauseelement, execution_options)
         multiparams, params = row_binding.seal_insert_params(clauseelement, multiparams, params)
+        clauseelement = upsert.maintain_upsert(clauseelement)
     elif isinstance(clauseelement, Update):
         verify.refuse_unverified(clauseelement, execution_options)
+        clauseelement, multiparams, params = row_binding.seal_update(conn, clauseelement, multiparams, params)
         clauseelement, multiparams, params = blind_index.maintain_on_update(
             conn, clauseelement, multiparams, params
         )

@@ -15,14 +15,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Column, ColumnDefault, event, inspect
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
-from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
-from fieldcrypt.sqlalchemy import blind_index
+from fieldcrypt.sqlalchemy import _compat, blind_index
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
 from fieldcrypt.storage.row_keys import canonical_key
 
@@ -110,6 +113,95 @@ def _sealed(table: Any, columns: list[Column[Any]], params: Mapping[str, Any]) -
     params = {**params, **{k: v for k, v in missing.items() if v is not None}}
     row = row_key(table, params, todo[0].name)
     return {**params, **{c.key: seal(_enc(c), params[c.key], row) for c in todo}}
+
+
+def seal_update(
+    conn: Connection, statement: Update, multiparams: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+) -> tuple[Update, Sequence[Mapping[str, Any]], Mapping[str, Any]]:
+    """Seal row-bound values of an UPDATE whose WHERE names one row by its whole primary key.
+
+    That is the shape of ORM ``bulk_update_mappings``, ORM bulk UPDATE by primary key
+    (``session.execute(update(Model), [...])``) and ``update(t).where(t.c.id == ...)``: each
+    parameter set (or the statement's own ``.values()``) is sealed to the row its key names.
+
+    Raises:
+        QueryNotSupportedError: a row-bound column is set by an UPDATE that does not name its
+            row by primary key (``WHERE`` on another column, or no ``WHERE``).
+    """
+    columns = row_bound_columns(statement.table)
+    if not columns:
+        return statement, multiparams, params
+    pins = _pinned_primary_key(statement)
+    if multiparams:
+        multiparams = [_seal_set(statement, columns, pins, p, p) for p in multiparams]
+    elif params:
+        params = _seal_set(statement, columns, pins, params, params)
+    inline = {
+        target if isinstance(target, str) else target.key for target in _compat.update_targets(statement)
+    }
+    if any(c.key in inline for c in columns):
+        values = statement.compile(dialect=conn.dialect).params
+        given = {c.key: values.get(c.key) for c in columns if c.key in inline}
+        sealed = _seal_set(statement, columns, pins, given, params)
+        changed = {k: v for k, v in sealed.items() if v is not given[k]}
+        if changed:
+            statement = statement.values(changed)
+    return statement, multiparams, params
+
+
+def _seal_set(
+    statement: Update,
+    columns: list[Column[Any]],
+    pins: list[BindParameter[Any]] | None,
+    values: Mapping[str, Any],
+    params: Mapping[str, Any],
+) -> Mapping[str, Any]:
+    """``values`` with each plaintext of a row-bound column sealed to the row ``pins`` name."""
+    todo = [c for c in columns if values.get(c.key) is not None and type(values[c.key]) is not Sealed]
+    if not todo:
+        return values
+    table: Any = statement.table
+    if pins is None:
+        raise QueryNotSupportedError(
+            f"{table.name}.{todo[0].name} is bound to its row, but this UPDATE does not name one row "
+            "by its whole primary key (WHERE pk = ...), so the row each value lands in is unknown; "
+            "update by primary key (session.execute(update(Model), [{pk..., col...}]) or "
+            "bulk_update_mappings) or load and change the objects"
+        )
+    parts = [params.get(pin.key, pin.effective_value) for pin in pins]
+    row = row_key(table, parts, todo[0].name)
+    return {**values, **{c.key: seal(_enc(c), values[c.key], row) for c in todo}}
+
+
+def _pinned_primary_key(statement: Update) -> list[BindParameter[Any]] | None:
+    """The parameters an UPDATE's WHERE sets each primary-key column equal to, in key order."""
+    table: Any = statement.table
+    where = statement.whereclause
+    if where is None:
+        return None
+    terms = (
+        list(where.clauses)
+        if isinstance(where, BooleanClauseList) and where.operator is operators.and_
+        else [where]
+    )
+    pins: dict[str, BindParameter[Any]] = {}
+    for term in terms:
+        if not isinstance(term, BinaryExpression) or term.operator is not operators.eq:
+            continue
+        left, right = term.left, term.right
+        if isinstance(left, BindParameter):
+            left, right = right, left
+        if (
+            isinstance(left, Column)
+            and isinstance(right, BindParameter)
+            and left.primary_key
+            and left.table.fullname == table.fullname
+        ):
+            pins[left.key] = right
+    keys = [c.key for c in table.primary_key.columns]
+    if not keys or any(k not in pins for k in keys):
+        return None
+    return [pins[k] for k in keys]
 
 
 def install_mapper_hooks(mapper: Mapper[Any]) -> None:
