@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 BENCH_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/fieldcrypt_bench"
+BENCH_MARIADB_URL = "mariadb+pymysql://root@127.0.0.1:3306/fieldcrypt_bench"
 
 
 def own_database(url: str) -> sa.Engine:
@@ -17,7 +18,7 @@ def own_database(url: str) -> sa.Engine:
     if not name.replace("_", "").isalnum() or name in {"test", "postgres", "mysql"}:
         raise SystemExit(f"benchmarks drop their tables: give them a database of their own, not {name!r}")
     admin = sa.create_engine(
-        target.set(database="postgres" if target.get_backend_name() == "postgresql" else None),
+        target.set(database="postgres" if target.get_backend_name() == "postgresql" else "mysql"),
         isolation_level="AUTOCOMMIT",
     )
     try:

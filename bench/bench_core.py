@@ -1,74 +1,194 @@
-"""Microbenchmark: µs per SSN encrypt/decrypt through Keyring vs the raw AES-GCM floor, and sizes.
+"""Per value: what fieldcrypt adds over the raw cryptography, and KMS calls for 100,000 values.
 
-Run: python bench/bench_core.py [--n 200000]
-The raw floor is `AESGCM.encrypt(os.urandom(12), ssn, aad)` / `AESGCM.decrypt(...)` with the same
-key and an AAD of the same length, measured in the same process, so ratios are meaningful.
+    .venv/bin/python bench/bench_core.py [--n 20000] [--rounds 15] [--kms-values 100000]
+
+Part 1 times, in interleaved rounds (bench/_bench_stats.py), one 11-byte SSN through:
+- the floors: raw ``AESGCM.encrypt`` with a fresh ``os.urandom(12)`` nonce, raw ``AESGCM.decrypt``,
+  and one-shot HMAC-SHA256, with the same key size and associated-data length fieldcrypt uses;
+- ``Keyring.encrypt`` / ``decrypt`` / ``blind_index``;
+- the ``Encrypted`` column type's processors: binary write, the lean read (binary, no row
+  binding), the text read (base64), the row-bound read (result processor, then the ORM's open
+  with the row's key) and the blind-index token an insert stores.
+Each figure is the median µs per value over the rounds, [lowest-highest round]; ratios and
+differences are taken round by round.
+
+Part 2 counts KMS requests: one fresh process encrypts ``--kms-values`` values under a KMS master
+key (moto's server on 127.0.0.1) with a SQL key store in a SQLite file, another fresh process
+decrypts them all. Both should stay at a handful (target <= 2 each): one data key, one unwrap.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import statistics
-import time
-from collections.abc import Callable
+import pickle
+import subprocess
+import sys
+import tempfile
+import uuid
 
+import sqlalchemy as sa
+from _bench_stats import Figure, interleaved, over, per_call_us, ratio
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import fieldcrypt
-from fieldcrypt import format as fmt
+from fieldcrypt import _aead
+from fieldcrypt import keyring as keyring_module
+from fieldcrypt.sqlalchemy import Encrypted, row_binding
+from fieldcrypt.sqlalchemy import blind_index as sql_blind_index
 
-SSN = b"123-45-6789"
+SSN = "123-45-6789"
 
 
-def per_call_us(fn: Callable[[], object], n: int, repeats: int = 5) -> float:
-    """Best-of-`repeats` mean time per call, in microseconds."""
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        runs.append((time.perf_counter() - start) / n * 1e6)
-    return min(runs)
+def per_value(n: int, rounds: int) -> None:
+    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())
+    fieldcrypt.register(keyring, replace=True)
+    keyring.warm_up()
+    table = sa.Table(
+        "users",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("ssn", Encrypted(sa.String(11), keyring="pii")),
+        sa.Column("ssn_text", Encrypted(sa.String(11), keyring="pii", storage="text")),
+        sa.Column("ssn_row", Encrypted(sa.String(11), keyring="pii", bind_row=True)),
+        sa.Column("ssn_search", Encrypted(sa.String(11), keyring="pii", searchable=True)),
+    )
+    dialect = sa.create_engine("sqlite://").dialect
+    lean, text, bound, search = (table.c[c].type for c in ("ssn", "ssn_text", "ssn_row", "ssn_search"))
+    write = lean.bind_processor(dialect)
+    read_lean = lean.result_processor(dialect, None)
+    read_text = text.result_processor(dialect, None)
+    read_bound = bound.result_processor(dialect, None)
+    blob, stored_text = bytes(write(SSN)), text.bind_processor(dialect)(SSN)
+    bound_blob = row_binding.seal(bound, SSN, 7).blob
+    place = fieldcrypt.Place("users", "ssn")
+
+    raw = AESGCM(_aead.new_key())
+    aad = os.urandom(len(blob[:21] + place.encoded))
+    nonce = os.urandom(12)
+    raw_blob = raw.encrypt(nonce, SSN.encode(), aad)
+    hmac_key = _aead.new_key()
+    hmac_input = keyring_module.BLIND_INDEX_LABEL + place.encoded + SSN.encode()
+
+    def read_row_bound() -> object:
+        return row_binding.open_sealed(bound, read_bound(bound_blob), 7)
+
+    variants = {
+        "raw AES-GCM seal": lambda: raw.encrypt(os.urandom(12), SSN.encode(), aad),
+        "raw AES-GCM open": lambda: raw.decrypt(nonce, raw_blob, aad),
+        "raw HMAC-SHA256": lambda: _aead.hmac_sha256(hmac_key, hmac_input),
+        "Keyring.encrypt": lambda: keyring.encrypt(SSN, place),
+        "Keyring.decrypt": lambda: keyring.decrypt(blob, place),
+        "Keyring.blind_index": lambda: keyring.blind_index(SSN, place),
+        "column write (binary)": lambda: write(SSN),
+        "column read, lean (binary)": lambda: read_lean(blob),
+        "column read, text": lambda: read_text(stored_text),
+        "column read, row-bound": read_row_bound,
+        "blind-index token (insert)": lambda: sql_blind_index.token(search, SSN),
+    }
+    samples = interleaved({name: per_call_us(fn, n) for name, fn in variants.items()}, rounds)
+    print(f"Part 1: µs per value, median [lowest-highest] of {rounds} interleaved rounds of {n} calls")
+    for name in variants:
+        print(f"  {name:30} {Figure.of(samples[name]).show()}")
+    print("Targets")
+    lean_x = ratio(samples, "column read, lean (binary)", "raw AES-GCM open")
+    print(f"  lean read / raw AES-GCM open:          {lean_x.show()}x   (target <= 2)")
+    for name in ("column read, text", "column read, row-bound"):
+        gap = over(samples, name, "column read, lean (binary)")
+        print(f"  {name[13:]:10} read over the lean read:     {gap.show()} µs (target <= 1)")
+    print(
+        f"  write / raw AES-GCM seal:              {ratio(samples, 'column write (binary)', 'raw AES-GCM seal').show()}x"
+    )
+    print(
+        f"  token - raw HMAC:                      {over(samples, 'blind-index token (insert)', 'raw HMAC-SHA256').show()} µs"
+    )
+
+
+def kms_child(phase: str, values: int, scratch: str, endpoint: str, key_arn: str) -> None:
+    """One fresh process: encrypt (or decrypt) ``values`` values, print the KMS requests made."""
+    from fieldcrypt.keys.kms import kms_client
+
+    kms = kms_client("us-east-1", endpoint_url=endpoint)
+    calls: list[str] = []
+    kms.meta.events.register("before-call.kms.*", lambda model, **_: calls.append(model.name))
+    store = fieldcrypt.SqlKeyStore(sa.create_engine(f"sqlite:///{scratch}/keys.db"))
+    if phase == "write":
+        store.create_table()
+    keyring = fieldcrypt.Keyring("pii", fieldcrypt.KmsMasterKey(key_arn, client=kms), store)
+    place = fieldcrypt.Place("users", "ssn")
+    path = os.path.join(scratch, "values.pickle")
+    if phase == "write":
+        blobs = [keyring.encrypt(f"{i:09d}", place) for i in range(values)]
+        with open(path, "wb") as out:
+            pickle.dump(blobs, out)
+    else:
+        with open(path, "rb") as source:
+            blobs = pickle.load(source)  # noqa: S301 - our own file, written a moment ago
+        assert all(keyring.decrypt(b, place) == f"{i:09d}".encode() for i, b in enumerate(blobs))
+    print(len(calls), ",".join(calls))
+
+
+def kms_calls(values: int) -> None:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    env = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    os.environ.update(env)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        from fieldcrypt.keys.kms import kms_client
+
+        key_arn = kms_client("us-east-1", endpoint_url=endpoint).create_key(
+            Description=f"bench {uuid.uuid4()}"
+        )["KeyMetadata"]["Arn"]
+        print(f"\nPart 2: KMS requests for {values} values, each phase in a fresh process")
+        with tempfile.TemporaryDirectory() as scratch:
+            for phase in ("write", "read"):
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--kms-child",
+                    phase,
+                    str(values),
+                    scratch,
+                    endpoint,
+                    key_arn,
+                ]
+                out = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
+                count, names = (
+                    out.stdout.split()[-2:] if " " in out.stdout.strip() else (out.stdout.strip(), "")
+                )
+                print(f"  {phase:5} {count:>3} KMS requests ({names or 'none'})  (target <= 2)")
+    finally:
+        server.stop()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=200_000)
-    n = parser.parse_args().n
-
-    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())
-    place = fieldcrypt.Place("users", "ssn")
-    blob = keyring.encrypt(SSN, place)
-    aad = blob[: fmt.HEADER_BYTES] + place.encode()
-    raw = AESGCM(os.urandom(32))
-    nonce = os.urandom(12)
-    raw_blob = raw.encrypt(nonce, SSN, aad)
-
-    results = {
-        "plaintext copy (bytes(ssn))": per_call_us(lambda: bytes(SSN), n),
-        "raw AESGCM encrypt (+urandom nonce)": per_call_us(lambda: raw.encrypt(os.urandom(12), SSN, aad), n),
-        "raw AESGCM decrypt": per_call_us(lambda: raw.decrypt(nonce, raw_blob, aad), n),
-        "Keyring.encrypt": per_call_us(lambda: keyring.encrypt(SSN, place), n),
-        "Keyring.decrypt": per_call_us(lambda: keyring.decrypt(blob, place), n),
-    }
-    enc_ratio = results["Keyring.encrypt"] / results["raw AESGCM encrypt (+urandom nonce)"]
-    dec_ratio = results["Keyring.decrypt"] / results["raw AESGCM decrypt"]
-
-    print(f"fieldcrypt {fieldcrypt.__version__} core benchmark, n={n}, best of 5")
-    print(f"{'operation':40} {'µs/op':>8} {'x plain':>8} {'x raw':>7}")
-    plain = results["plaintext copy (bytes(ssn))"]
-    for name, us in results.items():
-        floor = results["raw AESGCM decrypt" if "decrypt" in name else "raw AESGCM encrypt (+urandom nonce)"]
-        print(f"{name:40} {us:8.2f} {us / plain:8.1f} {us / floor:7.2f}")
-    print()
-    print(f"encrypt / raw AES-GCM: {enc_ratio:.2f}x (target <= 2.5x)")
-    print(f"decrypt / raw AES-GCM: {dec_ratio:.2f}x (target <= 3x)")
-    print(
-        f"stored size of an 11-byte SSN: {len(blob)} bytes binary (target <= 60), {len(fmt.to_text(blob))} chars text (target <= 80)"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    samples = [len(keyring.encrypt(os.urandom(k), place)) - k for k in (0, 1, 100, 10_000)]
-    print(f"overhead per value: {statistics.mode(samples)} bytes (version 1 + key id 20 + nonce 12 + tag 16)")
+    parser.add_argument("--n", type=int, default=20_000, help="calls per variant per round")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--kms-values", type=int, default=100_000)
+    parser.add_argument("--kms-child", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.kms_child:
+        phase, values, scratch, endpoint, key_arn = args.kms_child
+        kms_child(phase, int(values), scratch, endpoint, key_arn)
+        return
+    print(f"fieldcrypt {fieldcrypt.__version__} core benchmark")
+    per_value(args.n, args.rounds)
+    if args.kms_values:
+        kms_calls(args.kms_values)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,23 @@ import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.hmac import HMAC
 
 from fieldcrypt.errors import AuthenticationFailed
 
-__all__ = ["Aead", "AuthenticationFailed", "constant_time_equal", "hmac_sha256", "new_key"]
+__all__ = [
+    "Aead",
+    "AuthenticationFailed",
+    "HmacKey",
+    "TagMismatch",
+    "constant_time_equal",
+    "hmac_sha256",
+    "new_key",
+]
+
+# What ``Aead.open_parts`` raises on a wrong key, tag or associated data.
+TagMismatch = InvalidTag
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -33,12 +46,16 @@ class Aead:
     :class:`AuthenticationFailed`. The key object is built once per data key, not per value.
     """
 
-    __slots__ = ("_aesgcm",)
+    __slots__ = ("_aesgcm", "open_parts")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
             raise ValueError("AES-256-GCM needs a 32-byte key")
         self._aesgcm = AESGCM(key)
+        # ``open_parts(nonce, ciphertext_and_tag, aad)``: AES-GCM's own decrypt, for the per-value
+        # read path (a Python frame less than ``open``); it raises :data:`TagMismatch`, which the
+        # caller turns into its one opaque error. Reading only: sealing always draws its nonce here.
+        self.open_parts = self._aesgcm.decrypt
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
@@ -54,6 +71,39 @@ class Aead:
 
     def __repr__(self) -> str:
         return "Aead(<AES-256-GCM key hidden>)"
+
+
+class HmacKey:
+    """HMAC-SHA256 under one key over ``prefix || message``, for blind indexes.
+
+    The HMAC state after each prefix (a column's label and place) is computed once and copied per
+    message, which halves the cost of a token; the result is exactly
+    ``hmac_sha256(key, prefix + message)``. At most ``MAX_PREFIXES`` states are kept (then all
+    are dropped and rebuilt on use), and they live only as long as this object, which the
+    data-key cache holds within its age and use bounds.
+    """
+
+    __slots__ = ("_key", "_prefixed")
+    MAX_PREFIXES = 4096
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._prefixed: dict[bytes, HMAC] = {}
+
+    def digest(self, prefix: bytes, message: bytes) -> bytes:
+        state = self._prefixed.get(prefix)
+        if state is None:
+            if len(self._prefixed) >= self.MAX_PREFIXES:
+                self._prefixed.clear()
+            state = HMAC(self._key, SHA256())
+            state.update(prefix)
+            self._prefixed[prefix] = state
+        running = state.copy()
+        running.update(message)
+        return running.finalize()
+
+    def __repr__(self) -> str:
+        return "HmacKey(<HMAC-SHA256 key hidden>)"
 
 
 def hmac_sha256(key: bytes, message: bytes) -> bytes:

@@ -75,6 +75,13 @@ class TextCodec(Codec[str]):
     def from_bytes(self, data: bytes) -> str:
         return data.decode("utf-8")
 
+    def decode(self, data: bytes, place: Place) -> str:
+        # Codec.decode without the extra call: text is the most common encrypted type.
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueTypeError(self.name, **place.where()) from None
+
 
 class BytesCodec(Codec[bytes]):
     python_type = bytes

@@ -37,6 +37,8 @@ from fieldcrypt.stores.base import KeyStore
 log = logging.getLogger("fieldcrypt")
 
 BLIND_INDEX_LABEL = b"fieldcrypt/v1/blind-index"
+_OVERHEAD, _VERSION_1, _HEADER = fmt.OVERHEAD, fmt.VERSION_1, fmt.HEADER_BYTES
+_SEALED = _HEADER + _aead.NONCE_BYTES  # where the AES-GCM ciphertext and tag start
 
 
 @dataclass(eq=False)
@@ -130,13 +132,14 @@ class Keyring:
             KeyDestroyedError: its data key was destroyed.
             KeyAccessError: the master key could not be used (KMS access, throttling...).
         """
-        header = blob[: fmt.HEADER_BYTES]
-        if len(blob) < fmt.OVERHEAD or blob[0] != fmt.VERSION_1:
+        # Runs once per value read: module constants, and AES-GCM called without a wrapper.
+        if len(blob) < _OVERHEAD or blob[0] != _VERSION_1:
             self._refuse(blob, place)
+        header = blob[:_HEADER]
         aead = self.cache.fresh(header) or self._data_key(header, place)
         try:
-            return aead.open(blob[fmt.HEADER_BYTES :], header + place.encoded)
-        except _aead.AuthenticationFailed:
+            return aead.open_parts(blob[_HEADER:_SEALED], blob[_SEALED:], header + place.encoded)
+        except _aead.TagMismatch:
             raise DecryptionError(**place.where()) from None
 
     @staticmethod
@@ -193,14 +196,16 @@ class Keyring:
         # holding no key (error trackers record the local variables of every frame).
         data = _utf8(value) if isinstance(value, str) else value
         slot, record = key
-        raw = self.cache.fresh(slot) or self.cache.get(slot, lambda: self._unwrap(record))
+        hmac_key: _aead.HmacKey = self.cache.fresh(slot) or self.cache.get(
+            slot, lambda: _aead.HmacKey(self._unwrap(record))
+        )
         prefix = self._index_prefixes.get((place.table, place.column))
         if prefix is None:  # the column's place, without the row: tokens must match across rows
             if len(self._index_prefixes) >= 4096:
                 self._index_prefixes.clear()
             prefix = BLIND_INDEX_LABEL + Place(place.table, place.column).encoded
             self._index_prefixes[(place.table, place.column)] = prefix
-        return _aead.hmac_sha256(raw, prefix + data)[: self.blind_index_bytes]
+        return hmac_key.digest(prefix, data)[: self.blind_index_bytes]
 
     # -- data keys --------------------------------------------------------------------------
 
@@ -253,7 +258,7 @@ class Keyring:
         )
         self.key_store.put(record)
         audit.report("data_key.created", record, self.master_key.key_id)
-        loaded: object = _aead.Aead(data_key) if purpose is Purpose.ENCRYPTION else data_key
+        loaded: object = _aead.Aead(data_key) if purpose is Purpose.ENCRYPTION else _aead.HmacKey(data_key)
         self.cache.entry(_slot(purpose, key_id), lambda: loaded)
         return record
 

@@ -29,6 +29,10 @@ def encode_row_key(row: RowKey) -> bytes:
     Each component is typed and length-prefixed, so ``("a", "bc")`` and ``("ab", "c")`` or
     ``1`` and ``"1"`` never encode alike.
     """
+    kind = type(row)
+    if kind is int or kind is str:  # the common one-column keys, without the general loop
+        body = str(row).encode("ascii") if kind is int else row.encode("utf-8")  # type: ignore[union-attr]
+        return (b"\x00\x01i" if kind is int else b"\x00\x01s") + struct.pack(">I", len(body)) + body
     parts = (row,) if isinstance(row, str | int | bytes | uuid.UUID | Decimal) else tuple(row)
     out = [struct.pack(">H", len(parts))]
     for value in parts:
@@ -93,10 +97,9 @@ class Place:
     encoded: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not self.table or not self.column:
-            raise ConfigurationError("a Place needs a non-empty table and column name")
-        table, column = self.table.encode("utf-8"), self.column.encode("utf-8")
-        head = struct.pack(">H", len(table)) + table + struct.pack(">H", len(column)) + column
+        head = _heads.get((self.table, self.column))
+        if head is None:
+            head = _head(self.table, self.column)
         row = b"\x00" if self.row is None else b"\x01" + encode_row_key(self.row)
         object.__setattr__(self, "encoded", head + row)
 
@@ -113,3 +116,23 @@ class Place:
 
     def where(self) -> dict[str, str | None]:
         return {"table": self.table, "column": self.column, "row": self.describe_row()}
+
+
+# Row-bound places are built per value; the table/column part of their encoding is not.
+_heads: dict[tuple[str, str], bytes] = {}
+
+
+def _head(table: str, column: str) -> bytes:
+    if not table or not column:
+        raise ConfigurationError("a Place needs a non-empty table and column name")
+    table_bytes, column_bytes = table.encode("utf-8"), column.encode("utf-8")
+    head = (
+        struct.pack(">H", len(table_bytes))
+        + table_bytes
+        + struct.pack(">H", len(column_bytes))
+        + column_bytes
+    )
+    if len(_heads) >= 4096:
+        _heads.clear()
+    _heads[(table, column)] = head
+    return head

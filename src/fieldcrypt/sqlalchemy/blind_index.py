@@ -43,9 +43,22 @@ def token(type_: Encrypted[Any], value: Any) -> bytes | None:
     if type(value) is Sealed:
         return value.index
     plain = type_.index_plaintext(value)
-    keyring, place = get_keyring(type_.keyring), Place(*type_._where())
+    keyring, place = get_keyring(type_.keyring), _column_place(type_._where())
     index_records.check(keyring, place, type_.normalizer, writing=True)
     return keyring.blind_index(plain, place)
+
+
+# Tokens are computed per row; the row-less place of a column is the same every time.
+_places: dict[tuple[str, str], Place] = {}
+
+
+def _column_place(where: tuple[str, str]) -> Place:
+    place = _places.get(where)
+    if place is None:
+        if len(_places) >= 4096:
+            _places.clear()
+        place = _places[where] = Place(*where)
+    return place
 
 
 def add_index_column(table: Table, source: Column[Any], type_: Encrypted[Any]) -> None:
@@ -129,10 +142,27 @@ def _insert_default(context: DefaultExecutionContext) -> bytes | None:
     """
     redaction.watch(context.dialect)  # runs before any bind processor of the statement is built
     index_column: Column[Any] = context.current_column
+    found = _sources.get(id(index_column))
+    if found is None:
+        found = _source_of(index_column)
+    key, type_ = found
+    params = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return token(type_, params.get(key))
+
+
+# The source column's key and type per index column (by id, removed when the index column is
+# collected, so an id is never reused while present): this default runs once per inserted row.
+_sources: dict[int, tuple[str, Encrypted[Any]]] = {}
+
+
+def _source_of(index_column: Column[Any]) -> tuple[str, Encrypted[Any]]:
     source_name = index_column.info[INFO_KEY]
     source = next(c for c in index_column.table.columns if c.name == source_name)
-    params = context.get_current_parameters()  # type: ignore[no-untyped-call]
-    return token(_enc(source), params.get(source.key))
+    found = (source.key, _enc(source))
+    key = id(index_column)
+    _sources[key] = found
+    weakref.finalize(index_column, _sources.pop, key, None)
+    return found
 
 
 def searchable_columns(table: Any) -> list[Column[Any]]:

@@ -36,6 +36,8 @@ _warned: dict[int, weakref.ref[Engine]] = {}
 
 def watch(dialect: Dialect) -> None:
     """Hide the parameters of failed statements binding encrypted columns on ``dialect``'s engine."""
+    if id(dialect) in _watched:
+        return  # runs per row from blind-index defaults: a dict lookup, not event.contains
     if event.contains(dialect, "handle_error", _hide_parameters):
         return
     with _lock:  # event.listen is not documented as thread-safe; processors build concurrently

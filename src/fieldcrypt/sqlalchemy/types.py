@@ -227,11 +227,15 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
 
         if plaintext is None and not bind_row and not text and impl is None:
             # The common case (binary storage, no row binding, not transitional), kept lean:
-            # this runs once per value read.
+            # this runs once per value read, so it calls the keyring and the codec directly.
+            decode = self._codec.decode
+            keyring_now = follow(self.keyring)
+
             def lean(value: Any) -> Any:
                 if value is None:
                     return None
-                return open_value(value if type(value) is bytes else bytes(value))
+                blob = value if type(value) is bytes else bytes(value)
+                return decode(keyring_now().decrypt(blob, place), place)
 
             return lean
 
