@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fieldcrypt import adoption, codecs, index_records
 from fieldcrypt import format as fmt
-from fieldcrypt.errors import ConfigurationError, StorageMismatchError
+from fieldcrypt.errors import ConfigurationError, DecryptionError, StorageMismatchError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
@@ -49,6 +49,23 @@ class Sealed:
         return f"Sealed(<{len(self.blob)} bytes of ciphertext>)"
 
 
+def open_at(keyring: Keyring, blob: bytes, places: Sequence[Place]) -> bytes:
+    """Decrypt ``blob`` bound to the first of ``places`` it opens at (a renamed column: its own
+    place, then its old one). Only a failed decryption moves on to the next place.
+
+    Raises:
+        DecryptionError: it opens at none of them (the error names the first place).
+    """
+    first: DecryptionError | None = None
+    for place in places:
+        try:
+            return keyring.decrypt(blob, place)
+        except DecryptionError as exc:
+            first = first or exc
+    assert first is not None, "open_at needs at least one place"
+    raise first
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     """One encrypted column: where it is and how its values are stored.
@@ -64,6 +81,8 @@ class ColumnSpec:
         index_column: the blind-index column kept beside the value, if any.
         normalizer: applied to a value before its blind index is computed (writes and queries).
         primary_key: the table's primary-key column names (informative).
+        bound_as: ``(old_table, old_column)`` of a renamed column whose older values are still
+            bound to the old names (``Encrypted``'s option): read at either place, written at its own.
     """
 
     table: str
@@ -75,6 +94,7 @@ class ColumnSpec:
     index_column: str | None = None
     normalizer: Callable[[Any], Any] | None = field(default=None, compare=False)
     primary_key: tuple[str, ...] = ()
+    bound_as: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.codec, str):
@@ -110,6 +130,13 @@ class ColumnSpec:
             raise ConfigurationError(f"{self.table}.{self.column} is bound to its row: pass row=")
         return Place(self.table, self.column, row)
 
+    def places(self, row: RowKey | None = None) -> tuple[Place, ...]:
+        """Where a value of ``row`` may be bound: its own place, then the old one (``bound_as``)."""
+        own = self.place(row)
+        if self.bound_as is None:
+            return (own,)
+        return (own, Place(*self.bound_as, row if self.bind_row else None))
+
     @functools.cached_property
     def column_place(self) -> Place:
         return Place(self.table, self.column)
@@ -139,7 +166,7 @@ class ColumnSpec:
                 blob = from_stored(stored)
             except fmt.MalformedCiphertext:
                 raise fmt.MalformedCiphertext(**place.where()) from None
-        return self.the_codec.decode(self.resolve_keyring().decrypt(blob, place), place)
+        return self.the_codec.decode(open_at(self.resolve_keyring(), blob, self.places(row)), place)
 
     def seal(self, value: Any, row: RowKey | None = None) -> Sealed:
         """``value`` encrypted for this column (and ``row``), to pass to a Core statement as is;

@@ -152,3 +152,8 @@ class NotCiphertextError(DecryptionError):
             f"{self.args[0]}: not a fieldcrypt ciphertext (plaintext left in an encrypted column? "
             "`fieldcrypt status` counts such values, `encrypt-column` encrypts them)",
         )
+
+
+class PossibleRenameWarning(FieldcryptError, UserWarning):
+    """Autogenerate dropped a table or column beside a new encrypted one that names no old place
+    (``Encrypted(..., bound_as=...)``): if it is a rename, the drop would delete every value."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-import alembic
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -16,43 +15,12 @@ from alembic.operations import Operations
 import fieldcrypt
 import fieldcrypt.alembic  # registers the operations
 
-# env.py as docs/rotation.md shows it: import fieldcrypt.alembic, pass its two hooks, no filter.
-ENV_PY = """
-from alembic import context
-from sqlalchemy import create_engine
 
-import fieldcrypt.alembic  # registers the operations
-import sqla_models
-
-engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
-with engine.connect() as connection:
-    context.configure(
-        connection=connection,
-        target_metadata=sqla_models.Base.metadata,
-        render_item=fieldcrypt.alembic.render_item,
-        process_revision_directives=fieldcrypt.alembic.process_revision_directives,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-engine.dispose()
-"""
-
-
-def _alembic(tmp_path: Path, engine: sa.Engine) -> Config:
-    scripts = tmp_path / "migrations"
-    (scripts / "versions").mkdir(parents=True)
-    template = Path(alembic.__file__).parent / "templates" / "generic" / "script.py.mako"
-    shutil.copy(template, scripts / "script.py.mako")
-    (scripts / "env.py").write_text(ENV_PY)
-    config = Config()
-    config.set_main_option("script_location", str(scripts))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
-    return config
-
-
-def test_autogenerate_leaves_key_stores_alone(tmp_path: Path, pg_engine: sa.Engine) -> None:
+def test_autogenerate_leaves_key_stores_alone(
+    alembic_config: Callable[..., Config], tmp_path: Path, pg_engine: sa.Engine
+) -> None:
     """With the default and a renamed key store in the database, a second autogenerate is empty."""
-    config = _alembic(tmp_path, pg_engine)
+    config = alembic_config(pg_engine)
     command.revision(config, message="models", autogenerate=True, rev_id="0001")
     command.upgrade(config, "head")
     fieldcrypt.SqlKeyStore(pg_engine).create_table()
@@ -76,9 +44,11 @@ def test_autogenerate_leaves_key_stores_alone(tmp_path: Path, pg_engine: sa.Engi
     assert {"fieldcrypt_keys", "billing_keys"} <= set(sa.inspect(pg_engine).get_table_names())
 
 
-def test_an_ordinary_dropped_table_is_still_proposed(tmp_path: Path, pg_engine: sa.Engine) -> None:
+def test_an_ordinary_dropped_table_is_still_proposed(
+    alembic_config: Callable[..., Config], tmp_path: Path, pg_engine: sa.Engine
+) -> None:
     """The exclusion is narrow: a table that is not a key store is still proposed for a drop."""
-    config = _alembic(tmp_path, pg_engine)
+    config = alembic_config(pg_engine)
     command.revision(config, message="models", autogenerate=True, rev_id="0001")
     command.upgrade(config, "head")
     with pg_engine.begin() as conn:

@@ -13,6 +13,7 @@ from fieldcrypt.alembic.ops import (
     DecryptColumnOp,
     DropKeyStoreOp,
     EncryptColumnOp,
+    RebindColumnOp,
     ReencryptColumnOp,
     RewrapKeysOp,
     RotateBlindIndexOp,
@@ -101,6 +102,14 @@ def reencrypt_column(operations: Operations, op: ReencryptColumnOp) -> None:
         if op.rotate:
             spec.resolve_keyring().rotate()
         _run(operations, op, spec, "reencrypt")
+
+
+@Operations.implementation_for(RebindColumnOp)
+def rebind_column(operations: Operations, op: RebindColumnOp) -> None:
+    _online(operations, "rebind_column")
+    spec = op.spec()
+    with operations.get_context().autocommit_block():
+        _run(operations, op, spec, "rebind")
 
 
 @Operations.implementation_for(RotateBlindIndexOp)

@@ -1,21 +1,24 @@
 """fieldcrypt's Alembic operations, registered with ``Operations.register_operation``.
 
 ``op.create_key_store()``, ``op.encrypt_column()``, ``op.decrypt_column()``,
-``op.reencrypt_column()``, ``op.rewrap_keys()`` and ``op.rotate_blind_index()``. Each data
-operation runs the batch engine (fieldcrypt.rotation) inside ``autocommit_block()``: the rows
-are committed batch by batch rather than held in one migration-long transaction, so an
-interrupted upgrade keeps its progress and the rerun finishes it (every step is idempotent).
-Offline mode (``alembic upgrade --sql``) is refused: these operations read and rewrite rows.
+``op.reencrypt_column()``, ``op.rebind_column()``, ``op.rewrap_keys()`` and
+``op.rotate_blind_index()``. Each data operation runs the batch engine (fieldcrypt.rotation)
+inside ``autocommit_block()``: the rows are committed batch by batch rather than held in one
+migration-long transaction, so an interrupted upgrade keeps its progress and the rerun finishes it
+(every step is idempotent). Offline mode (``alembic upgrade --sql``) is refused: these operations
+read and rewrite rows.
 
 Column operations take the column's ``Encrypted(...)`` type (``type_=``), the one description of
-its keyring, codec, storage, row binding and blind index. Under ``mypy --strict``, call them
-through :mod:`fieldcrypt.alembic.op` (typed functions), since Alembic's ``op`` stub cannot know
-operations registered by a library.
+its keyring, codec, storage, row binding and blind index. Each operation's parameters are written
+once, in its ``__init__``: :func:`operation` registers the ``op.<name>`` method from it, and
+:mod:`fieldcrypt.alembic.op` derives typed functions from it for revisions checked by
+``mypy --strict`` (Alembic's ``op`` stub cannot know operations registered by a library).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
 from alembic.operations import MigrateOperation, Operations
@@ -27,6 +30,32 @@ from fieldcrypt.sqlalchemy.spec import spec_of
 from fieldcrypt.sqlalchemy.types import Encrypted
 
 TypeArg = sa.types.TypeEngine[Any] | None
+_Op = TypeVar("_Op", bound=MigrateOperation)
+
+
+def operation(name: str) -> Callable[[type[_Op]], type[_Op]]:
+    """Register ``op.<name>(...)`` as ``operations.invoke(OpClass(...))``, taking exactly the
+    parameters of the class's ``__init__`` (Alembic builds the method from the classmethod)."""
+
+    def register(op_class: type[_Op]) -> type[_Op]:
+        def invoke(cls: type[_Op], operations: Operations, *args: Any, **kwargs: Any) -> None:
+            operations.invoke(cls(*args, **kwargs))
+
+        invoke.__name__ = invoke.__qualname__ = name
+        invoke.__doc__ = op_class.__doc__
+        setattr(op_class, name, classmethod(invoke))
+        return Operations.register_operation(name)(op_class)
+
+    return register
+
+
+class RunOptions(TypedDict, total=False):
+    """How a column operation runs: rows per batch (default 1000), a cap on KMS calls per second
+    (default none) and the table's schema (default the connection's)."""
+
+    batch_size: int
+    max_kms_calls_per_second: float | None
+    schema: str | None
 
 
 class _ColumnOp(MigrateOperation):
@@ -37,36 +66,31 @@ class _ColumnOp(MigrateOperation):
     the ones the model reads.
     """
 
+    existing_type: TypeArg = None
+
     def __init__(
-        self,
-        table_name: str,
-        column_name: str,
-        *,
-        type_: Encrypted[Any],
-        existing_type: TypeArg = None,
-        batch_size: int = 1000,
-        max_kms_calls_per_second: float | None = None,
-        schema: str | None = None,
+        self, table_name: str, column_name: str, *, type_: Encrypted[Any], **options: Unpack[RunOptions]
     ) -> None:
         if not isinstance(type_, Encrypted):
             raise ConfigurationError(
                 f"op on {table_name}.{column_name}: type_= must be the column's Encrypted(...) type "
                 f"(as declared in the model), not {type_!r}"
             )
+        for unknown in options.keys() - RunOptions.__optional_keys__:
+            # **options is typed for mypy; at run time a misspelt option must fail as loudly.
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown!r}")
+        batch_size = options.get("batch_size", 1000)
         if batch_size < 1:
             raise ConfigurationError("batch_size must be at least 1")
         self.table_name = table_name
         self.column_name = column_name
         self.type_ = type_
-        self.existing_type = existing_type
         self.batch_size = batch_size
-        self.max_kms_calls_per_second = max_kms_calls_per_second
-        self.schema = schema
+        self.max_kms_calls_per_second = options.get("max_kms_calls_per_second")
+        self.schema = options.get("schema")
 
-    def column_options(self) -> dict[str, Any]:
+    def run_options(self) -> RunOptions:
         return {
-            "type_": self.type_,
-            "existing_type": self.existing_type,
             "batch_size": self.batch_size,
             "max_kms_calls_per_second": self.max_kms_calls_per_second,
             "schema": self.schema,
@@ -81,8 +105,36 @@ class _ColumnOp(MigrateOperation):
         return spec_of(self.type_.bound_to(self.qualified_table, self.column_name))
 
 
-@Operations.register_operation("encrypt_column")
-class EncryptColumnOp(_ColumnOp):
+class _ConvertOp(_ColumnOp):
+    """Encrypt or decrypt in place; ``existing_type`` is the plaintext type of the column."""
+
+    def __init__(
+        self,
+        table_name: str,
+        column_name: str,
+        *,
+        type_: Encrypted[Any],
+        existing_type: TypeArg = None,
+        **options: Unpack[RunOptions],
+    ) -> None:
+        super().__init__(table_name, column_name, type_=type_, **options)
+        self.existing_type = existing_type
+
+    def _mirror(self, other: type[_Convert]) -> _Convert:
+        return other(
+            self.table_name,
+            self.column_name,
+            type_=self.type_,
+            existing_type=self.existing_type,
+            **self.run_options(),
+        )
+
+
+_Convert = TypeVar("_Convert", bound=_ConvertOp)
+
+
+@operation("encrypt_column")
+class EncryptColumnOp(_ConvertOp):
     """Encrypt a plaintext column in place: widen its type, then encrypt every value in batches.
 
     While it runs the column holds both plaintext and ciphertext: declare the column
@@ -91,71 +143,19 @@ class EncryptColumnOp(_ColumnOp):
     Pass ``existing_type`` (the plaintext type) to make the operation reversible by autogenerate.
     """
 
-    @classmethod
-    def encrypt_column(
-        cls,
-        operations: Operations,
-        table_name: str,
-        column_name: str,
-        *,
-        type_: Encrypted[Any],
-        existing_type: TypeArg = None,
-        batch_size: int = 1000,
-        max_kms_calls_per_second: float | None = None,
-        schema: str | None = None,
-    ) -> None:
-        """Encrypt every plaintext value of ``table_name.column_name`` as ``type_`` describes."""
-        operations.invoke(
-            cls(
-                table_name,
-                column_name,
-                type_=type_,
-                existing_type=existing_type,
-                batch_size=batch_size,
-                max_kms_calls_per_second=max_kms_calls_per_second,
-                schema=schema,
-            )
-        )
-
     def reverse(self) -> DecryptColumnOp:
-        return DecryptColumnOp(self.table_name, self.column_name, **self.column_options())
+        return self._mirror(DecryptColumnOp)
 
 
-@Operations.register_operation("decrypt_column")
-class DecryptColumnOp(_ColumnOp):
+@operation("decrypt_column")
+class DecryptColumnOp(_ConvertOp):
     """Decrypt every value back to plaintext and give the column back ``existing_type``."""
 
-    @classmethod
-    def decrypt_column(
-        cls,
-        operations: Operations,
-        table_name: str,
-        column_name: str,
-        *,
-        type_: Encrypted[Any],
-        existing_type: TypeArg = None,
-        batch_size: int = 1000,
-        max_kms_calls_per_second: float | None = None,
-        schema: str | None = None,
-    ) -> None:
-        """Decrypt every value of ``table_name.column_name`` (declared ``type_``) in place."""
-        operations.invoke(
-            cls(
-                table_name,
-                column_name,
-                type_=type_,
-                existing_type=existing_type,
-                batch_size=batch_size,
-                max_kms_calls_per_second=max_kms_calls_per_second,
-                schema=schema,
-            )
-        )
-
     def reverse(self) -> EncryptColumnOp:
-        return EncryptColumnOp(self.table_name, self.column_name, **self.column_options())
+        return self._mirror(EncryptColumnOp)
 
 
-@Operations.register_operation("reencrypt_column")
+@operation("reencrypt_column")
 class ReencryptColumnOp(_ColumnOp):
     """Move every value of the column to its keyring's current data key (``rotate=True``
     makes a new data key first). Its downgrade is a no-op: values under a newer key still read."""
@@ -167,48 +167,35 @@ class ReencryptColumnOp(_ColumnOp):
         *,
         type_: Encrypted[Any],
         rotate: bool = False,
-        batch_size: int = 1000,
-        max_kms_calls_per_second: float | None = None,
-        schema: str | None = None,
+        **options: Unpack[RunOptions],
     ) -> None:
-        super().__init__(
-            table_name,
-            column_name,
-            type_=type_,
-            batch_size=batch_size,
-            max_kms_calls_per_second=max_kms_calls_per_second,
-            schema=schema,
-        )
+        super().__init__(table_name, column_name, type_=type_, **options)
         self.rotate = rotate
 
-    @classmethod
-    def reencrypt_column(
-        cls,
-        operations: Operations,
-        table_name: str,
-        column_name: str,
-        *,
-        type_: Encrypted[Any],
-        rotate: bool = False,
-        batch_size: int = 1000,
-        max_kms_calls_per_second: float | None = None,
-        schema: str | None = None,
+
+@operation("rebind_column")
+class RebindColumnOp(_ColumnOp):
+    """After a rename, move every value still bound to the column's old place to its own.
+
+    ``type_`` is the column's type as the model declares it during the move, with
+    ``bound_as=(old_table, old_column)``: the application reads both places meanwhile, and this
+    operation re-encrypts the old-place values (blind index included) in resumable batches.
+    Once it has run, drop ``bound_as`` from the model. Its downgrade is a no-op: with
+    ``bound_as`` declared, values at either place read.
+    """
+
+    def __init__(
+        self, table_name: str, column_name: str, *, type_: Encrypted[Any], **options: Unpack[RunOptions]
     ) -> None:
-        """Re-encrypt every value of ``table_name.column_name`` under the current data key."""
-        operations.invoke(
-            cls(
-                table_name,
-                column_name,
-                type_=type_,
-                rotate=rotate,
-                batch_size=batch_size,
-                max_kms_calls_per_second=max_kms_calls_per_second,
-                schema=schema,
+        super().__init__(table_name, column_name, type_=type_, **options)
+        if type_.bound_as is None:
+            raise ConfigurationError(
+                f"rebind_column({table_name!r}, {column_name!r}): type_ names no old place; pass the "
+                "column's type with bound_as=(old_table, old_column)"
             )
-        )
 
 
-@Operations.register_operation("rotate_blind_index")
+@operation("rotate_blind_index")
 class RotateBlindIndexOp(_ColumnOp):
     """Make a new blind-index key, wait until every process uses it for writes (``settle_seconds``,
     default the keyring's ``refresh_every``), recompute the index column (``type_``'s, e.g.
@@ -225,18 +212,9 @@ class RotateBlindIndexOp(_ColumnOp):
         type_: Encrypted[Any],
         settle_seconds: float | None = None,
         rotate: bool = True,
-        batch_size: int = 1000,
-        max_kms_calls_per_second: float | None = None,
-        schema: str | None = None,
+        **options: Unpack[RunOptions],
     ) -> None:
-        super().__init__(
-            table_name,
-            column_name,
-            type_=type_,
-            batch_size=batch_size,
-            max_kms_calls_per_second=max_kms_calls_per_second,
-            schema=schema,
-        )
+        super().__init__(table_name, column_name, type_=type_, **options)
         if not type_.searchable:
             raise ConfigurationError(
                 f"rotate_blind_index({table_name!r}, {column_name!r}): type_ is not searchable; "
@@ -245,36 +223,8 @@ class RotateBlindIndexOp(_ColumnOp):
         self.settle_seconds = settle_seconds
         self.rotate = rotate
 
-    @classmethod
-    def rotate_blind_index(
-        cls,
-        operations: Operations,
-        table_name: str,
-        column_name: str,
-        *,
-        type_: Encrypted[Any],
-        settle_seconds: float | None = None,
-        rotate: bool = True,
-        batch_size: int = 1000,
-        max_kms_calls_per_second: float | None = None,
-        schema: str | None = None,
-    ) -> None:
-        """Rotate the blind-index key of ``table_name.column_name`` and recompute its index."""
-        operations.invoke(
-            cls(
-                table_name,
-                column_name,
-                type_=type_,
-                settle_seconds=settle_seconds,
-                rotate=rotate,
-                batch_size=batch_size,
-                max_kms_calls_per_second=max_kms_calls_per_second,
-                schema=schema,
-            )
-        )
 
-
-@Operations.register_operation("rewrap_keys")
+@operation("rewrap_keys")
 class RewrapKeysOp(MigrateOperation):
     """Wrap every data key of ``keyring`` under the master key ``to`` (a KMS key ARN, ``file:PATH``
     of a local key, or a MasterKey). No application row is read or written.
@@ -296,26 +246,13 @@ class RewrapKeysOp(MigrateOperation):
         self.from_ = from_
         self.remove_old = remove_old
 
-    @classmethod
-    def rewrap_keys(
-        cls,
-        operations: Operations,
-        keyring: str,
-        to: str | MasterKey,
-        *,
-        from_: str | MasterKey | None = None,
-        remove_old: bool = False,
-    ) -> None:
-        """Wrap every data key of ``keyring`` under ``to`` (see the class docstring)."""
-        operations.invoke(cls(keyring, to, from_=from_, remove_old=remove_old))
-
     def reverse(self) -> RewrapKeysOp:
         if self.from_ is None:
             raise ConfigurationError("rewrap_keys needs from_= to be reversed")
         return RewrapKeysOp(self.keyring, self.from_, from_=self.to, remove_old=self.remove_old)
 
 
-@Operations.register_operation("create_key_store")
+@operation("create_key_store")
 class CreateKeyStoreOp(MigrateOperation):
     """Create the key-store table (default ``fieldcrypt_keys``) that SqlKeyStore reads."""
 
@@ -323,17 +260,11 @@ class CreateKeyStoreOp(MigrateOperation):
         self.table_name = table_name
         self.schema = schema
 
-    @classmethod
-    def create_key_store(
-        cls, operations: Operations, table_name: str = "fieldcrypt_keys", *, schema: str | None = None
-    ) -> None:
-        operations.invoke(cls(table_name, schema=schema))
-
     def reverse(self) -> DropKeyStoreOp:
         return DropKeyStoreOp(self.table_name, schema=self.schema)
 
 
-@Operations.register_operation("drop_key_store")
+@operation("drop_key_store")
 class DropKeyStoreOp(MigrateOperation):
     """Drop the key-store table: every data key in it, and so every value under them, is lost.
 
@@ -351,17 +282,6 @@ class DropKeyStoreOp(MigrateOperation):
         self.table_name = table_name
         self.schema = schema
         self.destroy_all_keys = destroy_all_keys
-
-    @classmethod
-    def drop_key_store(
-        cls,
-        operations: Operations,
-        table_name: str = "fieldcrypt_keys",
-        *,
-        schema: str | None = None,
-        destroy_all_keys: bool = False,
-    ) -> None:
-        operations.invoke(cls(table_name, schema=schema, destroy_all_keys=destroy_all_keys))
 
     def reverse(self) -> CreateKeyStoreOp:
         return CreateKeyStoreOp(self.table_name, schema=self.schema)

@@ -17,7 +17,7 @@ from alembic.operations import ops
 
 from fieldcrypt.alembic._compat import render_type
 from fieldcrypt.alembic.autogenerate import render_encrypted
-from fieldcrypt.alembic.ops import DecryptColumnOp, EncryptColumnOp, _ColumnOp
+from fieldcrypt.alembic.ops import DecryptColumnOp, EncryptColumnOp, RebindColumnOp, _ColumnOp
 from fieldcrypt.sqlalchemy.types import Encrypted
 
 process_revision_directives = rewriter.Rewriter()
@@ -63,3 +63,8 @@ def _render_encrypt(autogen_context: Any, op: EncryptColumnOp) -> str:
 @renderers.dispatch_for(DecryptColumnOp)
 def _render_decrypt(autogen_context: Any, op: DecryptColumnOp) -> str:
     return _render_column_op("decrypt_column", autogen_context, op)
+
+
+@renderers.dispatch_for(RebindColumnOp)
+def _render_rebind(autogen_context: Any, op: RebindColumnOp) -> str:
+    return _render_column_op("rebind_column", autogen_context, op)

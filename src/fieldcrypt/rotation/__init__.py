@@ -1,7 +1,7 @@
 """Rotation and migration: the batch engine under the Alembic operations and the CLI.
 
 Entry points: :func:`encrypt_column`, :func:`reencrypt_column`, :func:`decrypt_column`,
-:func:`reindex_column` (blind-index backfill), :func:`status`, :func:`verify`. See
+:func:`reindex_column` (blind-index backfill), :func:`rebind_column` (after a rename), :func:`status`, :func:`verify`. See
 docs/rotation.md for the runbooks.
 """
 
@@ -25,6 +25,7 @@ __all__ = [
     "Verification",
     "decrypt_column",
     "encrypt_column",
+    "rebind_column",
     "reencrypt_column",
     "reindex_column",
     "run",
@@ -51,3 +52,8 @@ def decrypt_column(bind: sa.Engine | sa.Connection, spec: ColumnSpec, **options:
 def reindex_column(bind: sa.Engine | sa.Connection, spec: ColumnSpec, **options: Any) -> Report:
     """Recompute the blind-index column under the newest blind-index key."""
     return run(bind, spec, "reindex", **options)
+
+
+def rebind_column(bind: sa.Engine | sa.Connection, spec: ColumnSpec, **options: Any) -> Report:
+    """Move every value still bound to the column's old place (``spec.bound_as``) to its own."""
+    return run(bind, spec, "rebind", **options)

@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from fieldcrypt import index_records
-from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.errors import ConfigurationError, DecryptionError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import Purpose
 from fieldcrypt.keys.resolve import newest_active
@@ -170,6 +170,47 @@ class ReindexAction(Action):
             index_records.reindexed(self.keyring, self.spec.index_place(), self.spec.normalizer, self.key_id)
 
 
+class RebindAction(Action):
+    """A renamed column's values still bound to its old place (``bound_as``) -> bound to its own.
+
+    Which place a ciphertext is bound to cannot be read from it: each value is opened at the
+    column's own place first (already moved, by an earlier run or by the application: kept, its
+    blind index recomputed only if it differs) and otherwise at the old place, then encrypted
+    again at its own place under the current data key.
+    """
+
+    name = "rebind"
+
+    def __init__(self, spec: ColumnSpec, keyring: Keyring) -> None:
+        super().__init__(spec, keyring)
+        if spec.bound_as is None:
+            raise ConfigurationError(
+                f"rebind of {spec.table}.{spec.column}: its type names no old place; declare "
+                "Encrypted(..., bound_as=(old_table, old_column))"
+            )
+        self.writes_index = spec.index_column is not None
+
+    def prepare(self, *, dry_run: bool) -> None:
+        if not dry_run:
+            self.keyring.current_key_id()
+
+    def needs_work(self, stored: object, index: object) -> bool:
+        return stored is not None and self.spec.as_blob(stored) is not None
+
+    def apply(self, row: Any, stored: object, index: object = None) -> tuple[object, bytes | None]:
+        blob = self.spec.as_blob(stored)
+        assert blob is not None
+        own, old = self.spec.places(row)
+        try:
+            data, new = self.keyring.decrypt(blob, own), stored
+        except DecryptionError:
+            data = self.keyring.decrypt(blob, old)
+            new = self.spec.to_stored(self.keyring.encrypt(data, own))
+        if not self.writes_index:
+            return new, None
+        return new, self.spec.index(self.spec.the_codec.decode(data, own))
+
+
 ACTIONS: dict[str, type[Action]] = {
-    a.name: a for a in (EncryptAction, ReencryptAction, DecryptAction, ReindexAction)
+    a.name: a for a in (EncryptAction, ReencryptAction, DecryptAction, ReindexAction, RebindAction)
 }

@@ -23,7 +23,6 @@ from sqlalchemy.types import TypeDecorator
 
 from fieldcrypt import index_records
 from fieldcrypt.errors import QueryNotSupportedError
-from fieldcrypt.place import Place
 from fieldcrypt.registry import get_keyring
 
 if TYPE_CHECKING:
@@ -109,9 +108,12 @@ class EncryptedComparator(TypeDecorator.Comparator[Any]):
             )
         if value is None:
             return []  # NULL is never indexed; == None is handled as IS NULL
-        keyring, place = get_keyring(type_.keyring), Place(table, column)
-        index_records.check(keyring, place, type_.normalizer, writing=False)
-        return keyring.blind_index_candidates(type_.index_plaintext(value), place)
+        keyring, plain = get_keyring(type_.keyring), type_.index_plaintext(value)
+        tokens: list[bytes] = []
+        for place in type_.places():  # a renamed column (bound_as): rows not yet re-bound too
+            index_records.check(keyring, place, type_.normalizer, writing=False)
+            tokens.extend(keyring.blind_index_candidates(plain, place))
+        return tokens
 
     def _refusal(self, op: Any) -> QueryNotSupportedError:
         table, column = self.type._where()  # type: ignore[attr-defined]

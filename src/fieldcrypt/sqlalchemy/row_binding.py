@@ -22,6 +22,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
+from fieldcrypt.column import open_at
 from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
@@ -88,9 +89,8 @@ def seal(type_: Encrypted[Any], value: Any, row: RowKey) -> Sealed:
 
 def open_sealed(type_: Encrypted[Any], sealed: Sealed, row: RowKey) -> Any:
     """Decrypt a row-bound value read from ``row``. Raises DecryptionError naming the row."""
-    table, column = type_._where()
-    place = Place(table, column, row)
-    return type_.codec.decode(get_keyring(type_.keyring).decrypt(sealed.blob, place), place)
+    places = type_.places(row)
+    return type_.codec.decode(open_at(get_keyring(type_.keyring), sealed.blob, places), places[0])
 
 
 def seal_insert_params(

@@ -45,6 +45,7 @@ def spec_of(type_: Encrypted[Any], primary_key: Sequence[str] = ()) -> ColumnSpe
         index_column=type_.index_name,
         normalizer=type_.normalizer,
         primary_key=tuple(primary_key),
+        bound_as=type_.bound_as,
     )
 
 

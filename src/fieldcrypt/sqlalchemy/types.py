@@ -19,10 +19,10 @@ from sqlalchemy.engine import Dialect
 from fieldcrypt import adoption
 from fieldcrypt import format as fmt
 from fieldcrypt.cardinality import check_index_cardinality
-from fieldcrypt.column import Sealed
+from fieldcrypt.column import Sealed, open_at
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.place import Place
+from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import follow, get_keyring
 from fieldcrypt.sqlalchemy import redaction
 from fieldcrypt.sqlalchemy.comparator import EncryptedComparator
@@ -57,6 +57,11 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             done. Remove it once ``fieldcrypt status`` shows no plaintext left.
         allow_low_cardinality_index: accept a blind index on a Boolean or a small Enum column,
             which reveals every row's value to anyone who knows one row's (refused otherwise).
+        bound_as: ``(old_table, old_column)`` after a rename: values written before it stay bound
+            to their old place, so reads also accept that place and searches also look for its
+            tokens; writes use the column's own place. ``op.rebind_column`` moves the old values
+            (docs/rotation.md, "Schema changes"); remove it once that has run, because until then
+            a value copied from the old place reads here too.
     """
 
     impl = sat.LargeBinary
@@ -78,6 +83,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         place: tuple[str, str] | None = None,
         transitional: bool = False,
         allow_low_cardinality_index: bool = False,
+        bound_as: tuple[str, str] | None = None,
     ) -> None:
         super().__init__()
         # The listeners that bind columns and keep blind indexes go in with the first encrypted
@@ -100,6 +106,12 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
                 _value_count(inner),
                 allowed=allow_low_cardinality_index,
             )
+        if bound_as is not None and not (
+            isinstance(bound_as, tuple) and len(bound_as) == 2 and all(isinstance(p, str) and p for p in bound_as)
+        ):
+            raise ConfigurationError(
+                f"bound_as must be a (table, column) tuple of the column's old names, not {bound_as!r}"
+            )
         self._codec = _storage.codec_for(inner)
         self.type_ = inner
         self.keyring = keyring
@@ -113,6 +125,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         self.place = place
         self.transitional = bool(transitional)
         self.allow_low_cardinality_index = bool(allow_low_cardinality_index)
+        self.bound_as = bound_as
         if storage == "text":
             self.impl = self.impl_instance = sat.Text()  # type: ignore[assignment]
 
@@ -156,6 +169,11 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
                 "ciphertexts to; use it as a column type, or pass place=(table, column)"
             )
         return self.place
+
+    def places(self, row: RowKey | None = None) -> tuple[Place, ...]:
+        """Where this column's values may be bound: its own place, then its old one (``bound_as``)."""
+        own = Place(*self._where(), row)
+        return (own,) if self.bound_as is None else (own, Place(*self.bound_as, row))
 
     def _keyring(self) -> Keyring:
         return get_keyring(self.keyring)
@@ -222,11 +240,11 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         impl = self.impl_instance.result_processor(dialect, coltype)
         text = self.storage == "text"
         bind_row = self.bind_row
-        open_value = self._opener(place)
+        open_value = self._opener()
         plaintext = _plaintext_reader(self._codec, place) if self.transitional else None
 
-        if plaintext is None and not bind_row and not text and impl is None:
-            # The common case (binary storage, no row binding, not transitional), kept lean:
+        if plaintext is None and not bind_row and not text and impl is None and self.bound_as is None:
+            # The common case (binary storage, no row binding, not transitional, not renamed), kept lean:
             # this runs once per value read, so it calls the keyring and the codec directly.
             decode = self._codec.decode
             keyring_now = follow(self.keyring)
@@ -259,10 +277,14 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
 
         return process
 
-    def _opener(self, place: Place) -> Callable[[bytes], Any]:
+    def _opener(self) -> Callable[[bytes], Any]:
         """Decrypts a v1 value of this column into its Python value (the keyring registered now)."""
         decode = self._codec.decode
         keyring_now = follow(self.keyring)
+        places = self.places()
+        place = places[0]
+        if len(places) > 1:
+            return lambda blob: decode(open_at(keyring_now(), blob, places), place)
 
         def open_value(blob: bytes) -> Any:
             return decode(keyring_now().decrypt(blob, place), place)
@@ -298,6 +320,7 @@ _REPR_DEFAULTS: tuple[tuple[str, object], ...] = (
     ("add_index_column", True),
     ("transitional", False),
     ("allow_low_cardinality_index", False),
+    ("bound_as", None),
 )
 _CACHE_KEY_OPTIONS = ("keyring", "place", *(name for name, _ in _REPR_DEFAULTS))
 
