@@ -1,27 +1,37 @@
-"""Benchmark: encrypted PynamoDB attributes against plain ones, and KMS calls for many items.
+"""Benchmark: encrypted DynamoDB attributes against plain ones (PynamoDB and the boto3-only
+ItemEncryptor), and KMS calls for many items.
 
-Part 1 (no network): microseconds per item serialize/deserialize of a model with one SSN
-attribute, plain vs encrypted (with and without a blind index), against the raw AES-GCM floor.
-Part 2 (moto server on 127.0.0.1): KMS requests to write N items with batch_write and to read them
-back with a scan in a fresh process-like keyring (nothing cached).
+    .venv/bin/python bench/bench_dynamodb.py [--rounds 15] [--n 5000] [--items 10000]
 
-    .venv/bin/python bench/bench_dynamodb.py [--items 10000] [--rounds 20000]
+Part 1 (no network): µs per item, in interleaved rounds (bench/_bench_stats.py), median
+[lowest-highest round]. An item is a hash key and an 11-character SSN:
+- PynamoDB: ``serialize()`` and ``from_raw_data()`` of a plain model (``UnicodeAttribute``), of
+  the same model plus a plain 16-byte ``BinaryAttribute`` (the storage twin of a blind index), of
+  an ``EncryptedModel`` with the SSN encrypted, and with a ``BlindIndexAttribute`` too;
+- boto3-only: ``ItemEncryptor.encrypt_item`` / ``decrypt_item`` of the same item (a plain item
+  needs no call at all, so these times are all added cost), with and without a blind index;
+- the floors: raw AES-GCM seal and open of 11 bytes.
+Added cost per encrypted attribute = encrypted - plain (target <= 4 µs each way); the blind
+index = (indexed - encrypted) - (plain with the binary twin - plain) (target <= 2.5 µs).
+Part 2 (moto server on 127.0.0.1): KMS requests to write N items with batch_write and to read
+them back with a scan through a fresh keyring (nothing cached).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
-from pynamodb.attributes import UnicodeAttribute
+from _bench_stats import Figure, interleaved, over, per_call_us
+from pynamodb.attributes import BinaryAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
 import fieldcrypt
 from fieldcrypt import _aead
+from fieldcrypt.dynamodb import EncryptedField, ItemEncryptor
 from fieldcrypt.keys.kms import kms_client
 from fieldcrypt.pynamodb import BlindIndexAttribute, EncryptedAttribute, EncryptedModel
 
@@ -34,6 +44,15 @@ class PlainPatient(Model):
 
     patient_id = UnicodeAttribute(hash_key=True)
     ssn = UnicodeAttribute()
+
+
+class PlainTwinPatient(Model):
+    class Meta:
+        table_name = "bench_plain_twin"
+
+    patient_id = UnicodeAttribute(hash_key=True)
+    ssn = UnicodeAttribute()
+    ssn_bidx = BinaryAttribute(legacy_encoding=False)
 
 
 class EncryptedPatient(EncryptedModel):
@@ -54,64 +73,71 @@ class IndexedPatient(EncryptedModel):
     ssn_bidx = BlindIndexAttribute(of="ssn")
 
 
-def per_op_us(fn: Callable[[], Any], rounds: int) -> float:
-    fn()  # warm: first use unwraps the data key
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(rounds):
-            fn()
-        best = min(best, (time.perf_counter() - start) / rounds * 1e6)
-    return best
-
-
-def local_part(rounds: int) -> None:
+def local_part(rounds: int, n: int) -> None:
     keyring = fieldcrypt.Keyring("bench", fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())
     fieldcrypt.register(keyring, replace=True)
     aead, aad = _aead.Aead(_aead.new_key()), b"x" * 40
-    plain, encrypted, indexed = (
-        PlainPatient("p-1", ssn=SSN),
-        EncryptedPatient("p-1", ssn=SSN),
-        IndexedPatient("p-1", ssn=SSN),
-    )
-    raw_plain, raw_encrypted, raw_indexed = plain.serialize(), encrypted.serialize(), indexed.serialize()
     sealed = aead.seal(SSN.encode(), aad)
-    rows = [
-        ("AES-GCM seal, 11 bytes (floor)", per_op_us(lambda: aead.seal(SSN.encode(), aad), rounds), "floor"),
-        ("AES-GCM open, 11 bytes (floor)", per_op_us(lambda: aead.open(sealed, aad), rounds), "floor"),
-        ("serialize plain item", per_op_us(plain.serialize, rounds), "plain-w"),
-        ("serialize encrypted item", per_op_us(encrypted.serialize, rounds), "w"),
-        ("serialize encrypted + blind index", per_op_us(indexed.serialize, rounds), "w"),
-        (
-            "deserialize plain item",
-            per_op_us(lambda: PlainPatient.from_raw_data(raw_plain), rounds),
-            "plain-r",
+    models = {
+        "plain": PlainPatient("p-1", ssn=SSN),
+        "plain+twin": PlainTwinPatient("p-1", ssn=SSN, ssn_bidx=os.urandom(16)),
+        "encrypted": EncryptedPatient("p-1", ssn=SSN),
+        "indexed": IndexedPatient("p-1", ssn=SSN),
+    }
+    raw = {name: model.serialize() for name, model in models.items()}
+    encryptors = {
+        "encrypted": ItemEncryptor(
+            table="bench_items",
+            key_attributes=["pk"],
+            attributes={"ssn": EncryptedField("S", keyring="bench")},
         ),
-        (
-            "deserialize encrypted item",
-            per_op_us(lambda: EncryptedPatient.from_raw_data(raw_encrypted), rounds),
-            "r",
+        "indexed": ItemEncryptor(
+            table="bench_items",
+            key_attributes=["pk"],
+            attributes={"ssn": EncryptedField("S", keyring="bench", searchable=True)},
         ),
-        (
-            "deserialize encrypted + index",
-            per_op_us(lambda: IndexedPatient.from_raw_data(raw_indexed), rounds),
-            "r",
-        ),
-    ]
-    floor_w, floor_r = rows[0][1], rows[1][1]
-    plain_w, plain_r = rows[2][1], rows[5][1]
-    print(f"\nPart 1: one item (hash key + SSN), no network, best of 3 x {rounds} rounds")
-    print(f"{'operation':36} {'us/op':>8} {'x plain':>8} {'x AES floor':>12}")
-    for name, us, kind in rows:
-        vs_plain = (
-            ""
-            if kind in ("floor", "plain-w", "plain-r")
-            else f"{us / (plain_w if kind == 'w' else plain_r):.1f}"
+    }
+    item = {"pk": {"S": "p-1"}, "ssn": {"S": SSN}}
+    stored = {name: e.encrypt_item(item) for name, e in encryptors.items()}
+    variants = {
+        "AES-GCM seal (floor)": lambda: aead.seal(SSN.encode(), aad),
+        "AES-GCM open (floor)": lambda: aead.open(sealed, aad),
+    }
+    for name, model in models.items():
+        variants[f"PynamoDB serialize {name}"] = model.serialize
+        variants[f"PynamoDB deserialize {name}"] = functools.partial(type(model).from_raw_data, raw[name])
+    for name, encryptor in encryptors.items():
+        variants[f"ItemEncryptor encrypt {name}"] = lambda e=encryptor: e.encrypt_item(item)
+        variants[f"ItemEncryptor decrypt {name}"] = lambda e=encryptor, s=stored[name]: e.decrypt_item(s)
+    for fn in variants.values():
+        fn()  # warm: the first use unwraps the data key
+    samples = interleaved({name: per_call_us(fn, n) for name, fn in variants.items()}, rounds)
+    print(f"\nPart 1: µs per item, median [lowest-highest] of {rounds} interleaved rounds of {n} calls")
+    for name in variants:
+        print(f"  {name:40} {Figure.of(samples[name]).show()}")
+
+    def index_cost(direction: str, twin: bool) -> Figure:
+        with_index, without = samples[f"{direction} indexed"], samples[f"{direction} encrypted"]
+        if not twin:
+            return Figure.of([a - b for a, b in zip(with_index, without, strict=True)])
+        plain_twin, plain = samples["PynamoDB serialize plain+twin"], samples["PynamoDB serialize plain"]
+        return Figure.of(
+            [a - b - (c - d) for a, b, c, d in zip(with_index, without, plain_twin, plain, strict=True)]
         )
-        vs_floor = "" if kind == "floor" else f"{us / (floor_w if kind in ('w', 'plain-w') else floor_r):.1f}"
-        print(f"{name:36} {us:8.2f} {vs_plain:>8} {vs_floor:>12}")
-    overhead = (rows[3][1] - plain_w, rows[6][1] - plain_r)
-    print(f"encryption adds {overhead[0]:.2f} us per written and {overhead[1]:.2f} us per read attribute")
+
+    print("Targets (µs): added per encrypted attribute <= 4 each way, blind index <= 2.5")
+    for way in ("serialize", "deserialize"):
+        added = over(samples, f"PynamoDB {way} encrypted", f"PynamoDB {way} plain")
+        print(f"  PynamoDB {way:11} encrypted - plain:          {added.show()}")
+    print(
+        f"  PynamoDB blind index, net of its binary twin:     {index_cost('PynamoDB serialize', True).show()}"
+    )
+    for way in ("encrypt", "decrypt"):
+        added = Figure.of(samples[f"ItemEncryptor {way} encrypted"])
+        print(f"  ItemEncryptor {way:7} (all added):              {added.show()}")
+    print(
+        f"  ItemEncryptor blind index (indexed - encrypted):  {index_cost('ItemEncryptor encrypt', False).show()}"
+    )
 
 
 def moto_part(items: int) -> None:
@@ -161,11 +187,15 @@ def moto_part(items: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="fieldcrypt DynamoDB benchmark")
-    parser.add_argument("--items", type=int, default=10_000, help="items written and read in part 2")
-    parser.add_argument("--rounds", type=int, default=20_000, help="timed rounds per operation in part 1")
+    parser.add_argument(
+        "--items", type=int, default=10_000, help="items written and read in part 2 (0: skip)"
+    )
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds in part 1")
+    parser.add_argument("--n", type=int, default=5_000, help="calls per variant per round in part 1")
     args = parser.parse_args()
-    local_part(args.rounds)
-    moto_part(args.items)
+    local_part(args.rounds, args.n)
+    if args.items:
+        moto_part(args.items)
 
 
 if __name__ == "__main__":

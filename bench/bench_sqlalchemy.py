@@ -170,7 +170,9 @@ def run(url: str, rows: int, rounds: int) -> dict[str, dict[str, list[float]]]:
     Base.metadata.create_all(engine)
     try:
         per_variant = {name: timers(engine, model, rows_for(name, rows)) for name, model in VARIANTS.items()}
-        samples: dict[str, dict[str, list[float]]] = {op: {name: [] for name in VARIANTS} for op in OPERATIONS}
+        samples: dict[str, dict[str, list[float]]] = {
+            op: {name: [] for name in VARIANTS} for op in OPERATIONS
+        }
         for t in per_variant.values():  # warm-up, not counted: statement caches, first connections
             for op in OPERATIONS:
                 t[op]()
@@ -222,7 +224,9 @@ def report(title: str, samples: dict[str, dict[str, list[float]]], rows: int) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--db", default="sqlite,postgresql,mariadb")
@@ -236,7 +240,9 @@ def main() -> None:
     for db in args.db.split(","):
         if db == "sqlite":
             with tempfile.TemporaryDirectory() as scratch:
-                report("SQLite (file)", run(f"sqlite:///{scratch}/bench.db", args.rows, args.rounds), args.rows)
+                report(
+                    "SQLite (file)", run(f"sqlite:///{scratch}/bench.db", args.rows, args.rounds), args.rows
+                )
         else:
             url = URLS[db]
             where = sa.make_url(url).render_as_string()

@@ -9,7 +9,7 @@ tokens, so either can read the other's items (docs/dynamodb.md, "Item encryptor"
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -135,7 +135,7 @@ class ItemEncryptor:
         out: dict[str, dict[str, Any]] = {name: dict(value) for name, value in item.items()}
         for name, field, value, place in self._declared(item):
             index = self.indexes.get(name)
-            if dict(value) == {"NULL": True}:
+            if "NULL" in value and dict(value) == {"NULL": True}:
                 del out[name]
                 if index is not None:
                     out.pop(index, None)
@@ -144,10 +144,8 @@ class ItemEncryptor:
             keyring = field.resolve_keyring()
             out[name] = {"B": keyring.encrypt(plaintext, place)}
             if index is not None:
-                token = keyring.blind_index(
-                    self._index_plaintext(name, field, value), self._column_places[name]
-                )
-                out[index] = {"B": token}
+                indexed = plaintext if field.normalizer is None else self._index_plaintext(name, field, value)
+                out[index] = {"B": keyring.blind_index(indexed, self._column_places[name])}
         return out
 
     def decrypt_item(self, item: Item) -> dict[str, dict[str, Any]]:
@@ -227,12 +225,14 @@ class ItemEncryptor:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _declared(self, item: Item) -> Iterator[tuple[str, EncryptedField, AttributeValue, Place]]:
-        """Each declared attribute present in ``item``, with the place its value is bound to.
+    def _declared(self, item: Item) -> list[tuple[str, EncryptedField, AttributeValue, Place]]:
+        """Each declared attribute present in ``item``, with the place its value is bound to
+        (a list, not a generator: this runs per item and a generator costs more to drive).
 
         Raises:
             ConfigurationError: the item lacks its key attributes.
         """
+        found: list[tuple[str, EncryptedField, AttributeValue, Place]] = []
         row: RowKey | None = None
         for name, field in self.fields.items():
             value = item.get(name)
@@ -240,7 +240,8 @@ class ItemEncryptor:
                 continue
             if row is None:  # computed once per item, and only when there is a value to bind
                 row = wire.row_key(item, self.key_attributes)
-            yield name, field, value, Place(self.table, name, row)
+            found.append((name, field, value, Place(self.table, name, row)))
+        return found
 
     def _plaintext(self, name: str, field: EncryptedField, value: AttributeValue) -> bytes:
         try:

@@ -38,7 +38,9 @@ def to_plaintext(kind: str, value: Mapping[str, Any]) -> bytes:
     Raises:
         TypeError: ``value`` is not an AttributeValue of ``kind``.
     """
-    if not isinstance(value, Mapping) or len(value) != 1 or kind not in value:
+    if kind == "S" and type(value) is dict and len(value) == 1 and type(raw := value.get("S")) is str:
+        return codecs.TEXT.to_bytes(raw)  # the common case, without the general checks below
+    if (type(value) is not dict and not isinstance(value, Mapping)) or len(value) != 1 or kind not in value:
         got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
         raise TypeError(f"expected a DynamoDB {kind} value such as {{{kind!r}: ...}}, got {got}")
     raw = value[kind]

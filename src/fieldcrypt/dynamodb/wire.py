@@ -26,6 +26,8 @@ def key_part(value: KeyValue) -> RowKeyPart:
     DynamoDB normalises numbers too: ``5``, ``5.0`` and ``5E0`` are one key, so they must bind
     alike whether the writer held an int or the reader got the string ``"5"`` back.
     """
+    if type(value) is dict and len(value) == 1 and type(raw := value.get("S")) is str:
+        return raw  # the common string key, without the general checks below (runs per item)
     if len(value) != 1:
         raise ConfigurationError(f"a DynamoDB key value has exactly one type, got {sorted(value)}")
     ((kind, raw),) = value.items()
@@ -53,9 +55,10 @@ def row_key(item: Mapping[str, KeyValue], key_names: Sequence[str]) -> RowKey:
             f"the item lacks its key attribute(s) {missing}: encrypted attributes are bound to the "
             "item's key, so read them together with the key (include it in attributes_to_get)"
         )
-    parts = tuple(key_part(item[name]) for name in key_names)
     # A one-part tuple encodes exactly like the bare value; the bare value reads better in errors.
-    return parts[0] if len(parts) == 1 else parts
+    if len(key_names) == 1:
+        return key_part(item[key_names[0]])
+    return tuple(key_part(item[name]) for name in key_names)
 
 
 def to_json(value: Any) -> Any:

@@ -102,7 +102,7 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
 
     def deserialize(self, value: Any) -> Any:
         place = self._place()
-        plaintext = self.keyring.decrypt(bytes(value), place)
+        plaintext = self.keyring.decrypt(value if type(value) is bytes else bytes(value), place)
         try:
             return self.codec.from_bytes(plaintext)
         except (ValueError, TypeError, KeyError, UnicodeDecodeError):
@@ -117,8 +117,10 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
 
     def blind_token(self, value: Any, table: str, normalizer: Callable[[Any], Any]) -> bytes:
         """The blind-index token stored for ``value`` (the newest blind-index key)."""
-        self.plaintext(value, table)  # refuse a wrong type before the normalizer sees it
-        return self.keyring.blind_index(self.plaintext(normalizer(value), table), self._column_place(table))
+        plain = self.plaintext(value, table)  # refuse a wrong type before the normalizer sees it
+        if normalizer is not _same:
+            plain = self.plaintext(normalizer(value), table)
+        return self.keyring.blind_index(plain, self._column_place(table))
 
     def blind_candidates(self, value: Any, table: str, normalizer: Callable[[Any], Any]) -> list[bytes]:
         """Every token ``value`` may be stored under; never creates a key."""
@@ -135,13 +137,14 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         return place
 
     def _place(self) -> Place:
-        bound = binding.current(self.attr_name)
-        if getattr(bound.model, "_fieldcrypt_encrypted", {}).get(self.attr_name) is not self:
+        name = self.attr_name
+        bound = binding.current(name)
+        if getattr(bound.model, "_fieldcrypt_encrypted", {}).get(name) is not self:
             raise ConfigurationError(
-                f"encrypted attribute {self.attr_name!r} must be a top-level attribute of an "
+                f"encrypted attribute {name!r} must be a top-level attribute of an "
                 "EncryptedModel (not nested in a MapAttribute or used on a plain Model)"
             )
-        return bound.place(self.attr_name)
+        return bound.place(name)
 
     # -- expressions ------------------------------------------------------------------------
 

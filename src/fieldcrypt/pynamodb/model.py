@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from pynamodb.attributes import Attribute, BooleanAttribute
+from pynamodb.attributes import Attribute, BooleanAttribute, UnicodeAttribute
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
@@ -68,6 +68,9 @@ class EncryptedModelMeta(MetaModel):
         cls._fieldcrypt_blind_names = tuple(
             n for n, a in attributes.items() if isinstance(a, BlindIndexAttribute)
         )
+        keys = tuple((n, attributes[n]) for n in _compat.key_names(cls) if n is not None)
+        cls._fieldcrypt_keys = keys
+        cls._fieldcrypt_key_attr_names = [attr.attr_name for _, attr in keys]
 
 
 class EncryptedModel(Model, metaclass=EncryptedModelMeta):
@@ -81,6 +84,8 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
     _fieldcrypt_blind: dict[str, BlindIndexAttribute]
     _fieldcrypt_encrypted_names: tuple[str, ...]  # Python names
     _fieldcrypt_blind_names: tuple[str, ...]
+    _fieldcrypt_keys: tuple[tuple[str, Attribute[Any]], ...]  # hash (and range) key: Python name, attribute
+    _fieldcrypt_key_attr_names: list[str]  # their DynamoDB names
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -190,22 +195,21 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
 
     @classmethod
     def _key_attr_names(cls) -> list[str]:
-        attributes = cls.get_attributes()
-        return [attributes[name].attr_name for name in _compat.key_names(cls) if name is not None]
+        return cls._fieldcrypt_key_attr_names  # computed once, by the metaclass
 
     def _row(self) -> RowKey | None:
         """This item's key as a row, or None while the key is not set yet."""
-        attributes = self.get_attributes()
-        wire_key: dict[str, Any] = {}
-        for python_name in _compat.key_names(type(self)):
-            if python_name is None:
-                continue
+        parts: list[Any] = []
+        for python_name, attr in self._fieldcrypt_keys:
             value = getattr(self, python_name)
             if value is None:
                 return None
-            attr = attributes[python_name]
-            wire_key[attr.attr_name] = {attr.attr_type: attr.serialize(value)}
-        return wire.row_key(wire_key, self._key_attr_names())
+            if type(attr) is UnicodeAttribute and type(value) is str and value:
+                parts.append(value)  # what UnicodeAttribute serialises it to and key_part reads back
+            else:
+                parts.append(wire.key_part({attr.attr_type: attr.serialize(value)}))
+        # As wire.row_key: a one-part key is the bare value.
+        return parts[0] if len(parts) == 1 else tuple(parts)
 
     def _binding(self) -> Binding:
         return Binding(type(self), self.Meta.table_name, self._row())
