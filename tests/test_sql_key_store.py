@@ -92,3 +92,25 @@ def test_first_key_inside_an_open_sqlite_write_transaction(sqlite_engine: sa.Eng
     assert not worker.is_alive(), "encryption deadlocked against the application's write lock"
     assert outcome == ["123-45-6789"]
     assert len(store.list("pii")) == 1
+
+
+def test_a_missing_table_says_how_to_create_it(engine: sa.Engine) -> None:
+    """No key-store table: reads and writes raise a ConfigurationError naming the ways to create it."""
+    store = fieldcrypt.SqlKeyStore(engine)  # create_table() never called
+    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.generate(), store)
+    expected = (
+        r"key-store table 'fieldcrypt_keys' does not exist in .*create_table\(\), op\.create_key_store\(\)"
+    )
+    with pytest.raises(fieldcrypt.ConfigurationError, match=expected):
+        keyring.encrypt("x", fieldcrypt.Place("users", "ssn"))
+    with pytest.raises(fieldcrypt.ConfigurationError, match=expected):
+        store.get("a" * 40)
+    with pytest.raises(fieldcrypt.ConfigurationError, match=expected):
+        store.put(record("a" * 40))
+    store.create_table()
+    assert (
+        keyring.decrypt(
+            keyring.encrypt("x", fieldcrypt.Place("users", "ssn")), fieldcrypt.Place("users", "ssn")
+        )
+        == b"x"
+    )

@@ -10,6 +10,19 @@ Why cache at all: without it every value would cost a KMS call. Why bound it:
   take a lock-free path that does not reorder entries (hot keys cost one extra unwrap per
   ``max_entries`` loads at worst).
 Concurrent misses for one key wait for a single loader (one KMS call, not one per thread).
+
+Failures are remembered too (negative caching): a load that fails with a
+:class:`~fieldcrypt.errors.DecryptionError` (unknown or destroyed key, a wrapped copy that does not
+open, a key that does not match its id) is raised again without a key-store read or KMS call for
+``failure_ttl`` (default 10 seconds), so a column full of unopenable values costs one KMS call per
+key and interval, not one per value. Brief, because a failure can heal (a key-store row still
+replicating, a rewrap in progress); bounded by ``max_failures`` (default 1000) like the keys
+themselves. Transient KMS failures (:class:`~fieldcrypt.errors.KeyAccessError`) are not
+remembered: retries and the outage fallback must reach KMS again.
+
+Slots are chosen by the caller. A keyring puts its identity (:class:`CacheScope`: name, key store
+and master keys) into every slot, so keyrings sharing one cache never read through each other's
+keys.
 """
 
 from __future__ import annotations
@@ -18,14 +31,31 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
-from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.errors import ConfigurationError, DecryptionError
 
 T = TypeVar("T")
+
+
+class CacheScope(tuple[str, tuple[str, ...], int]):
+    """The identity of a keyring in a shared cache: (name, master key ids, key store id).
+
+    Two keyrings share cached keys only if they have the same name, the same master keys and the
+    very same key store object: whatever one of them could unwrap, the other could too. The scope
+    holds a reference to the store, so while any slot of it is cached the store's ``id`` cannot be
+    reused by another store.
+    """
+
+    store: object
+
+    def __new__(cls, name: str, master_key_ids: tuple[str, ...], store: object) -> CacheScope:
+        scope = super().__new__(cls, (name, master_key_ids, id(store)))
+        scope.store = store
+        return scope
 
 
 @dataclass(eq=False)
@@ -41,6 +71,12 @@ class CacheEntry(Generic[T]):
     def use(self) -> bool:
         # itertools.count is atomic under the GIL, so threads never lose a count.
         return next(self._uses) <= self.max_uses and self.clock() < self.expires_at
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: DecryptionError
+    expires_at: float
 
 
 @dataclass
@@ -59,6 +95,8 @@ class DataKeyCache:
         max_age: timedelta = timedelta(minutes=10),
         max_uses: int = 2**22,
         max_entries: int = 1000,
+        failure_ttl: timedelta = timedelta(seconds=10),
+        max_failures: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_age <= timedelta(0):
@@ -67,16 +105,26 @@ class DataKeyCache:
             raise ConfigurationError("cache max_uses must be at least 1")
         if max_entries < 1:
             raise ConfigurationError("cache max_entries must be at least 1")
+        if failure_ttl < timedelta(0) or max_failures < 1:
+            raise ConfigurationError("cache failure_ttl must not be negative and max_failures at least 1")
         self.max_age = max_age
         self.max_uses = max_uses
         self.max_entries = max_entries
+        self.failure_ttl = failure_ttl
+        self.max_failures = max_failures
         self._clock = clock
-        self._entries: OrderedDict[bytes, CacheEntry[object]] = OrderedDict()
-        self._loading: dict[bytes, _Loading] = {}
+        self._entries: OrderedDict[Hashable, CacheEntry[object]] = OrderedDict()
+        self._failures: OrderedDict[Hashable, _Failure] = OrderedDict()
+        self._loading: dict[Hashable, _Loading] = {}
         self._lock = threading.Lock()
 
-    def entry(self, key_id: bytes, load: Callable[[], T]) -> CacheEntry[T]:
-        """Return a fresh entry for ``key_id`` (counting one use), loading it at most once."""
+    def entry(self, key_id: Hashable, load: Callable[[], T]) -> CacheEntry[T]:
+        """Return a fresh entry for ``key_id`` (counting one use), loading it at most once.
+
+        Raises:
+            DecryptionError: the load failed so (now, or within ``failure_ttl``: remembered).
+            Exception: whatever else ``load`` raised (not remembered).
+        """
         # Lock-free fast path: a dict read is atomic under the GIL, and ``use()`` checks the
         # bounds. It skips the LRU touch, so eviction is "least recently loaded" for hot keys.
         hot = self._entries.get(key_id)
@@ -89,6 +137,11 @@ class DataKeyCache:
                     self._entries.move_to_end(key_id)
                     return cached  # type: ignore[return-value]
                 del self._entries[key_id]
+            failed = self._failures.get(key_id)
+            if failed is not None:
+                if self._clock() < failed.expires_at:
+                    raise failed.error
+                del self._failures[key_id]
             loading = self._loading.get(key_id)
             owner = loading is None
             if loading is None:
@@ -115,10 +168,15 @@ class DataKeyCache:
                     self._entries[key_id] = loading.entry
                     while len(self._entries) > self.max_entries:
                         self._entries.popitem(last=False)
+                elif isinstance(loading.error, DecryptionError) and self.failure_ttl:
+                    expires = self._clock() + self.failure_ttl.total_seconds()
+                    self._failures[key_id] = _Failure(loading.error, expires)
+                    while len(self._failures) > self.max_failures:
+                        self._failures.popitem(last=False)
             loading.done.set()
         return entry  # type: ignore[return-value]
 
-    def fresh(self, key_id: bytes) -> Any:
+    def fresh(self, key_id: Hashable) -> Any:
         """The cached value if present and within bounds (counting one use), else None. Lock-free."""
         hot = self._entries.get(key_id)
         # CacheEntry.use() inlined: this runs once per value decrypted.
@@ -126,16 +184,19 @@ class DataKeyCache:
             return hot.value
         return None
 
-    def get(self, key_id: bytes, load: Callable[[], T]) -> T:
+    def get(self, key_id: Hashable, load: Callable[[], T]) -> T:
         return self.entry(key_id, load).value
 
-    def evict(self, key_id: bytes) -> None:
+    def evict(self, key_id: Hashable) -> None:
+        """Forget ``key_id``: its key and any remembered failure."""
         with self._lock:
             self._entries.pop(key_id, None)
+            self._failures.pop(key_id, None)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._failures.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from fieldcrypt import _aead, audit
 from fieldcrypt import format as fmt
-from fieldcrypt.cache import CacheEntry, DataKeyCache
+from fieldcrypt.cache import CacheEntry, CacheScope, DataKeyCache
 from fieldcrypt.errors import (
     ConfigurationError,
     DecryptionError,
@@ -39,6 +39,7 @@ log = logging.getLogger("fieldcrypt")
 BLIND_INDEX_LABEL = b"fieldcrypt/v1/blind-index"
 _OVERHEAD, _VERSION_1, _HEADER = fmt.OVERHEAD, fmt.VERSION_1, fmt.HEADER_BYTES
 _SEALED = _HEADER + _aead.NONCE_BYTES  # where the AES-GCM ciphertext and tag start
+Slot = tuple[CacheScope, bytes]  # a data key's place in the cache: (keyring scope, kind + key id)
 
 
 @dataclass(eq=False)
@@ -101,10 +102,13 @@ class Keyring:
         self.rotate_after_encryptions = rotate_after_encryptions
         self.refresh_every = refresh_every
         self.cache = cache if cache is not None else DataKeyCache()
+        # Every cache slot names this keyring, so keyrings sharing a cache never read through
+        # each other's keys (another master key or key store would refuse the unwrap).
+        self._scope = CacheScope(name, tuple(m.key_id for m in self.master_keys), key_store)
         self.blind_index_bytes = blind_index_bytes
         self._current: _Current | None = None
         self._current_lock = threading.Lock()
-        self._blind_records: tuple[float, list[tuple[bytes, DataKeyRecord]]] | None = None
+        self._blind_records: tuple[float, list[tuple[Slot, DataKeyRecord]]] | None = None
         self._index_prefixes: dict[tuple[str, str], bytes] = {}
         key_store.on_before_write_transaction(self._prepare_quietly)
 
@@ -136,7 +140,7 @@ class Keyring:
         if len(blob) < _OVERHEAD or blob[0] != _VERSION_1:
             self._refuse(blob, place)
         header = blob[:_HEADER]
-        aead = self.cache.fresh(header) or self._data_key(header, place)
+        aead = self.cache.fresh((self._scope, header)) or self._data_key(header, place)
         try:
             return aead.open_parts(blob[_HEADER:_SEALED], blob[_SEALED:], header + place.encoded)
         except _aead.TagMismatch:
@@ -182,16 +186,16 @@ class Keyring:
         """
         return [self._index_with(key, value, place) for key in self._blind_index_keys()]
 
-    def _blind_index_keys(self, *, force: bool = False) -> list[tuple[bytes, DataKeyRecord]]:
+    def _blind_index_keys(self, *, force: bool = False) -> list[tuple[Slot, DataKeyRecord]]:
         """Active blind-index keys as (cache slot, record), oldest first; re-read every refresh."""
         cached = self._blind_records
         if force or cached is None or time.monotonic() >= cached[0]:
-            keys = [(_slot(r.purpose, r.key_id), r) for r in self._active(Purpose.BLIND_INDEX)]
+            keys = [(self._slot(r.purpose, r.key_id), r) for r in self._active(Purpose.BLIND_INDEX)]
             cached = (time.monotonic() + self.refresh_every.total_seconds(), keys)
             self._blind_records = cached
         return cached[1]
 
-    def _index_with(self, key: tuple[bytes, DataKeyRecord], value: bytes | str, place: Place) -> bytes:
+    def _index_with(self, key: tuple[Slot, DataKeyRecord], value: bytes | str, place: Place) -> bytes:
         # Encode before the key is loaded: a value that cannot be encoded then fails in a frame
         # holding no key (error trackers record the local variables of every frame).
         data = _utf8(value) if isinstance(value, str) else value
@@ -241,7 +245,7 @@ class Keyring:
 
     def forget(self, record: DataKeyRecord) -> None:
         """Drop this process's cached copy of ``record``'s data key (it was destroyed here)."""
-        self.cache.evict(_slot(record.purpose, record.key_id))
+        self.cache.evict(self._slot(record.purpose, record.key_id))
 
     def _create_key(self, purpose: Purpose) -> DataKeyRecord:
         data_key = _aead.new_key()
@@ -259,7 +263,7 @@ class Keyring:
         self.key_store.put(record)
         audit.report("data_key.created", record, self.master_key.key_id)
         loaded: object = _aead.Aead(data_key) if purpose is Purpose.ENCRYPTION else _aead.HmacKey(data_key)
-        self.cache.entry(_slot(purpose, key_id), lambda: loaded)
+        self.cache.entry(self._slot(purpose, key_id), lambda: loaded)
         return record
 
     def _active(self, purpose: Purpose) -> list[DataKeyRecord]:
@@ -273,7 +277,7 @@ class Keyring:
             if current is not None and not exhausted and now < current.refresh_at and current.entry.use():
                 return current  # another thread refreshed it while this one waited
             record = self._choose_current(current.record if exhausted and current else None)
-            slot = _slot(Purpose.ENCRYPTION, record.key_id)
+            slot = self._slot(Purpose.ENCRYPTION, record.key_id)
             entry: CacheEntry[_aead.Aead] = self.cache.entry(slot, lambda: self._unwrap_aead(record))
             refresh_at = now + min(self.refresh_every, self.cache.max_age).total_seconds()
             fresh = _Current(record, fmt.header_for(bytes.fromhex(record.key_id)), entry, refresh_at)
@@ -316,7 +320,16 @@ class Keyring:
             return self._unwrap_aead(record, place)
 
         # The slot of an encryption key is the value header itself (version byte + key id).
-        return self.cache.get(header, load)
+        try:
+            return self.cache.get((self._scope, header), load)
+        except DecryptionError as exc:
+            where = place.where()
+            if (exc.table, exc.column, exc.row) == (where["table"], where["column"], where["row"]):
+                raise
+            # A failure the cache remembered from another place: name this one.
+            if isinstance(exc, KeyDestroyedError):
+                raise KeyDestroyedError(exc.key_id, **where) from None
+            raise DecryptionError(**where) from None
 
     def _unwrap_aead(self, record: DataKeyRecord, place: Place | None = None) -> _aead.Aead:
         return _aead.Aead(self._unwrap(record, place))
@@ -352,6 +365,13 @@ class Keyring:
                 if master_key.can_unwrap(recorded_id):
                     yield master_key, recorded_id, wrapped
 
+    def _slot(self, purpose: Purpose, key_id: str) -> Slot:
+        """Cache slot: this keyring's scope, then the purpose, so a value can never borrow a
+        blind-index key. An encryption key's slot ends with the header of the values it encrypts
+        (version 1 + key id); a blind-index key's with b"B", a byte no value version uses."""
+        kind = fmt.header_for(b"") if purpose is Purpose.ENCRYPTION else b"B"
+        return self._scope, kind + bytes.fromhex(key_id)
+
     def __repr__(self) -> str:
         return f"Keyring({self.name!r}, master_key={self.master_key!r}, key_store={self.key_store!r})"
 
@@ -361,12 +381,3 @@ def _utf8(value: str) -> bytes:
         return value.encode("utf-8")
     except UnicodeEncodeError:
         raise TypeError("a value with a lone surrogate cannot be encoded as UTF-8") from None
-
-
-def _slot(purpose: Purpose, key_id: str) -> bytes:
-    """Cache slot: the purpose is part of it, so a value can never borrow a blind-index key.
-
-    An encryption key's slot equals the header of the values it encrypts (version 1 + key id);
-    a blind-index key's starts with b"B", a byte no value version uses.
-    """
-    return (fmt.header_for(b"") if purpose is Purpose.ENCRYPTION else b"B") + bytes.fromhex(key_id)

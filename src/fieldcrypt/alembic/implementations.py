@@ -65,7 +65,7 @@ def encrypt_column(operations: Operations, op: EncryptColumnOp) -> None:
     # Key-store writes go through the store's own connection: commit the migration's transaction
     # first (autocommit_block), or SQLite's single writer lock would wait on itself.
     with operations.get_context().autocommit_block():
-        spec.resolve_keyring().current_key_id()
+        inspect.check_can_encrypt(spec)  # before the widening, which stays if a later step fails
         check_column_type(operations.get_bind(), spec)
         inspect.check_storage(operations.get_bind(), spec)
         schema.widen(operations.get_bind(), spec.table, spec.column, spec.the_storage)

@@ -189,6 +189,8 @@ def encrypt_column(
 ) -> None:
     """Encrypt a plaintext column in place (widening its type), batch by batch."""
     spec = _adoption_spec(state, _spec(state, target, codec, storage, bind_row))
+    if not options["dry_run"]:  # a dry run writes nothing, not even a first data key
+        inspect.check_can_encrypt(spec)  # before the widening, which stays if a later step fails
     inspect.check_storage(state.engine, spec)
     if widen and not options["dry_run"]:
         with state.engine.begin() as conn:

@@ -87,16 +87,20 @@ def decrypt(state: State, source: str | None, value: str | None, place: str, out
 )
 @click.pass_obj
 def init(state: State, key_file: str, write_config: bool) -> None:
-    """Development setup: a local master key file (mode 0600), the key store table, a first data key.
+    """Set up a key store: its table, a first data key, and fieldcrypt.toml.
 
-    Production uses a KMS key instead (--master-key arn:aws:kms:...); never commit the key file.
+    With --master-key (or FIELDCRYPT_MASTER_KEY_URI) that key wraps the first data key: a KMS key
+    ARN makes a KMS-backed key store, as production needs. Without one, a new local master key is
+    written to --key-file (mode 0600), for development; never commit it.
     """
-    path = Path(key_file)
-    if path.exists():
-        raise ConfigurationError(f"{path} already exists; refusing to overwrite a master key")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    master = LocalMasterKey.write_new(path)
-    state.flags["master_key"] = f"file:{path}"
+    given = state.flags.get("master_key") or os.environ.get("FIELDCRYPT_MASTER_KEY_URI")
+    path = None if given else Path(key_file)
+    if path is not None:
+        if path.exists():
+            raise ConfigurationError(f"{path} already exists; refusing to overwrite a master key")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        LocalMasterKey.write_new(path)
+        state.flags["master_key"] = f"file:{path}"
     if not (state.flags.get("database_url") or state.settings.database_url):
         state.flags["database_url"] = "sqlite:///fieldcrypt.db"
     state.__dict__.pop("settings", None)  # reload with the new key and database
@@ -107,9 +111,13 @@ def init(state: State, key_file: str, write_config: bool) -> None:
     config_path = Path("fieldcrypt.toml")
     url = shown_url(settings.database_url)
     if write_config and not config_path.exists():
-        _write_config(config_path, settings.database_url, settings.keyring, f"file:{path}")
+        assert settings.master_key is not None  # given, or the file just written
+        _write_config(
+            config_path, settings.database_url, settings.keyring, settings.master_key, settings.region
+        )
+    master = keyring.master_key
     result = {
-        "key_file": str(path),
+        "key_file": None if path is None else str(path),
         "master_key_id": master.key_id,
         "database_url": url,
         "key_store_table": settings.key_store_table,
@@ -120,9 +128,12 @@ def init(state: State, key_file: str, write_config: bool) -> None:
     state.out.result(
         result,
         lambda: state.out.say(
-            f"wrote local master key {master.key_id} to {path} (keep it out of git and backups); "
-            f"key store {settings.key_store_table} ready in {url}; "
-            f"keyring {keyring.name} data key {data_key}"
+            (
+                f"wrote local master key {master.key_id} to {path} (keep it out of git and backups); "
+                if path is not None
+                else f"master key {master.key_id}; "
+            )
+            + f"key store {settings.key_store_table} ready in {url}; keyring {keyring.name} data key {data_key}"
         ),
     )
 
@@ -139,7 +150,9 @@ def shown_url(url: str | None) -> str | None:
         return "<database URL not shown: it could not be parsed>"
 
 
-def _write_config(path: Path, database_url: str | None, keyring: str, master_key: str) -> None:
+def _write_config(
+    path: Path, database_url: str | None, keyring: str, master_key: str, region: str | None
+) -> None:
     """fieldcrypt.toml, readable by its owner only, never holding a database password.
 
     A URL with a password is left out: the file names the environment variable to set instead.
@@ -152,6 +165,8 @@ def _write_config(path: Path, database_url: str | None, keyring: str, master_key
     else:
         lines.append("# database_url: its password stays out of this file; set FIELDCRYPT_DATABASE_URL")
     lines += [f"keyring = {json.dumps(keyring)}", f"master_key = {json.dumps(master_key)}"]
+    if region:
+        lines.append(f"region = {json.dumps(region)}")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from fieldcrypt.errors import DecryptionError, KeyAccessError
 from fieldcrypt.keys.record import Purpose, Status
 from fieldcrypt.keys.resolve import newest_active
+from fieldcrypt.place import Place
 from fieldcrypt.rotation.engine import _transaction
 from fieldcrypt.rotation.failures import note_failure, report_dict
 from fieldcrypt.rotation.spec import ColumnSpec
@@ -122,6 +123,27 @@ def verify(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int
             result.failed += 1
             note_failure(result.failures, row, exc)
     return result
+
+
+def check_can_encrypt(spec: ColumnSpec) -> str:
+    """Prove that the column's keyring can encrypt, before ``encrypt_column`` changes anything.
+
+    Widening a column is a schema change that stays when a later step fails (MySQL and MariaDB
+    commit DDL at once): a run that then cannot encrypt leaves plaintext in a widened column. So
+    first: the key store is reachable (and its table exists), a current data key is available
+    (found and unwrapped, or made and wrapped: the master key works for what encrypting needs)
+    and, for a searchable column, a blind-index key. Returns the current data key's id.
+
+    Raises:
+        ConfigurationError: no key-store table (the message says how to create it).
+        KeyAccessError: the master key was refused or KMS could not be reached.
+        KeyStoreUnavailable: the key store could not be read or written.
+    """
+    keyring = spec.resolve_keyring()
+    key_id = keyring.current_key_id()
+    if spec.index_column:
+        keyring.blind_index(b"", Place(spec.table, spec.column))
+    return key_id
 
 
 def check_storage(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int = 5000) -> None:

@@ -11,7 +11,8 @@ import base64
 import json
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,10 +31,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status
 from fieldcrypt.stores.base import KeyStoreConflict
 
@@ -90,7 +93,7 @@ class SqlKeyStore:
         self.table.create(self._engine, checkfirst=True)
 
     def get(self, key_id: str) -> DataKeyRecord | None:
-        with self._engine.connect() as conn:
+        with self._table_required(), self._engine.connect() as conn:
             row = conn.execute(select(self.table).where(self.table.c.key_id == key_id)).first()
         return None if row is None else _record(row)
 
@@ -98,20 +101,20 @@ class SqlKeyStore:
         query = select(self.table).where(self.table.c.keyring == keyring)
         if purpose is not None:
             query = query.where(self.table.c.purpose == purpose.value)
-        with self._engine.connect() as conn:
+        with self._table_required(), self._engine.connect() as conn:
             rows = conn.execute(query).all()
         return sorted((_record(r) for r in rows), key=lambda r: (r.created_at, r.key_id))
 
     def put(self, record: DataKeyRecord) -> None:
         try:
-            with self._engine.begin() as conn:
+            with self._table_required(), self._engine.begin() as conn:
                 conn.execute(insert(self.table).values(**_columns(record)))
         except IntegrityError as exc:
             raise KeyStoreConflict(f"data key {record.key_id} already exists") from exc
 
     def update(self, record: DataKeyRecord) -> DataKeyRecord:
         stored = record.evolve(revision=record.revision + 1)
-        with self._engine.begin() as conn:
+        with self._table_required(), self._engine.begin() as conn:
             result = conn.execute(
                 update(self.table)
                 .where(self.table.c.key_id == record.key_id)
@@ -121,6 +124,27 @@ class SqlKeyStore:
         if result.rowcount != 1:
             raise KeyStoreConflict(f"data key {record.key_id} changed since it was read")
         return stored
+
+    @contextmanager
+    def _table_required(self) -> Iterator[None]:
+        """Turn the database's own "no such table" (each dialect words it differently) into a
+        ConfigurationError saying how to create the key store; other errors pass unchanged."""
+        try:
+            yield
+        except (OperationalError, ProgrammingError) as exc:
+            try:
+                with self._engine.connect() as conn:
+                    missing = not sa_inspect(conn).has_table(self.table.name, schema=self.table.schema)
+            except Exception:  # the database itself is unreachable: its error says more
+                missing = False
+            if not missing:
+                raise
+            url = self._engine.url.render_as_string(hide_password=True)
+            raise ConfigurationError(
+                f"key-store table {self.table.fullname!r} does not exist in {url}: create it with "
+                f"SqlKeyStore(engine).create_table(), op.create_key_store() in an Alembic revision, "
+                f"or `fieldcrypt init`"
+            ) from exc
 
     def on_before_write_transaction(self, prepare: Callable[[], None]) -> None:
         self._preparers.append(weakref.WeakMethod(prepare))
