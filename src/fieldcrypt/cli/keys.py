@@ -1,4 +1,4 @@
-"""``fieldcrypt keys list|rotate|rewrap|retire|destroy``: data-key administration."""
+"""``fieldcrypt keys list|rotate|rewrap|retire|destroy|shred``: data-key administration."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _describe(record: DataKeyRecord) -> dict[str, Any]:
 
 @click.group()
 def keys() -> None:
-    """List, rotate, rewrap, retire and destroy the keyring's data keys."""
+    """List, rotate, rewrap, retire, destroy and shred the keyring's data keys."""
 
 
 @keys.command("list")
@@ -133,3 +133,42 @@ def destroy(state: State, key_id: str, yes: bool) -> None:
         )
     record = admin.destroy(state.keyring, key_id)
     state.out.result(_describe(record), lambda: state.out.say(f"data key {key_id} destroyed"))
+
+
+@keys.command()
+@click.argument("key_id")
+@click.option("--to", "to", required=True, metavar="ARN|file:PATH|env:VAR", help="A new master key.")
+@click.option("--yes", is_flag=True, help="Confirm: every value under this key becomes unreadable.")
+@click.option("--max-kms-calls-per-second", type=click.FloatRange(min=0, min_open=True), metavar="N")
+@click.pass_obj
+def shred(state: State, key_id: str, to: str, yes: bool, max_kms_calls_per_second: float | None) -> None:
+    """Crypto-shred a data key in backups too: destroy it, move every other data key to a new
+    master key only, and print how to retire the old master keys. KEY_ID may be a prefix."""
+    from fieldcrypt.rotation.shred import retirement_steps
+    from fieldcrypt.rotation.shred import shred as shred_key
+
+    key_id = _resolve(state, key_id)
+    if not yes:
+        raise click.UsageError(
+            f"shredding data key {key_id} makes every value under it unreadable forever, in backups "
+            "too once the old master keys are retired; check `fieldcrypt status` and pass --yes"
+        )
+    destination = master_key_from(to, region=state.settings.region)
+    bucket = TokenBucket(max_kms_calls_per_second) if max_kms_calls_per_second else None
+    report = shred_key(state.keyring, key_id, destination, before_call=bucket.acquire if bucket else None)
+    sources = {master_key_from(s, region=state.settings.region).key_id: s for s in _configured(state)}
+    steps = retirement_steps(report, sources)
+    state.out.result(
+        report.as_dict() | {"next_steps": steps},
+        lambda: state.out.say(
+            f"data key {key_id} destroyed; {report.rewrapped} data keys rewrapped under {destination.key_id}, "
+            f"{report.removed_copies} old copies removed. Pre-shred backups stay readable until you:\n"
+            + "\n".join(f"  {n}. {step}" for n, step in enumerate(steps, 1))
+        ),
+    )
+
+
+def _configured(state: State) -> list[str]:
+    """The configured master keys, as written in the settings (``file:PATH``, ARN, ``env:VAR``)."""
+    settings = state.settings
+    return [s for s in (settings.master_key, *settings.also_decrypt_with) if s]

@@ -11,7 +11,7 @@ Its cost is two KMS calls (or one ReEncrypt) per data key, whatever the size of 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,12 +53,14 @@ def rewrap(
     remove_old: bool = False,
     dry_run: bool = False,
     before_call: Callable[[], None] | None = None,
+    skip: Collection[str] = (),
 ) -> RewrapReport:
     """Wrap every live data key of ``keyring`` under ``destination`` too (idempotent).
 
     The source is whichever of the keyring's master keys can open each record's copies.
     ``remove_old`` then drops every other copy, so the old master key can be disabled or
     scheduled for deletion. ``before_call`` runs before each KMS call (the CLI's rate limiter).
+    Data keys whose ids are in ``skip`` are left alone (one about to be shredded).
 
     Raises:
         KeyAccessError: no configured master key can open a data key, or KMS refused.
@@ -68,6 +70,8 @@ def rewrap(
     for record in keyring.records():
         if record.status is Status.DESTROYED or not record.wraps:
             report.skipped_destroyed += 1
+            continue
+        if record.key_id in skip:
             continue
         for _attempt in range(3):
             try:
