@@ -57,3 +57,13 @@ def raw(engine: sa.Engine, column: str = "ssn") -> dict[int, Any]:
     with engine.connect() as conn:
         rows = conn.execute(sa.text(f"SELECT id, {column} FROM users ORDER BY id")).all()
     return {r[0]: (bytes(r[1]) if isinstance(r[1], memoryview) else r[1]) for r in rows}
+
+
+class ResponseBody:
+    """The raw body of a canned botocore response (for ``before-send`` hooks faking KMS errors)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self.data

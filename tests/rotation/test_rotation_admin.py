@@ -11,21 +11,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from botocore.awsrequest import AWSResponse
-from rotation_helpers import create_users, ssn
+from rotation_helpers import ResponseBody, create_users, ssn
 
 import fieldcrypt
 from fieldcrypt.keys.kms import KmsMasterKey
 from fieldcrypt.ratelimit import limited
 from fieldcrypt.rotation import admin
 from fieldcrypt.stores.sql import SqlKeyStore
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def stream(self, **_: Any) -> Any:
-        yield self.data
 
 
 def disable(client: Any, arn: str) -> None:
@@ -36,7 +28,9 @@ def disable(client: Any, arn: str) -> None:
         if arn.split("/")[-1] not in body:
             return None
         error = json.dumps({"__type": "DisabledException", "message": f"{arn} is disabled."}).encode()
-        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, _Body(error))
+        return AWSResponse(
+            request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, ResponseBody(error)
+        )
 
     client.meta.events.register("before-send.kms.*", send)
 

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from botocore.awsrequest import AWSResponse
 from click.testing import Result
+from rotation_helpers import ResponseBody
 
 import fieldcrypt
 from cli_runner import cli_runner
@@ -30,14 +31,6 @@ def invoke(*args: str) -> Result:
     return cli_runner().invoke(cli, list(args), catch_exceptions=False)
 
 
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def stream(self, **_: Any) -> Any:
-        yield self.data
-
-
 def refuse_keys_pending_deletion(client: Any, admin_client: Any) -> None:
     """Answer KMSInvalidStateException to a request naming a key pending deletion, as KMS does
     (moto keeps using such keys). The key's state is moto's own, read with ``admin_client``."""
@@ -49,7 +42,7 @@ def refuse_keys_pending_deletion(client: Any, admin_client: Any) -> None:
             if key and admin_client.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "PendingDeletion":
                 error = {"__type": "KMSInvalidStateException", "message": f"{key} is pending deletion."}
                 headers = {"Content-Type": "application/x-amz-json-1.1"}
-                return AWSResponse(request.url, 400, headers, _Body(json.dumps(error).encode()))
+                return AWSResponse(request.url, 400, headers, ResponseBody(json.dumps(error).encode()))
         return None
 
     client.meta.events.register("before-send.kms.*", send)
