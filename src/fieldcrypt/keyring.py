@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import NoReturn
 
@@ -278,8 +278,16 @@ class Keyring:
                 return current  # another thread refreshed it while this one waited
             record = self._choose_current(current.record if exhausted and current else None)
             slot = self._slot(Purpose.ENCRYPTION, record.key_id)
-            entry: CacheEntry[_aead.Aead] = self.cache.entry(slot, lambda: self._unwrap_aead(record))
             refresh_at = now + min(self.refresh_every, self.cache.max_age).total_seconds()
+            try:
+                entry: CacheEntry[_aead.Aead] = self.cache.entry(slot, lambda: self._unwrap_aead(record))
+            except KeyAccessError as exc:
+                kept = None if exhausted else self._keep_through_outage(current, record, exc)
+                if kept is None:
+                    raise
+                # KMS is tried again one refresh interval after this failure, not per value.
+                self._current = replace(kept, refresh_at=refresh_at + time.monotonic() - now)
+                return self._current
             fresh = _Current(record, fmt.header_for(bytes.fromhex(record.key_id)), entry, refresh_at)
             if current is not None and current.record.key_id == record.key_id:
                 fresh.encryptions = current.encryptions  # the count follows the key, not the refresh
@@ -287,6 +295,31 @@ class Keyring:
                 next(fresh.encryptions)  # the value being encrypted now is the key's first
             self._current = fresh
             return fresh
+
+    def _keep_through_outage(
+        self, current: _Current | None, new: DataKeyRecord, error: KeyAccessError
+    ) -> _Current | None:
+        """The key this process holds, if it may go on encrypting while KMS cannot unwrap ``new``.
+
+        Another process rotated just before a KMS outage: failing every write although a valid
+        key is in memory would turn the outage into downtime. The held key must still be within
+        its cache bounds (age, uses) and its encryption budget (checked by the caller), and not
+        destroyed or deleted from the key store since.
+        """
+        if current is None or current.record.key_id == new.key_id or not current.entry.use():
+            return None
+        stored = self.key_store.get(current.record.key_id)
+        if stored is None or stored.status is Status.DESTROYED:
+            return None
+        log.warning(
+            "fieldcrypt: keyring %s cannot unwrap its new data key %s (%s); still encrypting under "
+            "%s until KMS answers",
+            self.name,
+            new.key_id,
+            error.code or "KMS unavailable",
+            current.record.key_id,
+        )
+        return current
 
     def _choose_current(self, exhausted: DataKeyRecord | None) -> DataKeyRecord:
         active = self._active(Purpose.ENCRYPTION)
