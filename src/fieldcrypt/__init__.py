@@ -12,6 +12,7 @@ from fieldcrypt.cache import DataKeyCache
 from fieldcrypt.errors import (
     ConfigurationError,
     DecryptionError,
+    DuplicateValueError,
     FieldcryptError,
     KeyAccessError,
     KeyDestroyedError,
@@ -38,6 +39,7 @@ __all__ = [
     "DataKeyCache",
     "DataKeyRecord",
     "DecryptionError",
+    "DuplicateValueError",
     "DynamoDBKeyStore",
     "FieldcryptError",
     "KeyAccessError",

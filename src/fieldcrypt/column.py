@@ -36,14 +36,17 @@ class Sealed:
     """A value already encrypted for its row (row binding): a column type stores it as is.
 
     Also what a row-bound column reads as in Core (open it with ``ColumnSpec.decrypt``); the ORM
-    opens it on load. ``index`` carries the blind-index token computed beside it, if any.
+    opens it on load. ``index`` carries the blind-index token computed beside it, if any, and
+    ``older_tokens`` its tokens under older index keys (checked on insert for ``unique=True``).
     """
 
-    __slots__ = ("blob", "index")
+    __slots__ = ("blob", "index", "older_tokens")
 
-    def __init__(self, blob: bytes, index: bytes | None = None) -> None:
+    def __init__(self, blob: bytes, index: bytes | None = None, older_tokens: tuple[bytes, ...] = ()) -> None:
         self.blob = blob
         self.index = index
+        # The value's tokens under older active index keys (unique columns during a rotation).
+        self.older_tokens = older_tokens
 
     def __repr__(self) -> str:
         return f"Sealed(<{len(self.blob)} bytes of ciphertext>)"

@@ -52,6 +52,19 @@ class DecryptionError(FieldcryptError):
         super().__init__(message)
 
 
+class DuplicateValueError(FieldcryptError, ValueError):
+    """A ``unique=True`` searchable column already holds this value in another row, under a
+    blind-index token of an older index key (during a rotation, which the database's unique
+    index cannot see). Nothing was written."""
+
+    def __init__(self, table: str, column: str) -> None:
+        super().__init__(
+            f"{table}.{column} is unique and another row already holds this value (found through "
+            "its token under the previous blind-index key: a blind-index rotation is under way); "
+            "nothing was written"
+        )
+
+
 class KeyStoreConflict(FieldcryptError):
     """A put found the id taken, or an update found a newer revision than the one it read."""
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from click.testing import Result
 
 import fieldcrypt
+from fieldcrypt import DuplicateValueError
 from fieldcrypt.keys.record import Purpose, Status
 from fieldcrypt.sqlalchemy import execute_verified
 
@@ -91,6 +92,8 @@ def test_runbook_4_keeps_every_search_working(
     assert rotated.exit_code == 0, rotated.stderr
     keyring.refresh()  # step 2, "sleep 60": the application has noticed the new key
     assert_every_search_works(engine, app)
+    with pytest.raises(DuplicateValueError), engine.begin() as conn:  # unique=True holds meanwhile
+        conn.execute(app.insert(), [{"id": 3, "ssn": "123456789", "email": "carol@example.com"}])
 
     # Step 3 without the models: the normaliser is unknown, so reindex refuses to run at all.
     blind = run("reindex", "users.ssn", "--codec", "text", "--retire-old")

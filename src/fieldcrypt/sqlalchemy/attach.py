@@ -71,6 +71,7 @@ def _before_execute(
             verify.refuse_unverified(clauseelement, execution_options)
         multiparams, params = row_binding.seal_insert_params(clauseelement, multiparams, params)
         clauseelement = upsert.maintain_upsert(clauseelement)
+        blind_index.refuse_duplicates_on_insert(conn, clauseelement, multiparams, params)
     elif isinstance(clauseelement, Update):
         verify.refuse_unverified(clauseelement, execution_options)
         clauseelement, multiparams, params = row_binding.seal_update(conn, clauseelement, multiparams, params)

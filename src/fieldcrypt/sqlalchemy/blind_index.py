@@ -27,7 +27,7 @@ from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
 from fieldcrypt.registry import get_keyring, registered
-from fieldcrypt.sqlalchemy import _compat, redaction
+from fieldcrypt.sqlalchemy import _compat, redaction, unique
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
 from fieldcrypt.storage import sql as storage
 from fieldcrypt.stores.sql import SqlKeyStore
@@ -169,6 +169,26 @@ def searchable_columns(table: Any) -> list[Column[Any]]:
     return [c for c in table.columns if isinstance(c.type, Encrypted) and c.type.searchable]
 
 
+def refuse_duplicates_on_insert(
+    conn: Connection, statement: Any, multiparams: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+) -> None:
+    """An INSERT of a ``unique=True`` column's value that a row holds under an older index key
+    raises (before the statement runs, so the error is not wrapped and nothing is written)."""
+    columns = [c for c in searchable_columns(statement.table) if _enc(c).unique and unique.rotating(_enc(c))]
+    if not columns or _compat.upsert_clauses(statement):
+        # An upsert may rewrite the very row that holds the value: left to the unique index.
+        return
+    given = list(multiparams or ([params] if params else []))
+    if not given:
+        given = [statement.compile(dialect=conn.dialect).params]  # insert().values(...)
+    for values in given:
+        for column in columns:
+            if values.get(column.key) is not None:
+                index = statement.table.c[_index_of(column)]
+                tokens = unique.older_tokens(_enc(column), values[column.key])
+                unique.refuse_duplicate(conn, _enc(column), index, tokens)
+
+
 def maintain_on_update(
     conn: Connection,
     statement: Update,
@@ -183,6 +203,10 @@ def maintain_on_update(
         multiparams = [_with_tokens(columns, p) for p in multiparams]
     elif params:
         params = _with_tokens(columns, params)
+    for given in multiparams or ([params] if params else []):
+        for column in columns:
+            if column.key in given:
+                _refuse_duplicate(conn, statement, column, given[column.key], given)
     assigned = _inline_keys(statement)
     inline: dict[str, Any] = {}
     if any(c.key in assigned for c in columns):
@@ -198,6 +222,7 @@ def maintain_on_update(
                     "pass the value under the column's own key"
                 )
             inline[index_name] = token(_enc(column), values[column.key])
+            _refuse_duplicate(conn, statement, column, values[column.key], {})
     if inline:
         try:
             statement = statement.values(inline)
@@ -207,6 +232,16 @@ def maintain_on_update(
                 "fieldcrypt cannot add the blind-index column it must keep in step; use .values() instead"
             ) from exc
     return statement, multiparams, params
+
+
+def _refuse_duplicate(
+    conn: Connection, statement: Update, column: Column[Any], value: Any, params: Mapping[str, Any]
+) -> None:
+    type_ = _enc(column)
+    tokens = unique.older_tokens(type_, value)
+    if tokens:
+        index = statement.table.c[_index_of(column)]
+        unique.refuse_duplicate(conn, type_, index, tokens, rows_written=statement.whereclause, params=params)
 
 
 def _with_tokens(columns: list[Column[Any]], params: Mapping[str, Any]) -> Mapping[str, Any]:

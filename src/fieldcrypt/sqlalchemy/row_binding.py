@@ -26,7 +26,7 @@ from fieldcrypt.column import open_at
 from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
-from fieldcrypt.sqlalchemy import _compat, blind_index
+from fieldcrypt.sqlalchemy import _compat, blind_index, unique
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
 from fieldcrypt.storage.row_keys import canonical_key
 
@@ -84,7 +84,9 @@ def seal(type_: Encrypted[Any], value: Any, row: RowKey) -> Sealed:
     except TypeError as exc:
         raise TypeError(f"{table}.{column}: {exc}") from None
     blob = get_keyring(type_.keyring).encrypt(plain, Place(table, column, row))
-    return Sealed(blob, blind_index.token(type_, value) if type_.searchable else None)
+    if not type_.searchable:
+        return Sealed(blob)
+    return Sealed(blob, blind_index.token(type_, value), unique.older_tokens(type_, value))
 
 
 def open_sealed(type_: Encrypted[Any], sealed: Sealed, row: RowKey) -> Any:
