@@ -24,13 +24,15 @@ from sqlalchemy.engine import Connection
 
 from fieldcrypt.errors import DuplicateValueError
 from fieldcrypt.place import Place
-from fieldcrypt.registry import get_keyring
+from fieldcrypt.registry import get_keyring, registered
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
 
 
 def rotating(type_: Encrypted[Any]) -> bool:
     """Whether the column's keyring has more than one active index key (a rotation under way)."""
-    keyring = get_keyring(type_.keyring)
+    keyring = registered().get(type_.keyring)
+    if keyring is None:
+        return False  # not configured yet: the write itself fails with the registry's clear error
     return len(keyring.blind_index_candidates(b"", Place(*type_._where()))) > 1
 
 
