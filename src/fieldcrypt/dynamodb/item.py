@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
-from fieldcrypt import audit
+from fieldcrypt import audit, index_records
 from fieldcrypt.dynamodb import values, wire
 from fieldcrypt.dynamodb.tables import key_names
 from fieldcrypt.errors import ConfigurationError, DecryptionError
@@ -145,7 +145,9 @@ class ItemEncryptor:
             out[name] = {"B": keyring.encrypt(plaintext, place)}
             if index is not None:
                 indexed = plaintext if field.normalizer is None else self._index_plaintext(name, field, value)
-                out[index] = {"B": keyring.blind_index(indexed, self._column_places[name])}
+                column_place = self._column_places[name]
+                index_records.check(keyring, column_place, field.normalizer, writing=True)
+                out[index] = {"B": keyring.blind_index(indexed, column_place)}
         return out
 
     def decrypt_item(self, item: Item) -> dict[str, dict[str, Any]]:
@@ -173,6 +175,16 @@ class ItemEncryptor:
 
     # -- search -----------------------------------------------------------------------------
 
+    def index_token(self, attribute: str, value: AttributeValue) -> bytes:
+        """The token to store for ``value`` in ``attribute``'s blind index (the newest index key).
+
+        Raises:
+            ConfigurationError: not a searchable attribute, or the attribute's recorded index
+                options (keyring, token length, normalizer) differ from this field's.
+        """
+        keyring, place, plaintext = self._index_input(attribute, value, writing=True)
+        return keyring.blind_index(plaintext, place)
+
     def search_tokens(self, attribute: str, value: AttributeValue) -> list[bytes]:
         """Every token ``value`` may be stored under in ``attribute``'s blind index: query the
         GSI keyed on it once per token (two during a blind-index key rotation). Never creates a key.
@@ -181,11 +193,21 @@ class ItemEncryptor:
             ConfigurationError: ``attribute`` is not a searchable encrypted attribute.
             TypeError: a value of another DynamoDB type than the field declares.
         """
+        keyring, place, plaintext = self._index_input(attribute, value, writing=False)
+        return keyring.blind_index_candidates(plaintext, place)
+
+    def _index_input(
+        self, attribute: str, value: AttributeValue, *, writing: bool
+    ) -> tuple[Keyring, Place, bytes]:
+        """The keyring, place and normalised bytes a token of ``value`` is made from; checks the
+        attribute's index record (``writing`` records it when missing)."""
         field = self.fields.get(attribute)
         if field is None or attribute not in self.indexes:
             raise ConfigurationError(f"{self.table}.{attribute} is not a searchable encrypted attribute")
         plaintext = self._index_plaintext(attribute, field, value)
-        return field.resolve_keyring().blind_index_candidates(plaintext, self._column_places[attribute])
+        keyring, place = field.resolve_keyring(), self._column_places[attribute]
+        index_records.check(keyring, place, field.normalizer, writing=writing)
+        return keyring, place, plaintext
 
     def verified(self, attribute: str, value: AttributeValue, items: Iterable[Item]) -> list[dict[str, Any]]:
         """The items of a blind-index query that truly hold ``value``, decrypted.

@@ -17,6 +17,7 @@ from pynamodb.constants import BINARY
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import SetAction
 
+from fieldcrypt import index_records
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
@@ -120,14 +121,16 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         plain = self.plaintext(value, table)  # refuse a wrong type before the normalizer sees it
         if normalizer is not _same:
             plain = self.plaintext(normalizer(value), table)
-        return self.keyring.blind_index(plain, self._column_place(table))
+        place = self._column_place(table)
+        index_records.check(self.keyring, place, None if normalizer is _same else normalizer, writing=True)
+        return self.keyring.blind_index(plain, place)
 
     def blind_candidates(self, value: Any, table: str, normalizer: Callable[[Any], Any]) -> list[bytes]:
         """Every token ``value`` may be stored under; never creates a key."""
         self.plaintext(value, table)
-        return self.keyring.blind_index_candidates(
-            self.plaintext(normalizer(value), table), self._column_place(table)
-        )
+        place = self._column_place(table)
+        index_records.check(self.keyring, place, None if normalizer is _same else normalizer, writing=False)
+        return self.keyring.blind_index_candidates(self.plaintext(normalizer(value), table), place)
 
     def _column_place(self, table: str) -> Place:
         """The row-less place tokens are computed for (one per table: built once, not per item)."""
