@@ -133,14 +133,15 @@ class ReindexAction(Action):
         if self.spec.index_column is None:
             raise ConfigurationError(f"{self.spec.table}.{self.spec.column} has no blind-index column")
         place = self.spec.index_place()
+        # With a record, compare (a mismatch raises before any row). Without one, nothing is
+        # recorded until a run has found every stored token reproducible (``finish``): a run
+        # with the wrong options must not record them for the application to be refused by.
         self.check_rows = index_records.find(self.keyring, place) is None
-        if dry_run:
-            if not self.check_rows:
-                index_records.record(self.keyring, place, self.spec.normalizer)  # refuses a mismatch
-            return
-        self.keyring.blind_index(b"", place)  # makes the first index key if there is none
-        index_records.record(self.keyring, place, self.spec.normalizer)
-        self.key_id = newest_active(self.keyring.records(Purpose.BLIND_INDEX)) or ""
+        if not self.check_rows:
+            index_records.record(self.keyring, place, self.spec.normalizer)
+        if not dry_run:
+            self.keyring.blind_index(b"", place)  # makes the first index key if there is none
+            self.key_id = newest_active(self.keyring.records(Purpose.BLIND_INDEX)) or ""
 
     def needs_work(self, stored: object, index: object) -> bool:
         # Which key made an index value cannot be read from it (a bare HMAC): the engine
@@ -155,7 +156,7 @@ class ReindexAction(Action):
         if self.check_rows and index is not None:
             held = bytes(index) if isinstance(index, memoryview | bytearray) else index
             if held not in self.keyring.blind_index_candidates(data, self.spec.index_place()):
-                raise ValueError(
+                raise ConfigurationError(  # listed as the row's failure; the row is left as it is
                     f"{self.spec.table}.{self.spec.index_column}: the stored token was not made with "
                     "these options (normalizer, keyring, token length); pass the column's type "
                     "(--metadata) so reindex does not make the row unfindable"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fieldcrypt.errors import DecryptionError
+from fieldcrypt.errors import ConfigurationError, DecryptionError
 
 MAX_FAILURES_LISTED = 1000
 
@@ -17,9 +17,11 @@ def note_failure(failures: list[tuple[str, str]], row: Any, exc: Exception) -> N
     """List ``row`` (its primary key, as :class:`~fieldcrypt.Place` takes it) and why it failed."""
     if len(failures) >= MAX_FAILURES_LISTED:
         return
-    # The message of a DecryptionError names only table/column/row; other errors get their type
-    # alone, since a codec error message could quote part of a value.
-    message = str(exc) if isinstance(exc, DecryptionError) else f"{type(exc).__name__}: unreadable value"
+    # The messages of a DecryptionError (table/column/row) and of fieldcrypt's own configuration
+    # errors quote no value; other errors get their type alone, since a codec error message could
+    # quote part of a value.
+    ours = isinstance(exc, DecryptionError | ConfigurationError)
+    message = str(exc) if ours else f"{type(exc).__name__}: unreadable value"
     failures.append((repr(row), message))
 
 
