@@ -34,6 +34,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.checkpoint",
         "fieldcrypt.storage",
         "fieldcrypt.adoption",
+        "fieldcrypt.foreign",  # adoption sources: other libraries' ciphertexts, read through _aead
         "fieldcrypt.cardinality",
     ),
     "keys & stores": ("fieldcrypt.keys", "fieldcrypt.stores"),

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.hashes import SHA256, Hash
 from cryptography.hazmat.primitives.hmac import HMAC
 
 from fieldcrypt.errors import AuthenticationFailed
@@ -113,3 +116,52 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
+
+
+# -- reading other libraries' ciphertexts (adoption sources, fieldcrypt.foreign) ----------------
+# Decrypt only: fieldcrypt never writes these formats. Each raises AuthenticationFailed on a
+# wrong key or a damaged value, never returns unauthenticated bytes as if they were authentic
+# (AES-CBC has no tag: its callers must say so; see fieldcrypt.foreign).
+
+
+def sha256(data: bytes) -> bytes:
+    """SHA-256 of ``data`` (sqlalchemy-utils derives its AES key this way)."""
+    digest = Hash(SHA256())
+    digest.update(data)
+    return digest.finalize()
+
+
+def open_aes_gcm_iv_tag_ct(key: bytes, data: bytes) -> bytes:
+    """AES-GCM with no associated data over ``iv(12) || tag(16) || ciphertext`` (sqlalchemy-utils)."""
+    if len(data) < NONCE_BYTES + TAG_BYTES:
+        raise AuthenticationFailed
+    iv, tag, body = (
+        data[:NONCE_BYTES],
+        data[NONCE_BYTES : NONCE_BYTES + TAG_BYTES],
+        data[NONCE_BYTES + TAG_BYTES :],
+    )
+    try:
+        return AESGCM(key).decrypt(iv, body + tag, None)
+    except (InvalidTag, ValueError) as exc:
+        raise AuthenticationFailed from exc
+
+
+def open_aes_cbc_unauthenticated(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """AES-CBC decryption of whole blocks, padding left in place. Not authenticated."""
+    if not data or len(data) % 16:
+        raise AuthenticationFailed
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    return decryptor.update(data) + decryptor.finalize()
+
+
+def open_fernet(keys: Sequence[bytes], token: bytes) -> bytes:
+    """A Fernet token under any of ``keys`` (MultiFernet: the first that verifies)."""
+    try:
+        return MultiFernet([Fernet(k) for k in keys]).decrypt(token)
+    except (InvalidToken, ValueError, TypeError) as exc:
+        raise AuthenticationFailed from exc
+
+
+def check_fernet_key(key: bytes) -> None:
+    """Raises ValueError unless ``key`` is a Fernet key (32 url-safe base64 bytes)."""
+    Fernet(key)

@@ -19,6 +19,7 @@ from typing import Any
 from fieldcrypt import adoption, codecs, index_records
 from fieldcrypt import format as fmt
 from fieldcrypt.errors import ConfigurationError, DecryptionError, StorageMismatchError
+from fieldcrypt.foreign import ForeignFormat
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
@@ -86,6 +87,8 @@ class ColumnSpec:
         primary_key: the table's primary-key column names (informative).
         bound_as: ``(old_table, old_column)`` of a renamed column whose older values are still
             bound to the old names (``Encrypted``'s option): read at either place, written at its own.
+        from_: an adoption source (:mod:`fieldcrypt.foreign`): the column holds another library's
+            ciphertexts, which ``encrypt`` reads with the old keys instead of taking them for plaintext.
     """
 
     table: str
@@ -98,6 +101,7 @@ class ColumnSpec:
     normalizer: Callable[[Any], Any] | None = field(default=None, compare=False)
     primary_key: tuple[str, ...] = ()
     bound_as: tuple[str, str] | None = None
+    from_: ForeignFormat | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.codec, str):
@@ -206,6 +210,8 @@ class ColumnSpec:
                 was written with another ``storage`` than this spec says): never taken for plaintext.
         """
         text = self.the_storage is Storage.TEXT
+        if self.from_ is not None and self.from_.authenticated and self.from_.opens(stored):
+            return None  # another library's value (checked first: it may look like a v1 one)
         blob = adoption.ciphertext_in(stored, text=text)
         if blob is None and adoption.ciphertext_in_other_storage(stored, text=text) is not None:
             other = Storage.BINARY if text else Storage.TEXT
@@ -218,7 +224,14 @@ class ColumnSpec:
         return blob
 
     def plaintext_bytes(self, stored: object) -> bytes:
-        """The codec bytes of a plaintext value found in the column (adoption, transitional mode)."""
+        """The codec bytes of a plaintext value found in the column (adoption, transitional mode),
+        or of another library's ciphertext opened with the adoption source's keys (``from_``).
+
+        Raises:
+            ForeignValueError: ``from_`` is set and the value does not open under its keys.
+        """
+        if self.from_ is not None:
+            stored = self.from_.open(stored)
         return adoption.plaintext_bytes(self.the_codec, stored)
 
     def plaintext_to_store(self, data: bytes, row: RowKey | None = None) -> object:

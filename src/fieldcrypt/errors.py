@@ -170,3 +170,8 @@ class NotCiphertextError(DecryptionError):
 class PossibleRenameWarning(FieldcryptError, UserWarning):
     """Autogenerate dropped a table or column beside a new encrypted one that names no old place
     (``Encrypted(..., bound_as=...)``): if it is a rename, the drop would delete every value."""
+
+
+class ForeignValueError(FieldcryptError, ValueError):
+    """A stored value did not open under an adoption source's keys (:mod:`fieldcrypt.foreign`):
+    a wrong old key, a damaged value, or not a value of that library."""

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from click.testing import Result
@@ -19,3 +25,22 @@ def invoke(*args: str, json_output: bool = False, input: bytes | str | None = No
 
 def payload(result: Result) -> Any:
     return json.loads(result.stdout)
+
+
+def kill_9_mid_run(arguments: list[str], env: dict[str, str], checkpoints: Path) -> None:
+    """Run the ``fieldcrypt`` console script and SIGKILL it once a checkpoint exists and some
+    more batches have committed (a crash between commits, as an operator's job would meet it)."""
+    command = [
+        str(Path(sys.executable).parent / "fieldcrypt"),
+        "-q",
+        *arguments,
+        "--checkpoint-dir",
+        str(checkpoints),
+    ]
+    process = subprocess.Popen(command, env=env)
+    deadline = time.monotonic() + 120
+    while not any(checkpoints.glob("*.json")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.005)
+    time.sleep(0.1)  # some more batches
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL

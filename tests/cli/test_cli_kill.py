@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cli_helpers import invoke, payload
+from cli_helpers import invoke, kill_9_mid_run, payload
 from rotation_helpers import create_users, raw, ssn
 
 import fieldcrypt
@@ -31,15 +27,7 @@ def test_kill_9_of_the_cli_then_resume_from_checkpoint(
     url = engine.url.render_as_string(hide_password=False)
     env = {**os.environ, "FIELDCRYPT_DATABASE_URL": url, "FIELDCRYPT_MASTER_KEY_URI": f"file:{key_file}"}
     checkpoints = tmp_path / "checkpoints"
-    command = [str(Path(sys.executable).parent / "fieldcrypt"), "-q", "reencrypt", "users.ssn"]
-    command += ["--batch-size", "10", "--checkpoint-dir", str(checkpoints)]
-    process = subprocess.Popen(command, env=env)
-    deadline = time.monotonic() + 60
-    while not any(checkpoints.glob("*.json")) and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.005)
-    time.sleep(0.1)  # some more batches
-    os.kill(process.pid, signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL
+    kill_9_mid_run(["reencrypt", "users.ssn", "--batch-size", "10"], env, checkpoints)
     assert {keyring.key_id_of(b) for b in raw(engine).values()} == {old, new}  # stopped mid-table
 
     env_vars = {"FIELDCRYPT_DATABASE_URL": url, "FIELDCRYPT_MASTER_KEY_URI": f"file:{key_file}"}

@@ -18,6 +18,7 @@ once, in its ``__init__``: :func:`operation` registers the ``op.<name>`` method 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from alembic.operations import MigrateOperation, Operations
 
 from fieldcrypt.column import ColumnSpec
 from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.foreign import ForeignFormat
 from fieldcrypt.keys.master import MasterKey
 from fieldcrypt.sqlalchemy.spec import spec_of
 from fieldcrypt.sqlalchemy.types import Encrypted
@@ -106,7 +108,10 @@ class _ColumnOp(MigrateOperation):
 
 
 class _ConvertOp(_ColumnOp):
-    """Encrypt or decrypt in place; ``existing_type`` is the plaintext type of the column."""
+    """Encrypt or decrypt in place; ``existing_type`` is the plaintext type of the column, ``from_``
+    (encrypting only) the library whose ciphertexts the column holds."""
+
+    takes_from = False
 
     def __init__(
         self,
@@ -115,10 +120,20 @@ class _ConvertOp(_ColumnOp):
         *,
         type_: Encrypted[Any],
         existing_type: TypeArg = None,
+        from_: ForeignFormat | None = None,
         **options: Unpack[RunOptions],
     ) -> None:
         super().__init__(table_name, column_name, type_=type_, **options)
+        if from_ is not None and not self.takes_from:
+            raise ConfigurationError(
+                f"{type(self).__name__}: from_ names the library a column is moved off, for encrypt_column only"
+            )
         self.existing_type = existing_type
+        self.from_ = from_
+
+    def spec(self) -> ColumnSpec:
+        spec = super().spec()
+        return spec if self.from_ is None else replace(spec, from_=self.from_)
 
     def _mirror(self, other: type[_Convert]) -> _Convert:
         return other(
@@ -137,11 +152,17 @@ _Convert = TypeVar("_Convert", bound=_ConvertOp)
 class EncryptColumnOp(_ConvertOp):
     """Encrypt a plaintext column in place: widen its type, then encrypt every value in batches.
 
+    ``from_`` (:mod:`fieldcrypt.foreign`) moves a column off another library instead: its values
+    are read with the old keys (``SqlalchemyUtils(key, engine="aes-gcm")``, ``Fernet(keys)``) and
+    encrypted by fieldcrypt; meanwhile declare the column ``Encrypted(..., from_=...)``.
+
     While it runs the column holds both plaintext and ciphertext: declare the column
     ``Encrypted(..., transitional=True)`` in the application (or read raw rows with
     ``fieldcrypt.rotation.transitional.read``) until ``fieldcrypt status`` shows no plaintext.
     Pass ``existing_type`` (the plaintext type) to make the operation reversible by autogenerate.
     """
+
+    takes_from = True
 
     def reverse(self) -> DecryptColumnOp:
         return self._mirror(DecryptColumnOp)

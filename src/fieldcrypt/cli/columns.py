@@ -176,6 +176,20 @@ def _dynamodb_endpoint() -> str | None:
 @_column_options
 @_batch_options
 @click.option("--widen/--no-widen", default=True, show_default=True, help="Widen the column type first.")
+@click.option(
+    "--from",
+    "from_",
+    metavar="SOURCE",
+    help="Values are another library's ciphertexts: sqlalchemy-utils:aes-gcm, "
+    "sqlalchemy-utils:aes-cbc[:PADDING] or fernet (keys from --from-key-env).",
+)
+@click.option(
+    "--from-key-env",
+    metavar="VAR",
+    default="FIELDCRYPT_FROM_KEY",
+    show_default=True,
+    help="Environment variable holding the old key (Fernet: keys, comma-separated, newest first).",
+)
 @click.pass_obj
 def encrypt_column(
     state: State,
@@ -185,10 +199,17 @@ def encrypt_column(
     storage: str | None,
     bind_row: bool | None,
     widen: bool,
+    from_: str | None,
+    from_key_env: str,
     **options: Any,
 ) -> None:
-    """Encrypt a plaintext column in place (widening its type), batch by batch."""
+    """Encrypt a plaintext column in place (widening its type), batch by batch; with --from,
+    re-encrypt another library's ciphertexts read with the old key."""
+    from dataclasses import replace
+
     spec = _adoption_spec(state, _spec(state, target, codec, storage, bind_row))
+    if from_ is not None:
+        spec = replace(spec, from_=foreign_source(from_, os.environ.get(from_key_env, "")))
     if not options["dry_run"]:  # a dry run writes nothing, not even a first data key
         inspect.check_can_encrypt(spec)  # before the widening, which stays if a later step fails
     inspect.check_storage(state.engine, spec)
@@ -298,3 +319,25 @@ def reindex(
             state.out.say(
                 f"blind-index key {key_id} kept: still used by {', '.join(users)} (reindex them first)"
             )
+
+
+def foreign_source(name: str, keys: str) -> Any:
+    """The adoption source ``--from NAME`` names, with the key(s) read from the environment.
+
+    Raises:
+        ConfigurationError: an unknown source, or no key.
+    """
+    from fieldcrypt import foreign
+
+    if not keys:
+        raise ConfigurationError("--from needs the old key in the environment (see --from-key-env)")
+    kind, _, rest = name.partition(":")
+    if kind == "fernet" and not rest:
+        return foreign.Fernet([k.strip() for k in keys.split(",") if k.strip()])
+    if kind == "sqlalchemy-utils":
+        engine, _, padding = rest.partition(":")
+        if engine in ("aes-gcm", "aes-cbc"):
+            return foreign.SqlalchemyUtils(keys, engine=engine, padding=padding or "naive")  # type: ignore[arg-type]
+    raise ConfigurationError(
+        f"--from {name!r}: use sqlalchemy-utils:aes-gcm, sqlalchemy-utils:aes-cbc[:PADDING] or fernet"
+    )

@@ -73,7 +73,7 @@ class EncryptedComparator(TypeDecorator.Comparator[Any]):
         type_: Encrypted[Any] = self.type  # type: ignore[assignment]
         table, column = type_._where()
         index_name = type_.index_name
-        if type_.transitional:
+        if type_.transitional or type_.from_ is not None:
             # Rows still in plaintext carry no index token: == would silently miss them.
             raise QueryNotSupportedError(
                 f"{table}.{column} is being adopted (transitional=True): rows still in plaintext have "

@@ -46,6 +46,7 @@ def spec_of(type_: Encrypted[Any], primary_key: Sequence[str] = ()) -> ColumnSpe
         normalizer=type_.normalizer,
         primary_key=tuple(primary_key),
         bound_as=type_.bound_as,
+        from_=type_.from_,
     )
 
 

@@ -21,6 +21,7 @@ from fieldcrypt import format as fmt
 from fieldcrypt.cardinality import check_index_cardinality
 from fieldcrypt.column import Sealed, open_at
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
+from fieldcrypt.foreign import ForeignFormat, ForeignValueError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import follow, get_keyring
@@ -62,6 +63,10 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             tokens; writes use the column's own place. ``op.rebind_column`` moves the old values
             (docs/rotation.md, "Schema changes"); remove it once that has run, because until then
             a value copied from the old place reads here too.
+        from_: while ``encrypt_column(..., from_=...)`` moves the column off another library
+            (:mod:`fieldcrypt.foreign`: sqlalchemy-utils, Fernet), also read its values with the
+            old keys; writes are fieldcrypt's, blind-index queries are refused until the move is
+            done. Not in ``repr`` (it holds keys): pass it to the operation as well.
     """
 
     impl = sat.LargeBinary
@@ -84,6 +89,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         transitional: bool = False,
         allow_low_cardinality_index: bool = False,
         bound_as: tuple[str, str] | None = None,
+        from_: ForeignFormat | None = None,
     ) -> None:
         super().__init__()
         # The listeners that bind columns and keep blind indexes go in with the first encrypted
@@ -107,7 +113,9 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
                 allowed=allow_low_cardinality_index,
             )
         if bound_as is not None and not (
-            isinstance(bound_as, tuple) and len(bound_as) == 2 and all(isinstance(p, str) and p for p in bound_as)
+            isinstance(bound_as, tuple)
+            and len(bound_as) == 2
+            and all(isinstance(p, str) and p for p in bound_as)
         ):
             raise ConfigurationError(
                 f"bound_as must be a (table, column) tuple of the column's old names, not {bound_as!r}"
@@ -126,6 +134,11 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         self.transitional = bool(transitional)
         self.allow_low_cardinality_index = bool(allow_low_cardinality_index)
         self.bound_as = bound_as
+        if from_ is not None and not isinstance(from_, ForeignFormat):
+            raise ConfigurationError(
+                "from_ must be an adoption source: fieldcrypt.foreign.SqlalchemyUtils or Fernet"
+            )
+        self.from_ = from_
         if storage == "text":
             self.impl = self.impl_instance = sat.Text()  # type: ignore[assignment]
 
@@ -242,8 +255,10 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         bind_row = self.bind_row
         open_value = self._opener()
         plaintext = _plaintext_reader(self._codec, place) if self.transitional else None
+        foreign = _foreign_reader(self._codec, place, self.from_, text) if self.from_ is not None else None
 
-        if plaintext is None and not bind_row and not text and impl is None and self.bound_as is None:
+        plain_v1 = plaintext is None and foreign is None and self.bound_as is None
+        if plain_v1 and not bind_row and not text and impl is None:
             # The common case (binary storage, no row binding, not transitional, not renamed), kept lean:
             # this runs once per value read, so it calls the keyring and the codec directly.
             decode = self._codec.decode
@@ -262,6 +277,8 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
                 value = impl(value)
             if value is None:
                 return None
+            if foreign is not None and (opened := foreign(value)) is not _V1:
+                return opened
             if plaintext is not None:
                 # Transitional: the shared rule of fieldcrypt.adoption says which values are
                 # ciphertext (and must decrypt below); the others are the column's old plaintext.
@@ -322,7 +339,8 @@ _REPR_DEFAULTS: tuple[tuple[str, object], ...] = (
     ("allow_low_cardinality_index", False),
     ("bound_as", None),
 )
-_CACHE_KEY_OPTIONS = ("keyring", "place", *(name for name, _ in _REPR_DEFAULTS))
+_CACHE_KEY_OPTIONS = ("keyring", "place", "from_", *(name for name, _ in _REPR_DEFAULTS))
+_V1 = object()  # _foreign_reader: "a fieldcrypt value, decrypt it as usual"
 
 
 def _value_count(inner: sat.TypeEngine[Any]) -> int | None:
@@ -348,6 +366,27 @@ def _plaintext_reader(codec: Any, place: Place) -> Callable[[Any], Any]:
             raise DecryptionError(**place.where()) from None
         except ConfigurationError as exc:
             raise ConfigurationError(f"{place.table}.{place.column} (transitional read): {exc}") from None
+
+    return read
+
+
+def _foreign_reader(codec: Any, place: Place, source: ForeignFormat, text: bool) -> Callable[[Any], Any]:
+    """Reads another library's value during ``encrypt_column(..., from_=...)``; ``_V1`` for a
+    fieldcrypt value. A value that is neither raises the opaque DecryptionError."""
+
+    def read(value: Any) -> Any:
+        if not source.authenticated and adoption.ciphertext_in(value, text=text) is not None:
+            return _V1  # an unauthenticated format could "open" a v1 value into garbage
+        try:
+            old = source.open(value)
+        except ForeignValueError:
+            if adoption.ciphertext_in(value, text=text) is not None:
+                return _V1
+            raise DecryptionError(**place.where()) from None
+        try:
+            return codec.from_bytes(adoption.plaintext_bytes(codec, old))
+        except (ConfigurationError, ValueError, TypeError):
+            raise DecryptionError(**place.where()) from None
 
     return read
 
