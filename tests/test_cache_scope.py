@@ -162,3 +162,22 @@ def test_failure_bounds_are_validated(kwargs: dict[str, object]) -> None:
     """A negative failure_ttl or zero max_failures is refused at construction."""
     with pytest.raises(fieldcrypt.ConfigurationError, match="failure_ttl"):
         DataKeyCache(**kwargs)  # type: ignore[arg-type]
+
+
+def test_scope_numbers_follow_the_identity_and_are_never_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same name, master keys and store: one number; any difference, or a forgotten identity, a new one."""
+    from fieldcrypt import cache as cache_module
+
+    cache, store = DataKeyCache(), fieldcrypt.MemoryKeyStore()
+    first = cache.scope("pii", ("local:a",), store)
+    assert cache.scope("pii", ("local:a",), store) == first
+    others = {
+        cache.scope("billing", ("local:a",), store),
+        cache.scope("pii", ("local:b",), store),
+        cache.scope("pii", ("local:a",), fieldcrypt.MemoryKeyStore()),
+    }
+    assert first not in others
+    assert len(others) == 3
+    monkeypatch.setattr(cache_module, "MAX_SCOPES", 1)
+    forgotten = cache.scope("pii", ("local:c",), store)  # the table was full: every identity forgotten
+    assert cache.scope("pii", ("local:a",), store) not in {first, forgotten, *others}

@@ -86,6 +86,7 @@ def _writer(arn: str, proxy: HangingProxy, store: fieldcrypt.SqlKeyStore, **opti
 
 @pytest.fixture
 def store(sqlite_engine: sa.Engine) -> fieldcrypt.SqlKeyStore:
+    """The key store every process of the test shares (SQLite file)."""
     store = fieldcrypt.SqlKeyStore(sqlite_engine)
     store.create_table()
     return store

@@ -20,9 +20,9 @@ replicating, a rewrap in progress); bounded by ``max_failures`` (default 1000) l
 themselves. Transient KMS failures (:class:`~fieldcrypt.errors.KeyAccessError`) are not
 remembered: retries and the outage fallback must reach KMS again.
 
-Slots are chosen by the caller. A keyring puts its identity (:class:`CacheScope`: name, key store
-and master keys) into every slot, so keyrings sharing one cache never read through each other's
-keys.
+Slots are chosen by the caller. A keyring puts its identity into every slot, as the small number
+:meth:`DataKeyCache.scope` gives it (an int hashes faster than the identity, on every read), so
+keyrings sharing one cache never read through each other's keys.
 """
 
 from __future__ import annotations
@@ -39,23 +39,7 @@ from typing import Any, Generic, TypeVar
 from fieldcrypt.errors import ConfigurationError, DecryptionError
 
 T = TypeVar("T")
-
-
-class CacheScope(tuple[str, tuple[str, ...], int]):
-    """The identity of a keyring in a shared cache: (name, master key ids, key store id).
-
-    Two keyrings share cached keys only if they have the same name, the same master keys and the
-    very same key store object: whatever one of them could unwrap, the other could too. The scope
-    holds a reference to the store, so while any slot of it is cached the store's ``id`` cannot be
-    reused by another store.
-    """
-
-    store: object
-
-    def __new__(cls, name: str, master_key_ids: tuple[str, ...], store: object) -> CacheScope:
-        scope = super().__new__(cls, (name, master_key_ids, id(store)))
-        scope.store = store
-        return scope
+MAX_SCOPES = 4096  # keyring identities one cache remembers (each holds a key store object)
 
 
 @dataclass(eq=False)
@@ -116,7 +100,28 @@ class DataKeyCache:
         self._entries: OrderedDict[Hashable, CacheEntry[object]] = OrderedDict()
         self._failures: OrderedDict[Hashable, _Failure] = OrderedDict()
         self._loading: dict[Hashable, _Loading] = {}
+        self._scopes: dict[tuple[str, tuple[str, ...], int], tuple[int, object]] = {}
+        self._scope_numbers = itertools.count(1)
         self._lock = threading.Lock()
+
+    def scope(self, name: str, master_key_ids: tuple[str, ...], key_store: object) -> int:
+        """The number naming a keyring identity in this cache: its name, master keys and store.
+
+        Two keyrings share cached keys only if they have the same name, the same master keys and
+        the very same key store object: whatever one could unwrap, the other could too (the
+        rotation engine's rate-limited copy of a keyring is such a twin). The store is held while
+        its identity is known here, so its ``id`` is not reused by another store meanwhile; at
+        most ``MAX_SCOPES`` identities are known (then all are forgotten, and later keyrings get
+        new numbers: numbers are never reused, so nothing is ever shared by mistake).
+        """
+        identity = (name, master_key_ids, id(key_store))
+        with self._lock:
+            known = self._scopes.get(identity)
+            if known is None:
+                if len(self._scopes) >= MAX_SCOPES:
+                    self._scopes.clear()
+                known = self._scopes[identity] = (next(self._scope_numbers), key_store)
+            return known[0]
 
     def entry(self, key_id: Hashable, load: Callable[[], T]) -> CacheEntry[T]:
         """Return a fresh entry for ``key_id`` (counting one use), loading it at most once.

@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from fieldcrypt import _aead, audit
 from fieldcrypt import format as fmt
-from fieldcrypt.cache import CacheEntry, CacheScope, DataKeyCache
+from fieldcrypt.cache import CacheEntry, DataKeyCache
 from fieldcrypt.errors import (
     ConfigurationError,
     DecryptionError,
@@ -39,7 +39,7 @@ log = logging.getLogger("fieldcrypt")
 BLIND_INDEX_LABEL = b"fieldcrypt/v1/blind-index"
 _OVERHEAD, _VERSION_1, _HEADER = fmt.OVERHEAD, fmt.VERSION_1, fmt.HEADER_BYTES
 _SEALED = _HEADER + _aead.NONCE_BYTES  # where the AES-GCM ciphertext and tag start
-Slot = tuple[CacheScope, bytes]  # a data key's place in the cache: (keyring scope, kind + key id)
+Slot = tuple[int, bytes]  # a data key's place in the cache: (keyring scope, kind + key id)
 
 
 @dataclass(eq=False)
@@ -104,7 +104,7 @@ class Keyring:
         self.cache = cache if cache is not None else DataKeyCache()
         # Every cache slot names this keyring, so keyrings sharing a cache never read through
         # each other's keys (another master key or key store would refuse the unwrap).
-        self._scope = CacheScope(name, tuple(m.key_id for m in self.master_keys), key_store)
+        self._scope = self.cache.scope(name, tuple(m.key_id for m in self.master_keys), key_store)
         self.blind_index_bytes = blind_index_bytes
         self._current: _Current | None = None
         self._current_lock = threading.Lock()
