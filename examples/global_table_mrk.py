@@ -5,12 +5,19 @@ the key-store table, to ap-southeast-2; an application there reads them, and dec
 MRK's local replica, with no cross-region call and no re-encryption. A DBA with table access in
 either region sees only ciphertext.
 
-Run against moto from the test suite (tests/dynamodb/test_ddb_global_table_example.py), or against
-AWS (it creates a KMS key, which costs money, and tables). moto 5.2 cuts a multi-region key's id
-(40 characters) to the 36 bytes its ciphertext blobs reserve for it, so it cannot decrypt under an
-MRK; the suite's moto fixture (tests/conftest.py) widens that field. Without --endpoint-url it talks to AWS:
+Run it against moto in this process, or against AWS (it creates a KMS key, which costs money,
+and tables):
 
-    python examples/global_table_mrk.py [--endpoint-url URL]
+    python examples/global_table_mrk.py --moto                  # no AWS account needed
+    python examples/global_table_mrk.py                         # AWS, with your credentials
+    python examples/global_table_mrk.py --endpoint-url URL      # another AWS-compatible endpoint
+
+--moto starts moto through fieldcrypt.testing.moto_server(), which fixes moto's KMS first: moto
+5.2 cuts a multi-region key's id (40 characters) to the 36 bytes its ciphertext blobs reserve, so
+a stock moto server cannot decrypt under an MRK (fieldcrypt then reports AccessDenied, "grant
+kms:Decrypt"). A moto server started as its own program is not fixed, so pointing --endpoint-url
+at one fails that way. The test suite runs this file as a subprocess with --moto
+(tests/dynamodb/test_ddb_global_table_example.py).
 
 Here "replication" copies the items of both tables to the second region: a stand-in for global
 tables, which moto does not replicate.
@@ -29,6 +36,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
 import fieldcrypt
 from fieldcrypt.pynamodb import BlindIndexAttribute, EncryptedAttribute, EncryptedModel
+from fieldcrypt.testing import moto_server
 
 PRIMARY, REPLICA = "us-east-1", "ap-southeast-2"
 KEY_TABLE = "fieldcrypt_keys"
@@ -128,23 +136,28 @@ def dba_view(clients: Clients, region: str, patient_id: str) -> dict[str, Any]:
     return dict(item["Item"])
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoint-url", help="an AWS-compatible endpoint (e.g. moto server)")
-    args = parser.parse_args(argv)
-    clients = boto_clients(args.endpoint_url)
+def run(endpoint_url: str | None) -> None:
+    clients = boto_clients(endpoint_url)
     key_arn = create_multi_region_key(clients)
     for region in (PRIMARY, REPLICA):
-        create_tables(region, clients, args.endpoint_url, key_arn)
-    write_patients(key_arn, clients, args.endpoint_url, {"p-1": ("Ada", "123-45-6789")})
+        create_tables(region, clients, endpoint_url, key_arn)
+    write_patients(key_arn, clients, endpoint_url, {"p-1": ("Ada", "123-45-6789")})
     replicate(clients)
     print("DBA in", REPLICA, "sees:", dba_view(clients, REPLICA, "p-1")["ssn"])
-    print(
-        "application in",
-        REPLICA,
-        "reads:",
-        read_in_replica(key_arn, clients, args.endpoint_url, "123-45-6789"),
-    )
+    print("application in", REPLICA, "reads:", read_in_replica(key_arn, clients, endpoint_url, "123-45-6789"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--moto", action="store_true", help="run against moto in this process (no AWS)")
+    where.add_argument("--endpoint-url", help="an AWS-compatible endpoint instead of AWS")
+    args = parser.parse_args(argv)
+    if args.moto:
+        with moto_server() as endpoint_url:
+            run(endpoint_url)
+    else:
+        run(args.endpoint_url)
 
 
 if __name__ == "__main__":

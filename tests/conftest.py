@@ -148,43 +148,17 @@ def local_keyring() -> fieldcrypt.Keyring:
 # --- moto server (KMS, DynamoDB) ---------------------------------------------------------------
 
 
-def _widen_moto_kms_key_id_field() -> None:
-    """Let moto decrypt multi-region-key ciphertexts (a moto 5.2 limitation, seen on 5.2.1 and 5.2.5).
-
-    moto packs the key id into a fixed 36-byte field of its ciphertext blobs; ``mrk-`` ids are 40
-    characters, so the id is cut and every Decrypt of an MRK ciphertext fails with
-    AccessDeniedException. The server runs in this process, so widen the field and strip the
-    padding on read. This is the only place the shim lives.
-    """
-    from moto.kms import utils
-
-    if utils.KEY_ID_LEN >= 48:
-        return
-    utils.KEY_ID_LEN = 48
-    utils.HEADER_LEN = utils.KEY_ID_LEN + utils.IV_LEN + utils.TAG_LEN
-    utils.CIPHERTEXT_HEADER_FORMAT = f">{utils.KEY_ID_LEN}s{utils.IV_LEN}s{utils.TAG_LEN}s"
-    original = utils._deserialize_ciphertext_blob
-
-    def deserialize(ciphertext_blob: bytes) -> Any:
-        parsed = original(ciphertext_blob)
-        return utils.Ciphertext(
-            key_id=parsed.key_id.rstrip("\x00"), iv=parsed.iv, ciphertext=parsed.ciphertext, tag=parsed.tag
-        )
-
-    utils._deserialize_ciphertext_blob = deserialize
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """moto's server mode on 127.0.0.1 (a random free port), spoken to over real HTTP."""
-    from moto.server import ThreadedMotoServer
+    """moto's server mode on 127.0.0.1 (a random free port), spoken to over real HTTP.
 
-    _widen_moto_kms_key_id_field()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    Started by the shipped helper, so the suite runs with exactly the moto fixes users get
+    (multi-region key ids, RSA Decrypt; see fieldcrypt.testing.moto_shims).
+    """
+    from fieldcrypt.testing import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -109,6 +109,8 @@ HOSTS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.cli",
     ),
     "cryptography": ("fieldcrypt._aead",),
+    # The test double's moto fixes: one module, imported only when moto_server() is called.
+    "moto": ("fieldcrypt.testing.moto_shims",),
 }
 
 

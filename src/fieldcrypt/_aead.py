@@ -1,4 +1,4 @@
-"""The one module that touches ``cryptography.hazmat``: AES-256-GCM, HMAC-SHA256, randomness.
+"""The one module that touches ``cryptography.hazmat``: AES-256-GCM, HMAC-SHA256, RSA-OAEP, randomness.
 
 Everything above this module handles keys as opaque ``bytes`` and never chooses a nonce. Keep it
 that way: a new primitive goes here, behind a function whose name says what it is for.
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256, Hash
@@ -23,10 +25,12 @@ __all__ = [
     "Aead",
     "AuthenticationFailed",
     "HmacKey",
+    "RsaPublicKey",
     "TagMismatch",
     "constant_time_equal",
     "hmac_sha256",
     "new_key",
+    "rsa_oaep_decrypt",
 ]
 
 # What ``Aead.open_parts`` raises on a wrong key, tag or associated data.
@@ -165,3 +169,67 @@ def open_fernet(keys: Sequence[bytes], token: bytes) -> bytes:
 def check_fernet_key(key: bytes) -> None:
     """Raises ValueError unless ``key`` is a Fernet key (32 url-safe base64 bytes)."""
     Fernet(key)
+# KMS's names for its RSA encryption algorithms -> the OAEP hash (MGF1 uses the same hash; label
+# empty), as the KMS developer guide specifies them.
+_OAEP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "RSAES_OAEP_SHA_1": hashes.SHA1,
+    "RSAES_OAEP_SHA_256": hashes.SHA256,
+}
+
+
+def _oaep(algorithm: str) -> padding.OAEP:
+    digest = _OAEP_HASHES.get(algorithm)
+    if digest is None:
+        raise ValueError(f"unsupported RSA encryption algorithm {algorithm!r}")
+    return padding.OAEP(mgf=padding.MGF1(algorithm=digest()), algorithm=digest(), label=None)
+
+
+class RsaPublicKey:
+    """The public half of an RSA key: encrypts with RSAES-OAEP-SHA-256 (KMS's ``RSAES_OAEP_SHA_256``).
+
+    Built from DER (SubjectPublicKeyInfo, what KMS ``GetPublicKey`` returns) or PEM. ``bits`` is
+    the modulus size; ``der`` the canonical DER encoding (for fingerprints).
+    """
+
+    __slots__ = ("_key", "bits", "der")
+
+    def __init__(self, encoded: bytes) -> None:
+        try:
+            if encoded.lstrip().startswith(b"-----BEGIN"):
+                key = serialization.load_pem_public_key(encoded)
+            else:
+                key = serialization.load_der_public_key(encoded)
+        except (ValueError, TypeError) as exc:
+            raise ValueError("not a DER or PEM public key") from exc
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise ValueError(f"not an RSA public key ({type(key).__name__})")
+        self._key = key
+        self.bits = key.key_size
+        self.der = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        """RSAES-OAEP with SHA-256 and MGF1-SHA-256, empty label; randomised, one block."""
+        return self._key.encrypt(plaintext, _oaep("RSAES_OAEP_SHA_256"))
+
+    def __repr__(self) -> str:
+        return f"RsaPublicKey(bits={self.bits})"
+
+
+def rsa_oaep_decrypt(private_key: object, blob: bytes, algorithm: str = "RSAES_OAEP_SHA_256") -> bytes:
+    """Decrypt an OAEP block with a ``cryptography`` RSA private key (the test KMS double's path).
+
+    fieldcrypt itself never holds an RSA private key: readers decrypt through KMS. This exists for
+    :mod:`fieldcrypt.testing.moto_shims`, which answers KMS ``Decrypt`` of RSA keys for moto.
+
+    Raises:
+        AuthenticationFailed: the block does not decrypt under this key and algorithm.
+    """
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise TypeError("an RSA private key object is required")
+    oaep = _oaep(algorithm)
+    try:
+        return private_key.decrypt(blob, oaep)
+    except ValueError as exc:
+        raise AuthenticationFailed from exc

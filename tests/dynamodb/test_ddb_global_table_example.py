@@ -93,3 +93,29 @@ def test_replica_without_the_replica_key_fails_clearly(
     with pytest.raises(fieldcrypt.KeyAccessError, match=arn):
         Patient.get("p-1")
     del clients
+
+
+def test_example_runs_as_its_header_says() -> None:
+    """`python examples/global_table_mrk.py --moto` runs alone: the replica reads Ada's SSN, the DBA sees bytes."""
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    # No AWS settings from this suite: the example's moto needs none and must not depend on them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--moto"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    dba, app = done.stdout.splitlines()
+    prefix = "DBA in ap-southeast-2 sees: "
+    assert dba.startswith(prefix)
+    seen = ast.literal_eval(dba[len(prefix) :])
+    assert set(seen) == {"B"}
+    assert seen["B"][0] == 1  # format v1
+    assert b"123-45-6789" not in seen["B"]
+    assert app == (
+        "application in ap-southeast-2 reads: "
+        "{'ssn_by_patient': {'p-1': '123-45-6789'}, 'found_by_ssn': ['p-1']}"
+    )

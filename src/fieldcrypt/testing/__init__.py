@@ -1,4 +1,6 @@
-"""Helpers for users' own test suites (and ours): local keyrings and counters of key use.
+"""Helpers for users' own test suites (and ours): local keyrings, counters of key use, and
+:func:`moto_server` (moto in this process, with its KMS fixed for multi-region and RSA keys; see
+:mod:`fieldcrypt.testing.moto_shims`).
 
 Nothing here is for production: a :func:`local_keyring` keeps its keys in memory and dies with the
 process.
@@ -9,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from fieldcrypt.keyring import Keyring
@@ -16,6 +19,16 @@ from fieldcrypt.keys.master import LocalMasterKey, MasterKey
 from fieldcrypt.registry import register
 from fieldcrypt.stores.base import KeyStore
 from fieldcrypt.stores.memory import MemoryKeyStore
+
+
+def moto_server(*, port: int = 0, fake_credentials: bool = True) -> AbstractContextManager[str]:
+    """Run moto's server in this process on 127.0.0.1, KMS fixed; a context manager yielding its URL.
+
+    See :func:`fieldcrypt.testing.moto_shims.moto_server` (moto is imported only when called).
+    """
+    from fieldcrypt.testing import moto_shims
+
+    return moto_shims.moto_server(port=port, fake_credentials=fake_credentials)
 
 
 def local_keyring(
