@@ -217,3 +217,39 @@ class RequestLog:
 def request_log() -> RequestLog:
     """Records the requests of clients attached to it (for counting and region checks)."""
     return RequestLog()
+
+
+@pytest.fixture
+def rsa_mrk(aws_client: Callable[..., Any]) -> dict[str, str]:
+    """An RSA_3072 ENCRYPT_DECRYPT multi-region key in us-east-1, replicated to us-west-2: {region: ARN}."""
+    primary = aws_client("kms", "us-east-1").create_key(
+        KeySpec="RSA_3072", KeyUsage="ENCRYPT_DECRYPT", MultiRegion=True
+    )["KeyMetadata"]
+    replica = aws_client("kms", "us-east-1").replicate_key(KeyId=primary["KeyId"], ReplicaRegion="us-west-2")
+    return {"us-east-1": primary["Arn"], "us-west-2": replica["ReplicaKeyMetadata"]["Arn"]}
+
+
+PRODUCER_DENIED = ("Decrypt", "ReEncrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext")
+
+
+def _deny_kms(client: Any, operations: tuple[str, ...] = PRODUCER_DENIED) -> list[str]:
+    from botocore.exceptions import ClientError
+
+    refused: list[str] = []
+
+    def deny(model: Any, **_: Any) -> None:
+        refused.append(model.name)
+        error = {"Code": "AccessDeniedException", "Message": f"producer role: no kms:{model.name}"}
+        raise ClientError({"Error": error}, model.name)
+
+    for operation in operations:
+        client.meta.events.register(f"before-call.kms.{operation}", deny)
+    return refused
+
+
+@pytest.fixture
+def deny_kms() -> Callable[..., list[str]]:
+    """``deny_kms(client)`` makes a KMS client refuse Decrypt, ReEncrypt, Encrypt and GenerateDataKey*
+    with AccessDenied before sending, as a producer role's IAM policy would; it returns the list
+    of refused attempts (empty if the code never tried)."""
+    return _deny_kms

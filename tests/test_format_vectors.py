@@ -71,6 +71,10 @@ LOCAL_WRAP = (
     "c8c9cacbcccdcecfd0d1d2d398dc94dca2828b9fdc2a751c67a4722dff076d51140c5365c18683e76a30b059"
     "e39a01342ea4795caabaf2a2cd1af07c"
 )
+RSA_WRAP_PAYLOAD = (
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "01ad5b268ff766a56080ef7ea6f9829ad033bf550711c242acaec60fad3f779b"
+)
 BLIND_INDEX_INPUT = (
     "6669656c6463727970742f76312f626c696e642d696e64657800057573657273000373736e003132332d34352d36373839"
 )
@@ -419,6 +423,43 @@ def test_local_wrap_aad_escapes_non_ascii() -> None:
     assert wrap.hex() == LOCAL_WRAP == doc_hex("local-wrap")
     assert len(wrap) == 60
     assert fieldcrypt.LocalMasterKey(MASTER).unwrap(wrap, context) == DATA_KEY
+
+
+def test_rsa_wrap_payload_binds_the_context() -> None:
+    """An RSA wrap is OAEP-SHA-256 of data key || SHA-256(aad); a reader's Decrypt call and check match it."""
+    from botocore.stub import Stubber
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from fieldcrypt.keys.kms import kms_client
+    from fieldcrypt.keys.kms_rsa import KmsRsaMasterKey, RsaProducerKey
+
+    key_id = spec_key_id(DATA_KEY).hex()
+    payload = DATA_KEY + hashlib.sha256(spec_local_aad("clé", key_id, "encryption")).digest()
+    assert payload.hex() == RSA_WRAP_PAYLOAD == doc_hex("rsa-wrap-payload")
+
+    context = kms_context("clé", key_id, fieldcrypt.Purpose.ENCRYPTION)
+    private = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    wrap = RsaProducerKey(arn, public).wrap(DATA_KEY, context)
+    oaep = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    assert len(wrap) == 384
+    assert private.decrypt(wrap, oaep) == payload
+
+    # The reader sends exactly this Decrypt (KeyId, the OAEP block, the algorithm; no context).
+    client = kms_client("us-east-1", endpoint_url="http://127.0.0.1:9")
+    reader = KmsRsaMasterKey(arn, client=client)
+    with Stubber(client) as stub:
+        expected = {"KeyId": arn, "CiphertextBlob": wrap, "EncryptionAlgorithm": "RSAES_OAEP_SHA_256"}
+        stub.add_response("decrypt", {"Plaintext": payload, "KeyId": arn}, expected)
+        assert reader.unwrap(wrap, context) == DATA_KEY
+        other = kms_context("clé", key_id, fieldcrypt.Purpose.BLIND_INDEX)
+        stub.add_response("decrypt", {"Plaintext": payload, "KeyId": arn}, expected)
+        with pytest.raises(fieldcrypt.keys.master.UnwrapFailed):
+            reader.unwrap(wrap, other)  # the payload names another context: refused
 
 
 def test_dynamodb_key_record_stores_wraps_as_a_map_of_binary(aws_client: Callable[..., Any]) -> None:

@@ -100,7 +100,13 @@ HOSTS: dict[str, tuple[str, ...]] = {
     "alembic": ("fieldcrypt.alembic",),
     "click": ("fieldcrypt.cli", "fieldcrypt.__main__"),
     "rich": ("fieldcrypt.cli", "fieldcrypt.__main__"),
-    "boto3": ("fieldcrypt.keys.kms", "fieldcrypt.stores.dynamodb", "fieldcrypt.dynamodb", "fieldcrypt.cli"),
+    "boto3": (
+        "fieldcrypt.keys.kms",
+        "fieldcrypt.keys.kms_rsa",
+        "fieldcrypt.stores.dynamodb",
+        "fieldcrypt.dynamodb",
+        "fieldcrypt.cli",
+    ),
     "botocore": (
         "fieldcrypt.keys.kms",
         "fieldcrypt.stores.dynamodb",

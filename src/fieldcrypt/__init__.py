@@ -1,6 +1,6 @@
 """fieldcrypt: client-side field encryption with envelope keys under AWS KMS or a local master key.
 
-The core needs only ``cryptography``. :class:`KmsMasterKey` (boto3), :class:`SqlKeyStore`
+The core needs only ``cryptography``. :class:`KmsMasterKey` and :class:`KmsRsaMasterKey` (boto3), :class:`SqlKeyStore`
 (SQLAlchemy) and :class:`DynamoDBKeyStore` (boto3) load their host library only when first used.
 """
 
@@ -29,6 +29,7 @@ from fieldcrypt.stores import KeyStore, MemoryKeyStore
 
 if TYPE_CHECKING:
     from fieldcrypt.keys.kms import KmsMasterKey
+    from fieldcrypt.keys.kms_rsa import KmsRsaMasterKey, RsaProducerKey
     from fieldcrypt.stores.dynamodb import DynamoDBKeyStore
     from fieldcrypt.stores.sql import SqlKeyStore
 
@@ -47,6 +48,7 @@ __all__ = [
     "KeyStore",
     "Keyring",
     "KmsMasterKey",
+    "KmsRsaMasterKey",
     "LocalMasterKey",
     "MasterKey",
     "MemoryKeyStore",
@@ -54,6 +56,7 @@ __all__ = [
     "Place",
     "Purpose",
     "QueryNotSupportedError",
+    "RsaProducerKey",
     "SqlKeyStore",
     "Status",
     "UnsupportedFormatError",
@@ -64,6 +67,8 @@ __all__ = [
 
 _LAZY = {
     "KmsMasterKey": "fieldcrypt.keys.kms",
+    "KmsRsaMasterKey": "fieldcrypt.keys.kms_rsa",
+    "RsaProducerKey": "fieldcrypt.keys.kms_rsa",
     "SqlKeyStore": "fieldcrypt.stores.sql",
     "DynamoDBKeyStore": "fieldcrypt.stores.dynamodb",
 }

@@ -181,6 +181,16 @@ class DataKeyCache:
             loading.done.set()
         return entry  # type: ignore[return-value]
 
+    def detached(self, value: T) -> CacheEntry[T]:
+        """An entry under this cache's bounds that is not stored in it (counting one use).
+
+        For a key only one holder may use: a write-only producer's own data key, which no
+        decryption in the process must find.
+        """
+        entry = CacheEntry(value, self._clock() + self.max_age.total_seconds(), self.max_uses, self._clock)
+        entry.use()
+        return entry
+
     def fresh(self, key_id: Hashable) -> Any:
         """The cached value if present and within bounds (counting one use), else None. Lock-free."""
         hot = self._entries.get(key_id)

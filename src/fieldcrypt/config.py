@@ -31,6 +31,7 @@ from typing import Any
 
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keyring import Keyring
+from fieldcrypt.keys.master import MasterKey
 from fieldcrypt.keys.resolve import master_key_from
 from fieldcrypt.registry import register
 
@@ -111,8 +112,12 @@ def _file(path: str | None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     return dict(data.get("fieldcrypt", {})), dict(data.get("columns", {}))
 
 
-def build_keyring(settings: Settings) -> Keyring:
-    """The configured keyring, registered under its name (columns resolve it lazily)."""
+def build_keyring(settings: Settings, *, public_key: str | None = None) -> Keyring:
+    """The configured keyring, registered under its name (columns resolve it lazily).
+
+    With ``public_key`` (a PEM/DER file of the configured RSA KMS key's public half) it is a
+    write-only producer's keyring: no AWS call at all, values written, none read.
+    """
     from fieldcrypt.stores.sql import SqlKeyStore
 
     if settings.master_key is None:
@@ -122,12 +127,27 @@ def build_keyring(settings: Settings) -> Keyring:
         )
     if settings.kms_endpoint_url:
         os.environ.setdefault("FIELDCRYPT_KMS_ENDPOINT_URL", settings.kms_endpoint_url)
-    master = master_key_from(settings.master_key, region=settings.region)
+    if public_key is not None:
+        master = _producer_key(public_key, settings)
+    else:
+        master = master_key_from(settings.master_key, region=settings.region)
     others = [master_key_from(s, region=settings.region) for s in settings.also_decrypt_with]
     store = SqlKeyStore(
         engine_for(settings.key_store_url or _database_url(settings)), table=settings.key_store_table
     )
     return register(Keyring(settings.keyring, master, store, also_decrypt_with=others), replace=True)
+
+
+def _producer_key(public_key: str, settings: Settings) -> MasterKey:
+    from fieldcrypt.keys.kms_rsa import RsaProducerKey
+
+    arn = str(settings.master_key).removeprefix("rsa:")
+    if not arn.startswith("arn:") or settings.also_decrypt_with:
+        raise ConfigurationError(
+            "--public-key needs --master-key set to the ARN of the RSA KMS key it belongs to (the "
+            "key store files each wrap under it), and no --also-decrypt-with (a producer reads nothing)"
+        )
+    return RsaProducerKey.from_file(public_key, arn, region=settings.region)
 
 
 def load_metadata(reference: str) -> Any:

@@ -29,7 +29,7 @@ from fieldcrypt.errors import (
     NotCiphertextError,
     UnsupportedFormatError,
 )
-from fieldcrypt.keys.master import MasterKey, UnwrapFailed
+from fieldcrypt.keys.master import MasterKey, UnwrapFailed, is_write_only
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, kms_context, utcnow
 from fieldcrypt.place import Place
 from fieldcrypt.stores.base import KeyStore
@@ -67,6 +67,11 @@ class Keyring:
         refresh_every: how often a process looks for a newer data key made by another process.
         cache: the data-key cache (bounds in :class:`~fieldcrypt.cache.DataKeyCache`).
         blind_index_bytes: length of the truncated HMAC kept for equality search (8 to 32).
+
+    With a write-only master key (:class:`~fieldcrypt.keys.kms_rsa.RsaProducerKey`) the keyring
+    is a *producer*: it encrypts only under data keys it made itself, held in this process's
+    memory (never under a key found in the store, which it could not open and must not be
+    steered onto), and refuses to decrypt or compute blind indexes (docs/threat-model.md).
     """
 
     def __init__(
@@ -106,6 +111,11 @@ class Keyring:
         # each other's keys (another master key or key store would refuse the unwrap).
         self._scope = self.cache.scope(name, tuple(m.key_id for m in self.master_keys), key_store)
         self.blind_index_bytes = blind_index_bytes
+        self.write_only = is_write_only(master_key)
+        if self.write_only and also_decrypt_with:
+            raise ConfigurationError(
+                "a write-only producer keyring cannot also decrypt: drop also_decrypt_with"
+            )
         self._current: _Current | None = None
         self._current_lock = threading.Lock()
         self._blind_records: tuple[float, list[tuple[Slot, DataKeyRecord]]] | None = None
@@ -146,6 +156,15 @@ class Keyring:
         except _aead.TagMismatch:
             raise DecryptionError(**place.where()) from None
 
+    def _refuse_producer(self, what: str) -> NoReturn:
+        raise KeyAccessError(
+            f"keyring {self.name!r} is a write-only producer (master key {self.master_key.key_id} is "
+            f"the public half of an RSA KMS key): it cannot {what}, not even its own values; do that "
+            "in a reader process configured with KmsRsaMasterKey and allowed kms:Decrypt",
+            master_key_id=self.master_key.key_id,
+            code="WriteOnlyProducer",
+        )
+
     @staticmethod
     def _refuse(blob: bytes, place: Place) -> NoReturn:
         try:
@@ -170,6 +189,10 @@ class Keyring:
 
     def blind_index(self, value: bytes | str, place: Place) -> bytes:
         """The equality token to store beside a value: HMAC under the newest blind-index key."""
+        if self.write_only:
+            # A producer holding the index key could test guessed values (an SSN has 10**9)
+            # against the index, which is reading by another name: producers do not search.
+            self._refuse_producer("compute blind indexes (searchable columns are written by readers)")
         keys = self._blind_index_keys()
         if not keys:
             with self._current_lock:
@@ -184,6 +207,8 @@ class Keyring:
 
         Used by queries; never creates a key (reads must not write to the key store).
         """
+        if self.write_only:
+            self._refuse_producer("search")
         return [self._index_with(key, value, place) for key in self._blind_index_keys()]
 
     def _blind_index_keys(self, *, force: bool = False) -> list[tuple[Slot, DataKeyRecord]]:
@@ -216,6 +241,8 @@ class Keyring:
     def warm_up(self) -> None:
         """Make sure a current data key exists and is unwrapped, so no request waits on KMS."""
         self._refresh_current()
+        if self.write_only:
+            return
         for key in self._blind_index_keys(force=True):
             self._index_with(key, b"", Place("-", "-"))
 
@@ -248,6 +275,13 @@ class Keyring:
         self.cache.evict(self._slot(record.purpose, record.key_id))
 
     def _create_key(self, purpose: Purpose) -> DataKeyRecord:
+        record, data_key = self._new_key(purpose)
+        loaded: object = _aead.Aead(data_key) if purpose is Purpose.ENCRYPTION else _aead.HmacKey(data_key)
+        self.cache.entry(self._slot(purpose, record.key_id), lambda: loaded)
+        return record
+
+    def _new_key(self, purpose: Purpose) -> tuple[DataKeyRecord, bytes]:
+        """Make a data key, wrap it, store the record; returns it with the plaintext key."""
         data_key = _aead.new_key()
         key_id = fmt.key_id_for(data_key).hex()
         context = kms_context(self.name, key_id, purpose)
@@ -262,9 +296,7 @@ class Keyring:
         )
         self.key_store.put(record)
         audit.report("data_key.created", record, self.master_key.key_id)
-        loaded: object = _aead.Aead(data_key) if purpose is Purpose.ENCRYPTION else _aead.HmacKey(data_key)
-        self.cache.entry(self._slot(purpose, key_id), lambda: loaded)
-        return record
+        return record, data_key
 
     def _active(self, purpose: Purpose) -> list[DataKeyRecord]:
         return [r for r in self.key_store.list(self.name, purpose) if r.status is Status.ACTIVE]
@@ -276,18 +308,22 @@ class Keyring:
             exhausted = current is not None and next(current.encryptions) > self.rotate_after_encryptions
             if current is not None and not exhausted and now < current.refresh_at and current.entry.use():
                 return current  # another thread refreshed it while this one waited
-            record = self._choose_current(current.record if exhausted and current else None)
-            slot = self._slot(Purpose.ENCRYPTION, record.key_id)
             refresh_at = now + min(self.refresh_every, self.cache.max_age).total_seconds()
-            try:
-                entry: CacheEntry[_aead.Aead] = self.cache.entry(slot, lambda: self._unwrap_aead(record))
-            except KeyAccessError as exc:
-                kept = None if exhausted else self._keep_through_outage(current, record, exc)
-                if kept is None:
-                    raise
-                # KMS is tried again one refresh interval after this failure, not per value.
-                self._current = replace(kept, refresh_at=refresh_at + time.monotonic() - now)
-                return self._current
+            entry: CacheEntry[_aead.Aead]
+            if self.write_only:
+                record, entry = self._own_key(current, exhausted)
+            else:
+                record = self._choose_current(current.record if exhausted and current else None)
+                slot = self._slot(Purpose.ENCRYPTION, record.key_id)
+                try:
+                    entry = self.cache.entry(slot, lambda: self._unwrap_aead(record))
+                except KeyAccessError as exc:
+                    kept = None if exhausted else self._keep_through_outage(current, record, exc)
+                    if kept is None:
+                        raise
+                    # KMS is tried again one refresh interval after this failure, not per value.
+                    self._current = replace(kept, refresh_at=refresh_at + time.monotonic() - now)
+                    return self._current
             fresh = _Current(record, fmt.header_for(bytes.fromhex(record.key_id)), entry, refresh_at)
             if current is not None and current.record.key_id == record.key_id:
                 fresh.encryptions = current.encryptions  # the count follows the key, not the refresh
@@ -337,6 +373,21 @@ class Keyring:
             log.warning("fieldcrypt: could not rotate keyring %s (%s); retrying later", self.name, exc)
             return newest
 
+    def _own_key(
+        self, current: _Current | None, exhausted: bool
+    ) -> tuple[DataKeyRecord, CacheEntry[_aead.Aead]]:
+        """A producer's next key: its current one while fresh, else a new one it makes now.
+
+        It never takes a key from the store: it could not unwrap one, and a key planted there by
+        someone who knows it must not be used. Its own key is held only here, outside the shared
+        cache but under its bounds: when ``max_age``/``max_uses`` run out, it makes another.
+        """
+        fresh = current is not None and utcnow() - current.record.created_at < self.rotate_after
+        if current is not None and fresh and not exhausted and current.entry.use():
+            return current.record, current.entry
+        record, data_key = self._new_key(Purpose.ENCRYPTION)
+        return record, self.cache.detached(_aead.Aead(data_key))
+
     def _prepare_quietly(self) -> None:
         try:
             current = self._current
@@ -346,6 +397,11 @@ class Keyring:
             log.debug("fieldcrypt: keyring %s not prepared: %s", self.name, exc)
 
     def _data_key(self, header: bytes, place: Place) -> _aead.Aead:
+        if self.write_only:
+            # Off the hot path on purpose: a producer's own key never enters the shared cache
+            # (Keyring._own_key), so every value it tries to read arrives here.
+            self._refuse_producer("decrypt")
+
         def load() -> _aead.Aead:
             record = self.key_store.get(header[1:].hex())
             if record is None or record.keyring != self.name or record.purpose is not Purpose.ENCRYPTION:

@@ -2,7 +2,8 @@
 
 Snippets that reach a service read it from the environment, as an application would:
 ``DATABASE_URL`` (here the suite's own PostgreSQL database), ``KMS_KEY_ARN`` (a multi-region key
-in moto, replicated to us-west-2) and ``AWS_ENDPOINT_URL`` (moto; boto3 and PynamoDB honour it).
+in moto, replicated to us-west-2), ``RSA_KMS_KEY_ARN`` (an RSA_3072 multi-region key, the same)
+and ``AWS_ENDPOINT_URL`` (moto; boto3 and PynamoDB honour it).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def _drop_docs_tables(client: Any) -> None:
 def docs_environment(
     pg_engine: sa.Engine,
     mrk: dict[str, str],
+    rsa_mrk: dict[str, str],
     moto_endpoint: str,
     aws_client: Callable[..., Any],
     tmp_path: Path,
@@ -52,6 +54,7 @@ def docs_environment(
     """The variables the documents' snippets read, pointing at the suite's services; cwd a temp dir."""
     monkeypatch.setenv("DATABASE_URL", pg_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("KMS_KEY_ARN", mrk["us-east-1"])
+    monkeypatch.setenv("RSA_KMS_KEY_ARN", rsa_mrk["us-east-1"])
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.chdir(tmp_path)
     dynamodb = aws_client("dynamodb", "us-east-1")

@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 import click
 
+from fieldcrypt import config
 from fieldcrypt import format as fmt
 from fieldcrypt.cli.context import State
 from fieldcrypt.errors import ConfigurationError, DecryptionError
@@ -42,10 +43,20 @@ def _read(source: str | None, value: str | None) -> bytes:
 @click.option("--value", help="Encrypt this string instead of a file (it may end up in shell history).")
 @click.option("--place", default=DEFAULT_PLACE, show_default=True, help="TABLE.COLUMN the value is bound to.")
 @click.option("--output", type=click.Choice(["text", "binary"]), default="text", show_default=True)
+@click.option(
+    "--public-key",
+    metavar="FILE",
+    help="Encrypt as a write-only producer with this PEM/DER public key of the RSA KMS key named by "
+    "--master-key: no AWS call, no credentials (like aws kms encrypt with an asymmetric key).",
+)
 @click.pass_obj
-def encrypt(state: State, source: str | None, value: str | None, place: str, output: str) -> None:
+def encrypt(
+    state: State, source: str | None, value: str | None, place: str, output: str, public_key: str | None
+) -> None:
     """Encrypt a value or a file (stdin by default); print base64 (text) or write raw v1 bytes."""
-    blob = state.keyring.encrypt(_read(source, value), _place(place))
+    data = _read(source, value)
+    keyring = config.build_keyring(state.settings, public_key=public_key) if public_key else state.keyring
+    blob = keyring.encrypt(data, _place(place))
     if output == "text":
         sys.stdout.write(fmt.to_text(blob) + "\n")
     else:

@@ -43,7 +43,12 @@ _ARN = re.compile(
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_READ_TIMEOUT = 3.0
 DEFAULT_MAX_ATTEMPTS = 3
-_METHODS = {"Encrypt": "encrypt", "Decrypt": "decrypt", "ReEncrypt": "re_encrypt"}
+_METHODS = {
+    "Encrypt": "encrypt",
+    "Decrypt": "decrypt",
+    "ReEncrypt": "re_encrypt",
+    "GetPublicKey": "get_public_key",
+}
 
 
 @dataclass(frozen=True)
@@ -186,19 +191,19 @@ class KmsMasterKey:
         )
 
     def wrap(self, data_key: bytes, context: Mapping[str, str]) -> bytes:
-        response = self._call("Encrypt", KeyId=self.arn, Plaintext=data_key, EncryptionContext=dict(context))
+        response = self.call("Encrypt", KeyId=self.arn, Plaintext=data_key, EncryptionContext=dict(context))
         return bytes(response["CiphertextBlob"])
 
     def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
         # KeyId is always sent: KMS then refuses a blob made by another key instead of following it.
-        response = self._call(
+        response = self.call(
             "Decrypt", KeyId=self.arn, CiphertextBlob=wrapped, EncryptionContext=dict(context)
         )
         return bytes(response["Plaintext"])
 
     def reencrypt_to(self, wrapped: bytes, context: Mapping[str, str], destination: KmsMasterKey) -> bytes:
         """Rewrap inside KMS (``ReEncrypt``): the data key never leaves KMS in plaintext."""
-        response = self._call(
+        response = self.call(
             "ReEncrypt",
             CiphertextBlob=wrapped,
             SourceKeyId=self.arn,
@@ -208,7 +213,13 @@ class KmsMasterKey:
         )
         return bytes(response["CiphertextBlob"])
 
-    def _call(self, operation: str, **params: Any) -> Any:
+    def call(self, operation: str, **params: Any) -> Any:
+        """One KMS request on this key's client, its failures mapped to fieldcrypt's errors.
+
+        Raises:
+            UnwrapFailed: KMS says the ciphertext or its context is wrong.
+            KeyAccessError: anything else (denied, disabled, missing, throttled, unreachable).
+        """
         method = getattr(self._client, _METHODS[operation])
         try:
             return method(**params)
@@ -249,6 +260,9 @@ def _explain(code: str, arn: str, operation: str) -> str:
         "LimitExceededException": "request quota exceeded after retries: lower the rate or raise the quota",
         "KMSInternalException": "KMS internal error after retries: try again",
         "UnrecognizedClientException": "the AWS credentials were rejected: check the configured credentials",
-        "InvalidKeyUsageException": "the key is not a symmetric ENCRYPT_DECRYPT key",
+        "InvalidKeyUsageException": (
+            "the key's type does not fit: KmsMasterKey needs a symmetric ENCRYPT_DECRYPT key, "
+            "KmsRsaMasterKey an RSA_3072/RSA_4096 ENCRYPT_DECRYPT key"
+        ),
     }.get(code, "see the chained botocore error")
     return f"KMS {operation} with {arn} failed ({code or 'unknown error'}): {what_to_do}"

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 from fieldcrypt import _aead
 from fieldcrypt.errors import ConfigurationError, UnwrapFailed
 
-__all__ = ["LocalMasterKey", "MasterKey", "UnwrapFailed", "canonical_context"]
+__all__ = ["LocalMasterKey", "MasterKey", "UnwrapFailed", "canonical_context", "is_write_only"]
 
 
 @runtime_checkable
@@ -42,6 +42,19 @@ class MasterKey(Protocol):
     def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes: ...
 
     def can_unwrap(self, recorded_key_id: str) -> bool: ...
+
+
+def is_write_only(master_key: MasterKey) -> bool:
+    """True for a master key that wraps but can never unwrap (a producer's RSA public key).
+
+    An optional part of the contract: such a key sets the class attribute ``write_only = True``,
+    and its keyring then refuses to decrypt and encrypts only under data keys it made itself.
+    Keys that wrap another (rate limiting, counting) pass it on through ``inner``.
+    """
+    inner = getattr(master_key, "inner", None)
+    if isinstance(inner, MasterKey):
+        return is_write_only(inner)
+    return getattr(master_key, "write_only", False) is True
 
 
 def canonical_context(context: Mapping[str, str]) -> bytes:
