@@ -23,6 +23,7 @@ from fieldcrypt.place import Place
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
+W = TypeVar("W", dt.datetime, dt.time)
 
 # What the standard parsers raise on bytes of the wrong shape: UnicodeDecodeError and JSON errors
 # are ValueErrors, decimal.InvalidOperation an ArithmeticError, an unknown enum name a KeyError.
@@ -168,7 +169,7 @@ class DateTimeCodec(Codec[dt.datetime]):
     name = "datetime"
 
     def to_bytes(self, value: dt.datetime) -> bytes:
-        return self.check(value).isoformat().encode("ascii")
+        return _unfolded(self.check(value)).isoformat().encode("ascii")
 
     def from_bytes(self, data: bytes) -> dt.datetime:
         return dt.datetime.fromisoformat(data.decode("ascii"))
@@ -179,10 +180,21 @@ class TimeCodec(Codec[dt.time]):
     name = "time"
 
     def to_bytes(self, value: dt.time) -> bytes:
-        return self.check(value).isoformat().encode("ascii")
+        return _unfolded(self.check(value)).isoformat().encode("ascii")
 
     def from_bytes(self, data: bytes) -> dt.time:
         return dt.time.fromisoformat(data.decode("ascii"))
+
+
+def _unfolded(value: W) -> W:
+    # ISO 8601 has no fold. An aware value keeps its meaning through its UTC offset (which the
+    # fold already chose); a naive one would come back as the *first* of two equal wall times.
+    if value.fold and value.utcoffset() is None:
+        raise TypeError(
+            "a naive value with fold=1 (the second of two equal wall-clock times) cannot be stored "
+            "exactly; store it aware (with its UTC offset) or in UTC"
+        )
+    return value
 
 
 class TimedeltaCodec(Codec[dt.timedelta]):
@@ -268,6 +280,7 @@ class JsonCodec(Codec[Any]):
     name = "json"
 
     def to_bytes(self, value: Any) -> bytes:
+        _check_json(value)
         try:
             text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -276,6 +289,23 @@ class JsonCodec(Codec[Any]):
 
     def from_bytes(self, data: bytes) -> Any:
         return json.loads(data.decode("utf-8"))
+
+
+def _check_json(value: Any) -> None:
+    # json.dumps would write a tuple as a list and an int key as a string: the value read back
+    # would differ from the one written. Refused instead, before anything is encrypted.
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"JSON object keys must be str, not {type(key).__name__} (it would read back as str)"
+                )
+            _check_json(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item)
+    elif isinstance(value, tuple):
+        raise TypeError("JSON has no tuples (a tuple would read back as a list); store a list")
 
 
 TEXT = TextCodec()

@@ -25,6 +25,14 @@ class StorageMismatchError(ConfigurationError):
     """
 
 
+class InvalidValueError(FieldcryptError, ValueError):
+    """A value its column's declared type does not allow (longer than ``String(n)``); nothing was written.
+
+    Checked before encryption, so every database refuses alike (a ciphertext's length says
+    nothing the database could check).
+    """
+
+
 class KeyAccessError(FieldcryptError):
     """A master key could not be used (KMS denied, disabled, missing, throttled, unreachable)."""
 

@@ -94,9 +94,21 @@ def from_text(text: str) -> bytes:
     # binascii directly (the text path runs per value): strict mode refuses exactly what
     # base64.b64decode(validate=True) refuses (characters outside the alphabet, bad padding).
     try:
-        return binascii.a2b_base64(text, strict_mode=True)
+        raw = binascii.a2b_base64(text, strict_mode=True)
     except ValueError as exc:  # binascii.Error, or non-ASCII text
         raise MalformedCiphertext from exc
+    # Only the one canonical spelling: strict mode leaves the unused low bits of the character
+    # before "=" / "==" unchecked, so one ciphertext would have several stored forms.
+    if text[-1:] == "=":
+        double = text[-2:] == "=="
+        if text[-3 if double else -2] not in (_ZERO_LOW_4 if double else _ZERO_LOW_2):
+            raise MalformedCiphertext
+    return raw
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_ZERO_LOW_4 = frozenset(_ALPHABET[::16])  # before "==": 4 unused bits
+_ZERO_LOW_2 = frozenset(_ALPHABET[::4])  # before "=": 2 unused bits
 
 
 def looks_like_ciphertext(blob: bytes) -> bool:

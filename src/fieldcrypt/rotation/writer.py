@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from fieldcrypt.rotation.table import RAW, Target
+from fieldcrypt.storage.sql_mode import require_strict
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ def write_batch(conn: sa.Connection, target: Target, changes: Sequence[Change]) 
     """Apply ``changes`` where rows still hold their ``old`` value; returns the rows written."""
     if not changes:
         return 0
+    require_strict(conn)
     if conn.dialect.name == "postgresql":
         return _postgresql(conn, target, changes)
     return _generic(conn, target, changes)

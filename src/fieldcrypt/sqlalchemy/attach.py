@@ -5,9 +5,11 @@
   and, when searchable, its blind-index column, appended just before the column itself.
 * ``Column`` / ``PrimaryKeyConstraint`` ``after_parent_attach``: a table with row-bound columns
   and a key that cannot be an exact row key (a Float) is refused as it is declared.
-* ``Engine.before_execute``: INSERT/UPDATE statements keep blind indexes in step and seal
-  row-bound values given as parameter dictionaries or updated by primary key; upserts' UPDATE
-  halves are checked and get their blind-index columns (:mod:`fieldcrypt.sqlalchemy.upsert`).
+* ``Engine.before_execute``: INSERT/UPDATE statements writing encrypted columns on MariaDB/MySQL
+  check that the session is in strict mode (:mod:`fieldcrypt.storage.sql_mode`); they keep blind
+  indexes in step and seal row-bound values given as parameter dictionaries or updated by primary
+  key; upserts' UPDATE halves are checked and get their blind-index columns
+  (:mod:`fieldcrypt.sqlalchemy.upsert`).
 * ``Engine.begin`` (SQLite only): searchable keyrings get their first blind-index key before an
   application transaction takes the single write lock.
 * ``Mapper.mapper_configured``: mappers with row-bound columns get their flush and load hooks.
@@ -34,6 +36,7 @@ from sqlalchemy.sql.dml import Delete, Insert, Update
 from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.sqlalchemy import _compat, blind_index, redaction, row_binding, upsert, verify
 from fieldcrypt.sqlalchemy.types import Encrypted
+from fieldcrypt.storage import sql_mode
 from fieldcrypt.storage.row_keys import check_key_types
 
 
@@ -66,6 +69,9 @@ def _before_execute(
     execution_options: Any,
 ) -> tuple[Any, Sequence[Mapping[str, Any]], Mapping[str, Any]]:
     redaction.warn_if_rows_logged(conn)
+    if isinstance(clauseelement, Insert | Update):
+        table = clauseelement.table
+        sql_mode.require_strict(conn, lambda: any(isinstance(c.type, Encrypted) for c in table.columns))
     if isinstance(clauseelement, Insert):
         if clauseelement.select is not None:
             verify.refuse_unverified(clauseelement, execution_options)

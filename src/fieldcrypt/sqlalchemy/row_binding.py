@@ -80,7 +80,7 @@ def seal(type_: Encrypted[Any], value: Any, row: RowKey) -> Sealed:
     """Encrypt ``value`` for its column and row; carries the blind-index token when searchable."""
     table, column = type_._where()
     try:
-        plain = type_.codec.to_bytes(value)
+        plain = type_.encoder()(value)
     except TypeError as exc:
         raise TypeError(f"{table}.{column}: {exc}") from None
     blob = get_keyring(type_.keyring).encrypt(plain, Place(table, column, row))

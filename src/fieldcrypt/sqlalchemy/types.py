@@ -20,7 +20,7 @@ from fieldcrypt import adoption
 from fieldcrypt import format as fmt
 from fieldcrypt.cardinality import check_index_cardinality
 from fieldcrypt.column import Sealed, open_at
-from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
+from fieldcrypt.errors import ConfigurationError, DecryptionError, InvalidValueError, QueryNotSupportedError
 from fieldcrypt.foreign import ForeignFormat, ForeignValueError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey
@@ -205,6 +205,29 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         except TypeError as exc:
             raise TypeError(f"{table}.{column}: {exc}") from None
 
+    def encoder(self) -> Callable[[Any], bytes]:
+        """The codec's ``to_bytes``, checking the declared ``String(n)`` length first.
+
+        A ciphertext's length tells the database nothing it could check, so each database would
+        refuse (or not) by its own rule; the length is enforced here, alike on all of them.
+        """
+        to_bytes = self._codec.to_bytes
+        inner = self.type_
+        limit = inner.length if isinstance(inner, sat.String) and not isinstance(inner, sat.Enum) else None
+        if not limit:
+            return to_bytes
+        table, column = self._where()
+
+        def bounded(value: Any) -> bytes:
+            if type(value) is str and len(value) > limit:
+                raise InvalidValueError(
+                    f"{table}.{column}: the value is longer than the {limit} characters of its "
+                    f"declared {inner!r}; nothing was written"
+                )
+            return to_bytes(value)
+
+        return bounded
+
     def load_dialect_impl(self, dialect: Dialect) -> sat.TypeEngine[Any]:
         return _storage.column_type(self.type_, self.storage, dialect)
 
@@ -219,7 +242,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         redaction.watch(dialect)  # a failed statement must not quote this column's plaintext
         place = Place(table, column)
         impl = self.impl_instance.bind_processor(dialect)
-        to_bytes = self._codec.to_bytes
+        to_bytes = self.encoder()
         text = self.storage == "text"
         bind_row = self.bind_row
         keyring_now = follow(self.keyring)
