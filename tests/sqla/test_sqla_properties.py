@@ -65,12 +65,16 @@ SETTINGS = settings(
 def test_values_round_trip_exactly(
     sqlite_db: sa.Engine, text: str, number: int, decimal: Decimal, moment: dt.datetime
 ) -> None:
-    """Any str, int, Decimal (with its exponent) and datetime (naive or aware) comes back identical."""
+    """Any str, int, Decimal (with its exponent) and datetime (naive or aware) comes back identical, or is refused (naive fold=1)."""
     local_keyring("pii")
     assert _round_trip(sqlite_db, "t", text) == text
     assert _round_trip(sqlite_db, "bi", number) == number
     got = _round_trip(sqlite_db, "n", decimal)
     assert (type(got), str(got)) == (Decimal, str(decimal))
+    if moment.tzinfo is None and moment.fold:  # would read back as the first of two wall times
+        with pytest.raises(sa.exc.StatementError, match="fold=1"):
+            _round_trip(sqlite_db, "dtz", moment)
+        return
     got = _round_trip(sqlite_db, "dtz", moment)
     # Same wall clock and same offset, hence the same instant. Not `got == moment`: under PEP 495 an
     # ambiguous or missing local time (a DST change) never compares equal across time zones.
