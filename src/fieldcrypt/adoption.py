@@ -152,7 +152,7 @@ def _parse_text(codec: codecs.Codec[Any], text: str) -> object:
         raise ConfigurationError(f"codec {codec.name!r} cannot read a plaintext value from its text form")
     try:
         return parser(text)
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, ArithmeticError) as exc:  # Decimal("x"): InvalidOperation
         raise ConfigurationError(
             f"a plaintext value is not a valid {codec.name}: {type(exc).__name__}"
         ) from None

@@ -163,6 +163,22 @@ class KeyDestroyedError(DecryptionError):
         self.args = (f"{self.args[0]}: data key {key_id} was destroyed",)
 
 
+class UnknownKeyError(DecryptionError):
+    """A value has the v1 shape but names no data key of the keyring.
+
+    Plaintext that happens to begin with byte 0x01 (binary data, or base64 text whose decoding
+    does), or a value written under another keyring. ``encrypt_column`` lists such a row instead
+    of taking it for done; ``status`` and ``verify`` list it too.
+    """
+
+    def __init__(self, **where: str | None):
+        super().__init__(**where)
+        self.args = (
+            f"{self.args[0]}: shaped like a ciphertext but names no data key of this keyring "
+            "(plaintext beginning with byte 0x01, or another keyring's value); left as it is",
+        )
+
+
 class NotCiphertextError(DecryptionError):
     """A stored value is not a fieldcrypt ciphertext at all: most likely plaintext left in an
     encrypted column (an unfinished ``encrypt_column``). The value itself is never quoted."""

@@ -51,6 +51,13 @@ def _say_status(state: State, found: inspect.ColumnStatus) -> None:
     state.out.say(
         f"undecryptable: {found.destroyed} under destroyed keys, {found.unknown_key} under unknown keys"
     )
+    _say_rows(state, "plaintext (never encrypted, or written back in clear)", found.plaintext_rows)
+    _say_rows(state, "shaped like ciphertext but naming no data key of this keyring", found.unknown_key_rows)
+
+
+def _say_rows(state: State, what: str, rows: list[str]) -> None:
+    if rows:
+        state.out.say(f"rows {what}: {', '.join(rows[:50])}{' ...' if len(rows) > 50 else ''}")
 
 
 @click.command()
@@ -77,6 +84,7 @@ def verify(
         )
         for row, error in result.failures[:50]:
             state.out.say(f"  row {row}: {error}")
+        _say_rows(state, "plaintext", result.plaintext_rows)
 
     state.out.result(data, human)
     if not result.ok:

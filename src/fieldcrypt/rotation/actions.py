@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from fieldcrypt import index_records
-from fieldcrypt.errors import ConfigurationError, DecryptionError
+from fieldcrypt.errors import ConfigurationError, DecryptionError, UnknownKeyError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import Purpose
 from fieldcrypt.keys.resolve import newest_active
@@ -53,19 +53,37 @@ class Action(ABC):
 
 class EncryptAction(Action):
     """Plaintext -> ciphertext (adoption). A value already shaped like a ciphertext is never
-    encrypted again, whatever key it names."""
+    encrypted again; one that names no data key of the keyring (plaintext that begins with byte
+    0x01, or another keyring's value) is not taken for done either: its row is listed as failed."""
 
     name = "encrypt"
+
+    def __init__(self, spec: ColumnSpec, keyring: Keyring) -> None:
+        super().__init__(spec, keyring)
+        self.known: set[str] = set()
 
     def prepare(self, *, dry_run: bool) -> None:
         if not dry_run:
             self.keyring.current_key_id()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.known = {r.key_id for r in self.keyring.records(Purpose.ENCRYPTION)}
 
     def needs_work(self, stored: object, index: object) -> bool:
-        return stored is not None and self.spec.as_blob(stored) is None
+        if stored is None:
+            return False
+        blob = self.spec.as_blob(stored)
+        return blob is None or self.keyring.key_id_of(blob) not in self.known
 
     def apply(self, row: Any, stored: object, index: object = None) -> tuple[object, bytes | None]:
-        return self._encrypt(self.spec.plaintext_bytes(stored), row)
+        blob = self.spec.as_blob(stored)
+        if blob is None:
+            return self._encrypt(self.spec.plaintext_bytes(stored), row)
+        self._refresh()  # the application may have made a data key since the run began
+        if self.keyring.key_id_of(blob) in self.known:
+            return stored, None
+        raise UnknownKeyError(**self.spec.place(row).where())
 
 
 class ReencryptAction(Action):

@@ -166,8 +166,10 @@ def _changes(
             continue
         try:
             new, new_index = worker.apply(target.row_key(pk), stored, index)
-        except (DecryptionError, ValueError, TypeError) as exc:
-            failures.append((pk, exc))  # a value that cannot be read stays as it is, and is listed
+        except (DecryptionError, ValueError, TypeError, ArithmeticError) as exc:
+            # A value that cannot be read stays as it is and is listed; the run goes on, and the
+            # CLI exits non-zero at the end (Report.failed).
+            failures.append((pk, exc))
             continue
         if new == stored and (not worker.writes_index or _same(new_index, index)):
             continue

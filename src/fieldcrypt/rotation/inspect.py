@@ -18,7 +18,7 @@ from fieldcrypt.keys.record import Purpose, Status
 from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.place import Place
 from fieldcrypt.rotation.engine import _transaction
-from fieldcrypt.rotation.failures import note_failure, report_dict
+from fieldcrypt.rotation.failures import MAX_FAILURES_LISTED, note_failure, report_dict
 from fieldcrypt.rotation.spec import ColumnSpec
 from fieldcrypt.rotation.table import Segment, Target
 
@@ -35,6 +35,8 @@ class ColumnStatus:
     current_key: str | None = None
     destroyed: int = 0
     unknown_key: int = 0
+    plaintext_rows: list[str] = field(default_factory=list)
+    unknown_key_rows: list[str] = field(default_factory=list)
 
     @property
     def encrypted(self) -> int:
@@ -62,6 +64,8 @@ class ColumnStatus:
             "by_data_key": dict(self.by_data_key),
             "by_master_key": dict(self.by_master_key),
             "undecryptable": {"destroyed_key": self.destroyed, "unknown_key": self.unknown_key},
+            "plaintext_rows": self.plaintext_rows,
+            "unknown_key_rows": self.unknown_key_rows,
         }
 
 
@@ -70,12 +74,15 @@ def status(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int
     keyring = spec.resolve_keyring()
     records = {r.key_id: r for r in keyring.records(Purpose.ENCRYPTION)}
     result = ColumnStatus(spec.table, spec.column, current_key=newest_active(records.values()))
-    for _, blob in _ciphertexts(bind, spec, batch_size, result):
+    for row, blob in _ciphertexts(bind, spec, batch_size, result):
         key_id = keyring.key_id_of(blob)
         result.by_data_key[key_id] += 1
         record = records.get(key_id)
         if record is None:
+            # Not trusted for its look: plaintext that begins with byte 0x01, or another
+            # keyring's value. Listed by row, so it can be found (verify says which).
             result.unknown_key += 1
+            _list_row(result.unknown_key_rows, row)
         elif record.status is Status.DESTROYED or not record.wraps:
             result.destroyed += 1
         else:
@@ -94,6 +101,7 @@ class Verification:
     plaintext: int = 0
     failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    plaintext_rows: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -119,7 +127,7 @@ def verify(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int
             result.decrypted += 1
         except KeyAccessError:
             raise
-        except (DecryptionError, ValueError, TypeError) as exc:
+        except (DecryptionError, ValueError, TypeError, ArithmeticError) as exc:
             result.failed += 1
             note_failure(result.failures, row, exc)
     return result
@@ -165,6 +173,12 @@ class _Tally(Protocol):
     rows: int
     null: int
     plaintext: int
+    plaintext_rows: list[str]
+
+
+def _list_row(rows: list[str], row: Any) -> None:
+    if len(rows) < MAX_FAILURES_LISTED:
+        rows.append(repr(row))
 
 
 def _ciphertexts(
@@ -179,7 +193,11 @@ def _ciphertexts(
             continue
         blob = spec.as_blob(stored)
         if blob is None:
+            # Listed by row: while a column is read with transitional=True, a row already
+            # encrypted can be written back as plaintext; once encrypt_column has finished, every
+            # row listed here went back.
             tally.plaintext += 1
+            _list_row(tally.plaintext_rows, row)
             continue
         yield row, blob
 
