@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Integer, Numeric, PrimaryKeyConstraint, String, Uuid
 from sqlalchemy.dialects import mysql
@@ -58,6 +59,7 @@ DECIMAL_38_KEY_PLACE = (
 COMPOSITE_KEY_PLACE = "00086163636f756e74730006736563726574010002690000000137730000000565752dc39f"
 UUID_KEY_PLACE = "000764657669636573000673656372657401000175000000106f1c2a3e0d4b4c5a9e8f7a6b5c4d3e2f"
 SCHEMA_PLACE = "000e74656e616e745f612e7573657273000373736e00"
+NAMESPACE_PLACE = "000a64622d61007573657273000373736e00"
 TEXT_STORAGE = "AbJI6O4+wuMW1quxJPjT9vZ8snd9ZGVmZ2hpamtsbW5veSntS03ce6gJWmZo9prFQg4CbjCVwmNcATyQ"
 LOCAL_KEY_FILE = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
 LOCAL_KEY_ID = "local:a9011c703a2092da"
@@ -327,6 +329,19 @@ def test_dynamodb_number_key_is_a_normalised_decimal() -> None:
     row = item_row_key({"pk": {"N": "100"}, "sk": {"S": "x"}}, ["pk", "sk"])
     expected = spec_place("t", "a", [spec_part("d", b"1E+2"), spec_part("s", b"x")])
     assert fieldcrypt.Place("t", "a", row).encoded == expected
+
+
+def test_namespace_place_prefixes_the_table_field() -> None:
+    """A keyring's namespace goes before the table name, NUL-separated; values open only under it."""
+    from fieldcrypt.testing import local_keyring
+
+    expected = spec_place("db-a\x00users", "ssn")
+    assert expected.hex() == NAMESPACE_PLACE == doc_hex("namespace-place")
+    keyring = local_keyring("pii", namespace="db-a", register_it=False)
+    blob = keyring.encrypt(b"secret", fieldcrypt.Place("users", "ssn"))
+    assert spec_open(keyring, blob, expected) == b"secret"
+    with pytest.raises(InvalidTag):  # 0.1's place, without the namespace
+        spec_open(keyring, blob, spec_place("users", "ssn"))
 
 
 def test_schema_qualified_table_place() -> None:

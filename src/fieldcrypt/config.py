@@ -40,6 +40,7 @@ COLUMN_OPTIONS = frozenset({"codec", "storage", "bind_row", "index_column"})
 ENV = {
     "database_url": "FIELDCRYPT_DATABASE_URL",
     "keyring": "FIELDCRYPT_KEYRING",
+    "namespace": "FIELDCRYPT_NAMESPACE",
     "master_key": "FIELDCRYPT_MASTER_KEY_URI",
     "also_decrypt_with": "FIELDCRYPT_ALSO_DECRYPT_WITH",
     "region": "FIELDCRYPT_REGION",
@@ -55,6 +56,9 @@ DEFAULT_FILE = "fieldcrypt.toml"
 class Settings:
     database_url: str | None = None
     keyring: str = "pii"
+    namespace: str | None = (
+        None  # the keyring's namespace (database or tenant id), as the application sets it
+    )
     master_key: str | None = None
     also_decrypt_with: list[str] = field(default_factory=list)
     region: str | None = None
@@ -135,7 +139,8 @@ def build_keyring(settings: Settings, *, public_key: str | None = None) -> Keyri
     store = SqlKeyStore(
         engine_for(settings.key_store_url or _database_url(settings)), table=settings.key_store_table
     )
-    return register(Keyring(settings.keyring, master, store, also_decrypt_with=others), replace=True)
+    keyring = Keyring(settings.keyring, master, store, also_decrypt_with=others, namespace=settings.namespace)
+    return register(keyring, replace=True)
 
 
 def _producer_key(public_key: str, settings: Settings) -> MasterKey:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -86,6 +87,7 @@ class Keyring:
         refresh_every: timedelta = timedelta(minutes=1),
         cache: DataKeyCache | None = None,
         blind_index_bytes: int = 16,
+        namespace: str | None = None,
     ) -> None:
         if not name or not name.replace("_", "").replace("-", "").isalnum():
             raise ConfigurationError(f"keyring name {name!r} must be letters, digits, '-' or '_'")
@@ -99,6 +101,12 @@ class Keyring:
             raise ConfigurationError("rotate_after_encryptions must be between 1 and 2**32")
         if not 8 <= blind_index_bytes <= 32:
             raise ConfigurationError("blind_index_bytes must be between 8 and 32")
+        if namespace is not None and (
+            not isinstance(namespace, str) or not namespace or "\x00" in namespace or len(namespace) > 255
+        ):
+            raise ConfigurationError(
+                "namespace must be a non-empty string of at most 255 characters, without NUL"
+            )
         self.name = name
         self.master_key = master_key
         self.master_keys: tuple[MasterKey, ...] = (master_key, *also_decrypt_with)
@@ -116,6 +124,11 @@ class Keyring:
             raise ConfigurationError(
                 "a write-only producer keyring cannot also decrypt: drop also_decrypt_with"
             )
+        self.namespace = namespace
+        # Prefixed to every place's table name ("tenant-a" NUL "users"): database and DynamoDB
+        # names never hold a NUL, so a namespaced place never equals a place of 0.1 or of
+        # another namespace (docs/format.md, "Namespaces").
+        self._namespace = None if namespace is None else namespace.encode("utf-8") + b"\x00"
         self._current: _Current | None = None
         self._current_lock = threading.Lock()
         self._blind_records: tuple[float, list[tuple[Slot, DataKeyRecord]]] | None = None
@@ -135,7 +148,8 @@ class Keyring:
             or time.monotonic() >= current.refresh_at
         ):
             current = self._refresh_current()
-        return current.header + current.entry.value.seal(data, current.header + place.encoded)
+        where = place.encoded if self._namespace is None else self._namespaced(place)
+        return current.header + current.entry.value.seal(data, current.header + where)
 
     def decrypt(self, blob: bytes, place: Place) -> bytes:
         """Decrypt a v1 value written for ``place``.
@@ -152,7 +166,8 @@ class Keyring:
         header = blob[:_HEADER]
         aead = self.cache.fresh((self._scope, header)) or self._data_key(header, place)
         try:
-            return aead.open_parts(blob[_HEADER:_SEALED], blob[_SEALED:], header + place.encoded)
+            where = place.encoded if self._namespace is None else self._namespaced(place)
+            return aead.open_parts(blob[_HEADER:_SEALED], blob[_SEALED:], header + where)
         except _aead.TagMismatch:
             raise DecryptionError(**place.where()) from None
 
@@ -164,6 +179,12 @@ class Keyring:
             master_key_id=self.master_key.key_id,
             code="WriteOnlyProducer",
         )
+    def _namespaced(self, place: Place) -> bytes:
+        """``place.encoded`` with the keyring's namespace and a NUL before the table name."""
+        prefix = self._namespace
+        assert prefix is not None
+        encoded = place.encoded
+        return struct.pack(">H", int.from_bytes(encoded[:2], "big") + len(prefix)) + prefix + encoded[2:]
 
     @staticmethod
     def _refuse(blob: bytes, place: Place) -> NoReturn:
@@ -232,7 +253,10 @@ class Keyring:
         if prefix is None:  # the column's place, without the row: tokens must match across rows
             if len(self._index_prefixes) >= 4096:
                 self._index_prefixes.clear()
-            prefix = BLIND_INDEX_LABEL + Place(place.table, place.column).encoded
+            column = Place(place.table, place.column)
+            prefix = BLIND_INDEX_LABEL + (
+                column.encoded if self._namespace is None else self._namespaced(column)
+            )
             self._index_prefixes[(place.table, place.column)] = prefix
         return hmac_key.digest(prefix, data)[: self.blind_index_bytes]
 

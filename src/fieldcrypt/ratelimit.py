@@ -91,7 +91,7 @@ class LimitedMasterKey:
 
 
 def limited(keyring: Keyring, limit: float | TokenBucket | None) -> Keyring:
-    """The same keyring (name, store, cache, rotation policy) with master keys limited to
+    """The same keyring (name, namespace, store, cache, rotation policy) with master keys limited to
     ``limit`` calls per second (a rate, or a bucket shared with other callers); None: as is."""
     if limit is None:
         return keyring
@@ -107,4 +107,5 @@ def limited(keyring: Keyring, limit: float | TokenBucket | None) -> Keyring:
         refresh_every=keyring.refresh_every,
         cache=keyring.cache,
         blind_index_bytes=keyring.blind_index_bytes,
+        namespace=keyring.namespace,
     )

@@ -41,6 +41,11 @@ class _Group(click.Group):
     "--database-url", metavar="URL", help="SQLAlchemy URL of the database [FIELDCRYPT_DATABASE_URL]."
 )
 @click.option("--keyring", metavar="NAME", help="Keyring name [FIELDCRYPT_KEYRING, default pii].")
+@click.option(
+    "--namespace",
+    metavar="ID",
+    help="The keyring's namespace (database or tenant id), as the application sets it [FIELDCRYPT_NAMESPACE].",
+)
 @click.option("--master-key", metavar="ARN|file:PATH|env:VAR", help="Master key [FIELDCRYPT_MASTER_KEY_URI].")
 @click.option(
     "--also-decrypt-with",
