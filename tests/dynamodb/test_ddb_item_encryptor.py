@@ -260,3 +260,25 @@ def test_for_table_reads_the_key_order_from_the_schema(ddb: Any) -> None:
         Visit.get(5, "d1")  # the order is part of the binding: the reason for_table exists
     with pytest.raises(fieldcrypt.ConfigurationError, match="does not exist"):
         ItemEncryptor.for_table(ddb, "no-such-table", visits.fields)
+
+
+def test_namespace_binds_items_and_errors_name_the_item(keyring: fieldcrypt.Keyring) -> None:
+    """Under namespace "eu", an item copied to the same table of namespace "us" fails, naming the item's key."""
+    eu = fieldcrypt.register(
+        fieldcrypt.Keyring("pii", keyring.master_key, keyring.key_store, namespace="eu"), replace=True
+    )
+    enc = ItemEncryptor(
+        table="patients",
+        key_attributes=("patient_id",),
+        attributes={"ssn": EncryptedField("S", keyring="pii")},
+    )
+    item = enc.encrypt_item({**KEY, "ssn": {"S": "123-45-6789"}})
+    assert eu.decrypt(item["ssn"]["B"], Place("patients", "ssn", "p-1")) == b"123-45-6789"
+    with pytest.raises(DecryptionError):  # the same keys without the namespace
+        keyring.decrypt(item["ssn"]["B"], Place("patients", "ssn", "p-1"))
+    fieldcrypt.register(
+        fieldcrypt.Keyring("pii", keyring.master_key, keyring.key_store, namespace="us"), replace=True
+    )
+    with pytest.raises(DecryptionError, match=r"^cannot decrypt patients\.ssn \(row 'p-1'\)$") as caught:
+        enc.decrypt_item(item)
+    assert "123-45-6789" not in str(caught.value)
