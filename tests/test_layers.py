@@ -87,6 +87,7 @@ LAZY_EXCEPTIONS: dict[tuple[str, str], str] = {}
 HOSTS: dict[str, tuple[str, ...]] = {
     "sqlalchemy": (
         "fieldcrypt.storage.sql",
+        "fieldcrypt.storage.sql_mode",
         "fieldcrypt.storage.row_keys",
         "fieldcrypt.stores.sql",
         "fieldcrypt.stores.indexes_sql",
