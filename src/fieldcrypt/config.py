@@ -56,9 +56,8 @@ DEFAULT_FILE = "fieldcrypt.toml"
 class Settings:
     database_url: str | None = None
     keyring: str = "pii"
-    namespace: str | None = (
-        None  # the keyring's namespace (database or tenant id), as the application sets it
-    )
+    # The keyring's namespace (database or tenant id), exactly as the application sets it.
+    namespace: str | None = None
     master_key: str | None = None
     also_decrypt_with: list[str] = field(default_factory=list)
     region: str | None = None

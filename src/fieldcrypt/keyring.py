@@ -179,6 +179,7 @@ class Keyring:
             master_key_id=self.master_key.key_id,
             code="WriteOnlyProducer",
         )
+
     def _namespaced(self, place: Place) -> bytes:
         """``place.encoded`` with the keyring's namespace and a NUL before the table name."""
         prefix = self._namespace
