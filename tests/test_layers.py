@@ -36,6 +36,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.adoption",
         "fieldcrypt.foreign",  # adoption sources: other libraries' ciphertexts, read through _aead
         "fieldcrypt.cardinality",
+        "fieldcrypt.progress",  # progress lines for logs and non-terminal stderr
+        "fieldcrypt.scheduler",  # --segment auto: the segment a job scheduler assigned
     ),
     "keys & stores": ("fieldcrypt.keys", "fieldcrypt.stores"),
     "keyring": (
@@ -47,6 +49,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.audit",
         "fieldcrypt.ratelimit",
         "fieldcrypt.testing",
+        "fieldcrypt.reports",  # the reports' one JSON schema (SQL and DynamoDB alike)
     ),
     "integrations": ("fieldcrypt.sqlalchemy", "fieldcrypt.dynamodb", "fieldcrypt.pynamodb"),
     "operations": ("fieldcrypt.rotation", "fieldcrypt.alembic", "fieldcrypt.config"),

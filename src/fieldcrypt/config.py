@@ -10,6 +10,8 @@ The file (``--config PATH``, ``$FIELDCRYPT_CONFIG``, or ``./fieldcrypt.toml`` wh
     master_key = "arn:aws:kms:us-east-1:111122223333:key/..."   # or "file:.fieldcrypt/master.key"
     also_decrypt_with = ["file:old.key"]                          # during a move to a new master key
     region = "us-west-2"
+    key_store = "dynamodb:fieldcrypt_keys"    # default: the table fieldcrypt_keys in database_url
+    dynamodb_endpoint_url = "http://localhost:8000"   # DynamoDB Local, a VPC endpoint, ...
     metadata = "myapp.models:Base.metadata"   # column options read from the Encrypted(...) models
 
     [columns."users.ssn"]      # per-column options (flags override them)
@@ -47,6 +49,8 @@ ENV = {
     "kms_endpoint_url": "FIELDCRYPT_KMS_ENDPOINT_URL",
     "key_store_url": "FIELDCRYPT_KEY_STORE_URL",
     "key_store_table": "FIELDCRYPT_KEY_STORE_TABLE",
+    "key_store": "FIELDCRYPT_KEY_STORE",
+    "dynamodb_endpoint_url": "FIELDCRYPT_DYNAMODB_ENDPOINT_URL",
     "metadata": "FIELDCRYPT_METADATA",
 }
 DEFAULT_FILE = "fieldcrypt.toml"
@@ -64,6 +68,8 @@ class Settings:
     kms_endpoint_url: str | None = None
     key_store_url: str | None = None
     key_store_table: str = "fieldcrypt_keys"
+    key_store: str | None = None  # "dynamodb:TABLE", "sql:TABLE" or a SQLAlchemy URL (see key_store_for)
+    dynamodb_endpoint_url: str | None = None
     metadata: str | None = None  # "package.module:Base.metadata": column options from the models
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -121,8 +127,6 @@ def build_keyring(settings: Settings, *, public_key: str | None = None) -> Keyri
     With ``public_key`` (a PEM/DER file of the configured RSA KMS key's public half) it is a
     write-only producer's keyring: no AWS call at all, values written, none read.
     """
-    from fieldcrypt.stores.sql import SqlKeyStore
-
     if settings.master_key is None:
         raise ConfigurationError(
             "no master key configured: pass --master-key (a KMS key ARN or file:PATH), set "
@@ -135,9 +139,7 @@ def build_keyring(settings: Settings, *, public_key: str | None = None) -> Keyri
     else:
         master = master_key_from(settings.master_key, region=settings.region)
     others = [master_key_from(s, region=settings.region) for s in settings.also_decrypt_with]
-    store = SqlKeyStore(
-        engine_for(settings.key_store_url or _database_url(settings)), table=settings.key_store_table
-    )
+    store = key_store_for(settings)
     keyring = Keyring(settings.keyring, master, store, also_decrypt_with=others, namespace=settings.namespace)
     return register(keyring, replace=True)
 
@@ -152,6 +154,54 @@ def _producer_key(public_key: str, settings: Settings) -> MasterKey:
             "key store files each wrap under it), and no --also-decrypt-with (a producer reads nothing)"
         )
     return RsaProducerKey.from_file(public_key, arn, region=settings.region)
+
+
+def key_store_for(settings: Settings) -> Any:
+    """The configured key store. ``key_store`` is one of:
+
+    - unset or ``sql``: table ``key_store_table`` in ``key_store_url`` or else ``database_url``;
+    - ``sql:TABLE``: that table, in the same database;
+    - a SQLAlchemy URL (``postgresql+psycopg://...``): ``key_store_table`` in that database;
+    - ``dynamodb:TABLE`` or ``dynamodb://TABLE``: a DynamoDB table in ``region`` (through
+      ``dynamodb_endpoint_url`` when set), as docs/dynamodb.md creates it.
+    """
+    kind, table, url = parse_key_store(settings.key_store)
+    if kind == "dynamodb":
+        from fieldcrypt.stores.dynamodb import DynamoDBKeyStore
+
+        return DynamoDBKeyStore(
+            table or settings.key_store_table,
+            region=settings.region,
+            endpoint_url=settings.dynamodb_endpoint_url,
+        )
+    from fieldcrypt.stores.sql import SqlKeyStore
+
+    database = url or settings.key_store_url or _database_url(settings)
+    return SqlKeyStore(engine_for(database), table=table or settings.key_store_table)
+
+
+def parse_key_store(text: str | None) -> tuple[str, str | None, str | None]:
+    """``(kind, table, url)`` of a key-store setting; kind is ``sql`` or ``dynamodb``.
+
+    Raises:
+        ConfigurationError: not one of the forms :func:`key_store_for` lists.
+    """
+    if not text or text == "sql":
+        return "sql", None, None
+    scheme, colon, rest = text.partition(":")
+    if scheme == "dynamodb" and colon:
+        table = rest.removeprefix("//")
+        if table and "/" not in table:
+            return "dynamodb", table, None
+    elif scheme == "sql" and colon and rest:
+        return "sql", rest, None
+    elif "://" in text:
+        return "sql", None, text
+    raise ConfigurationError(
+        f"key store {text!r} is not understood: use dynamodb:TABLE, sql:TABLE or a database URL "
+        "(e.g. postgresql+psycopg://user@host/db); unset, the key store is fieldcrypt_keys in "
+        "the database of --database-url"
+    )
 
 
 def load_metadata(reference: str) -> Any:

@@ -27,20 +27,26 @@ def payload(result: Result) -> Any:
     return json.loads(result.stdout)
 
 
-def kill_9_mid_run(arguments: list[str], env: dict[str, str], checkpoints: Path) -> None:
+def kill_9_mid_run(
+    arguments: list[str], env: dict[str, str], checkpoints: Path, *, stderr_log: Path | None = None
+) -> None:
     """Run the ``fieldcrypt`` console script and SIGKILL it once a checkpoint exists and some
-    more batches have committed (a crash between commits, as an operator's job would meet it)."""
+    more batches have committed (a crash between commits, as an operator's job would meet it).
+    With ``stderr_log`` its stderr (progress lines included) is kept there; else it runs -q."""
     command = [
         str(Path(sys.executable).parent / "fieldcrypt"),
-        "-q",
+        *([] if stderr_log else ["-q"]),
         *arguments,
         "--checkpoint-dir",
         str(checkpoints),
     ]
-    process = subprocess.Popen(command, env=env)
+    log = stderr_log.open("w") if stderr_log else None
+    process = subprocess.Popen(command, env=env, stderr=log)
     deadline = time.monotonic() + 120
     while not any(checkpoints.glob("*.json")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.005)
     time.sleep(0.1)  # some more batches
     os.kill(process.pid, signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
+    if log is not None:
+        log.close()

@@ -90,7 +90,10 @@ def test_destroy_then_status_and_verify_report_shredded_rows(
         [],
     )
     status = run("status", "users.ssn", json_output=True)
-    assert (status.exit_code, payload(status)["undecryptable"]) == (1, {"destroyed_key": 3, "unknown_key": 0})
+    assert (status.exit_code, payload(status)["undecryptable"]) == (
+        1,
+        {"destroyed_key": 3, "unknown_key": 0, "failed": 0},
+    )
     verified = run("verify", "users.ssn", "--codec", "text")
     assert verified.exit_code == 1
     assert f"row 1: cannot decrypt users.ssn: data key {doomed} was destroyed" in verified.stderr

@@ -51,23 +51,23 @@ def test_status_counts_per_data_key_and_master_key(
         "dynamodb:patients.ssn", keyring=keyring, endpoint_url=moto_endpoint, region="us-east-1"
     )
     master = keyring.master_key.key_id
-    assert json.loads(json.dumps(status)) == status
-    assert status == {
+    data = status.as_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data == {
         "target": "dynamodb:patients.ssn",
-        "keyring": "pii",
-        "items": 5,
+        "table": "patients",
+        "column": "ssn",
+        "rows": 5,
         "encrypted": 5,
-        "absent": 0,
+        "null": 0,
         "plaintext": 0,
-        "undecryptable": 0,
-        "undecryptable_items": [],
+        "undecryptable": {"destroyed_key": 0, "unknown_key": 0, "failed": 0},
+        "undecryptable_rows": [],
         "current_data_key": current,
-        "to_reencrypt": 3,
-        "data_keys": {
-            old: {"values": 3, "status": "active", "master_keys": [master]},
-            current: {"values": 2, "status": "active", "master_keys": [master]},
-        },
-        "master_keys": {master: 5},
+        "not_on_current_key": 3,
+        "by_data_key": {old: 3, current: 2},
+        "by_master_key": {master: 5},
+        "unused_data_keys": [],
         "verified": True,
     }
 
@@ -82,9 +82,10 @@ def test_status_lists_problems_by_key(
     ddb.put_item(TableName="patients", Item={"patient_id": {"S": "empty"}})
     request_log.attach(ddb)
     status = table_status(ddb, "patients", "ssn", keyring=keyring)
-    assert (status["items"], status["plaintext"], status["absent"], status["undecryptable"]) == (8, 1, 1, 1)
-    assert status["undecryptable_items"] == ["'moved'"]
-    assert "123-45-6789" not in json.dumps(status)
+    assert (status.rows, status.plaintext, status.null, status.failed) == (8, 1, 1, 1)
+    assert status.undecryptable_rows == ["'moved'"]
+    assert status.work_remains
+    assert "123-45-6789" not in json.dumps(status.as_dict())
     assert set(request_log.operations()) == {"DescribeTable", "Scan"}
 
 
@@ -97,7 +98,7 @@ def test_status_counts_a_key_under_each_of_its_master_keys(
     assert record is not None
     keyring.key_store.update(record.evolve(wraps={**record.wraps, "local:second": b"w"}))
     status = table_status(ddb, "patients", "ssn", keyring=keyring)
-    assert status["master_keys"] == {keyring.master_key.key_id: 5, "local:second": 3}
+    assert status.as_dict()["by_master_key"] == {keyring.master_key.key_id: 5, "local:second": 3}
 
 
 def test_run_reencrypt_whole_table(
@@ -111,12 +112,15 @@ def test_run_reencrypt_whole_table(
     assert counts["reencrypted"] == 3
     assert counts["current"] == 2
     assert seen == [2, 4, 5]  # items scanned so far, after each page
-    assert all(isinstance(v, int) for v in counts.values())
+    assert (counts["action"], counts["target"], counts["segment"]) == (
+        "reencrypt",
+        "dynamodb:patients.ssn",
+        "0/1",
+    )
     status = run_status(
         "dynamodb:patients.ssn", keyring=keyring, endpoint_url=moto_endpoint, region="us-east-1"
     )
-    assert status["to_reencrypt"] == 0
-    assert status["encrypted"] == 5
+    assert (status.not_current, status.encrypted, status.work_remains) == (0, 5, False)
 
 
 def test_run_reencrypt_by_segments(
@@ -138,7 +142,7 @@ def test_run_reencrypt_by_segments(
     status = run_status(
         "dynamodb:patients.ssn", keyring=keyring, endpoint_url=moto_endpoint, region="us-east-1"
     )
-    assert status["to_reencrypt"] == 0
+    assert status.not_current == 0
 
 
 @pytest.mark.parametrize(

@@ -176,3 +176,26 @@ def test_rewrap_scales_with_data_keys_not_rows(
         sample = conn.execute(sa.text("SELECT id, ssn FROM users WHERE id % 997 = 1")).all()
     assert all(fresh.decrypt(bytes(v), place) == ssn(i).encode() for i, v in sample)
     print(f"rewrap of 4 data keys over {rows} rows: {elapsed:.3f}s")
+
+
+def test_rewrap_dry_run_predicts_the_kms_calls(
+    sqlite_engine: sa.Engine, aws_client: Callable[..., Any], request_log: Any
+) -> None:
+    """A dry run calls nothing and predicts the ReEncrypt (same region) and unwrap+wrap calls a real run makes."""
+    kms = request_log.attach(aws_client("kms"))
+    old_arn, new_arn = _kms_key(kms), _kms_key(kms)
+    keyring = _keyring_with_keys(KmsMasterKey(old_arn, client=kms), sqlite_engine, 2)
+    local = fieldcrypt.LocalMasterKey.generate()
+    for destination, calls in (
+        (KmsMasterKey(new_arn, client=kms), "reencrypt_calls"),
+        (local, "unwrap_wrap_calls"),
+    ):
+        request_log.calls.clear()
+        predicted = admin.rewrap(keyring, destination, dry_run=True)
+        assert request_log.operations() == []
+        done = admin.rewrap(keyring, destination)
+        assert (predicted.reencrypt_calls, predicted.unwrap_wrap_calls) == (
+            done.reencrypt_calls,
+            done.unwrap_wrap_calls,
+        )
+        assert getattr(predicted, calls) == 3  # 2 data keys + 1 blind-index key

@@ -185,3 +185,31 @@ def test_rotate_blind_index_keeps_the_old_key_while_another_column_uses_it(
     assert statuses[1][1] is Status.ACTIVE
     assert len(statuses) == 2
     assert searches() == expected
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_data_operations_report_progress_through_logging(
+    engine: sa.Engine,
+    keyring: fieldcrypt.Keyring,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """op.reencrypt_column logs progress lines (rows, rate, ETA) on fieldcrypt.progress, ending with every row."""
+    place = fieldcrypt.Place("users", "ssn")
+    create_indexed_users(engine, ({"id": i, "ssn": keyring.encrypt(ssn(i), place)} for i in range(1, 13)))
+    keyring.rotate()
+    monkeypatch.setenv("FIELDCRYPT_PROGRESS_INTERVAL", "0")
+    caplog.set_level("INFO", logger="fieldcrypt.progress")
+    with engine.connect() as conn, MigrationContext.configure(conn).begin_transaction():
+        Operations(MigrationContext.configure(conn)).reencrypt_column(
+            "users", "ssn", type_=Encrypted(sa.String(11), keyring="pii"), batch_size=5
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "fieldcrypt.progress"]
+    assert [line.split(" rows")[0] for line in lines] == [
+        "reencrypt users.ssn: 5/12",
+        "reencrypt users.ssn: 10/12",
+        "reencrypt users.ssn: 12/12",
+        "reencrypt users.ssn: 12/12",
+    ]
+    assert "rows/s, ETA " in lines[0]
+    assert lines[-1].endswith("(done)")

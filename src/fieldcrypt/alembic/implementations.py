@@ -8,6 +8,7 @@ import time
 import sqlalchemy as sa
 from alembic.operations import Operations
 
+from fieldcrypt import progress
 from fieldcrypt.alembic.ops import (
     CreateKeyStoreOp,
     DecryptColumnOp,
@@ -41,13 +42,17 @@ def _online(operations: Operations, name: str) -> None:
 
 
 def _run(operations: Operations, op: _ColumnOp, spec: ColumnSpec, action: str) -> engine.Report:
+    # A migration has no progress bar: lines on the fieldcrypt.progress logger (INFO) instead.
+    lines = progress.logged(f"{action} {spec.table}.{spec.column}")
     report = engine.run(
         operations.get_bind(),
         spec,
         action,
         batch_size=op.batch_size,
         max_kms_calls_per_second=op.max_kms_calls_per_second,
+        progress=lambda r: lines.update(r.resumed_rows + r.scanned, r.total),
     )
+    lines.finish()
     if report.failed or report.conflicts:
         # Stop the migration rather than stamp a revision over rows that were not converted.
         first = report.failures[0][1] if report.failures else "rows kept changing"

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from fieldcrypt.cli import output
+from fieldcrypt.cli import globals_, outage, output
 from fieldcrypt.cli.context import State
 from fieldcrypt.errors import ConfigurationError, DecryptionError, FieldcryptError, KeyAccessError
 
@@ -23,52 +23,47 @@ _CODES: list[tuple[type[FieldcryptError], int]] = [
 
 
 class _Group(click.Group):
-    """Turns fieldcrypt errors into a one-line message and a specific exit code."""
+    """Turns fieldcrypt errors and unreachable services into a one-line message and a specific
+    exit code (never 1, which means "work remains")."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except FieldcryptError as exc:
             code = next((c for kind, c in _CODES if isinstance(exc, kind)), output.EXIT_CONFIGURATION)
-            state = ctx.obj if isinstance(ctx.obj, State) else None
-            (state.out if state else output.Output(False)).error(str(exc), code)
-            ctx.exit(code)
+            self._fail(ctx, str(exc), code)
+        except Exception as exc:
+            message = outage.describe(exc)
+            if message is None:
+                raise
+            self._fail(ctx, message, output.EXIT_CONFIGURATION)
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str, code: int) -> None:
+        state = ctx.obj if isinstance(ctx.obj, State) else None
+        (state.out if state else output.Output(False)).error(message, code)
+        ctx.exit(code)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", metavar="PATH", help="TOML config file (default ./fieldcrypt.toml).")
-@click.option(
-    "--database-url", metavar="URL", help="SQLAlchemy URL of the database [FIELDCRYPT_DATABASE_URL]."
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=globals_.EPILOG,
 )
-@click.option("--keyring", metavar="NAME", help="Keyring name [FIELDCRYPT_KEYRING, default pii].")
-@click.option(
-    "--namespace",
-    metavar="ID",
-    help="The keyring's namespace (database or tenant id), as the application sets it [FIELDCRYPT_NAMESPACE].",
-)
-@click.option("--master-key", metavar="ARN|file:PATH|env:VAR", help="Master key [FIELDCRYPT_MASTER_KEY_URI].")
-@click.option(
-    "--also-decrypt-with",
-    metavar="KEY",
-    multiple=True,
-    help="Extra master key allowed to unwrap (repeatable).",
-)
-@click.option("--region", metavar="REGION", help="AWS region this process calls KMS in [FIELDCRYPT_REGION].")
-@click.option(
-    "--kms-endpoint-url", metavar="URL", help="KMS endpoint (VPC endpoint) [FIELDCRYPT_KMS_ENDPOINT_URL]."
-)
-@click.option("--key-store-url", metavar="URL", help="Database of the key store, if not the same one.")
-@click.option(
-    "--metadata",
-    metavar="MODULE:ATTR",
-    help="Models' MetaData: column options from Encrypted(...) [FIELDCRYPT_METADATA].",
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress or human output on stderr.")
+@globals_.options
 @click.version_option(package_name="fieldcrypt")
 @click.pass_context
 def cli(ctx: click.Context, /, config_path: str | None, as_json: bool, quiet: bool, **flags: Any) -> None:
-    """Client-side field encryption: keys, column migrations, status and values."""
+    """Client-side field encryption: keys, column migrations, status and values.
+
+    \b
+    A TARGET names one encrypted column:
+      TABLE.COLUMN or SCHEMA.TABLE.COLUMN    a SQL column (--database-url)
+      dynamodb:TABLE.ATTRIBUTE               an attribute of a DynamoDB table (--region, --endpoint-url)
+    The key store (where data keys live) is set by --key-store: fieldcrypt_keys in the database by
+    default, or dynamodb:TABLE. Exit codes: 0 done, 1 work remains, 2 bad command line,
+    3 configuration or a service unreachable, 4 KMS refused, 5 a value could not be decrypted.
+    """
     ctx.obj = State(config_path, flags, output.Output(as_json, quiet=quiet))
 
 
@@ -88,6 +83,7 @@ def _register() -> None:
         values.init,
     ):
         cli.add_command(command)
+    globals_.attach(cli)
 
 
 _register()

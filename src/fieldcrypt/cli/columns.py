@@ -20,6 +20,22 @@ from fieldcrypt.rotation import engine, inspect, schema
 from fieldcrypt.rotation.spec import ColumnSpec, Storage
 from fieldcrypt.rotation.table import Segment
 
+TARGET_HELP = "TARGET is TABLE.COLUMN (SQL) or dynamodb:TABLE.ATTRIBUTE."
+SEGMENT_OPTION = click.option(
+    "--segment",
+    metavar="i/N|auto",
+    help="Only segment i of N (0-based; N jobs share a table). auto: from a Kubernetes Indexed Job "
+    "(JOB_COMPLETION_INDEX, FIELDCRYPT_SEGMENT_COUNT) or an AWS Batch array job "
+    "(AWS_BATCH_JOB_ARRAY_INDEX, AWS_BATCH_JOB_ARRAY_SIZE); see docs/scale.md.",
+)
+WORKERS_OPTION = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Threads, each a sub-segment of this job's segment.",
+)
+
 
 def _column_options(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
@@ -42,8 +58,8 @@ def _column_options(function: Callable[..., Any]) -> Callable[..., Any]:
 def _batch_options(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True),
-        click.option("--segment", metavar="i/N", help="Only rows of segment i of N (N jobs share a table)."),
-        click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Threads."),
+        SEGMENT_OPTION,
+        WORKERS_OPTION,
         click.option("--max-kms-calls-per-second", type=click.FloatRange(min=0, min_open=True), metavar="N"),
         click.option("--dry-run", is_flag=True, help="Count the rows that would change; write nothing."),
         click.option("--checkpoint-dir", metavar="DIR", help="Resume position files (resume after a crash)."),
@@ -110,14 +126,15 @@ def _adoption_spec(state: State, spec: ColumnSpec) -> ColumnSpec:
 def _run(state: State, action: str, spec: ColumnSpec, options: dict[str, Any]) -> None:
     workers = options.pop("workers")
     segment = Segment.parse(options.pop("segment") or "0/1")
-    # W workers split this job's segment i/N into W: rows whose key mod N*W is i, i+N, ...
-    segments = [Segment(segment.index + segment.count * w, segment.count * workers) for w in range(workers)]
     done: dict[int, engine.Report] = {}
-    with state.out.progress(f"{action} {spec.table}.{spec.column}") as update:
+    with state.out.progress(f"{action} {spec.table}.{spec.column} (segment {segment})") as meter:
 
         def progress(n: int, report: engine.Report) -> None:
             done[n] = report
-            update(sum(r.scanned for r in done.values()), sum(r.total for r in done.values()) or None)
+            if len(done) == workers:  # every worker has reported: the resumed position is known
+                meter.start_at(sum(r.resumed_rows for r in done.values()))
+            position = sum(r.resumed_rows + r.scanned for r in done.values())
+            meter(position, sum(r.total for r in done.values()) or None)
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [
@@ -130,7 +147,7 @@ def _run(state: State, action: str, spec: ColumnSpec, options: dict[str, Any]) -
                     progress=functools.partial(progress, n),
                     **options,
                 )
-                for n, s in enumerate(segments)
+                for n, s in enumerate(segment.split(workers))
             ]
             reports = [f.result() for f in futures]
     total = _combine(reports, str(segment))
@@ -142,7 +159,8 @@ def _run(state: State, action: str, spec: ColumnSpec, options: dict[str, Any]) -
 def _combine(reports: list[engine.Report], segment: str) -> dict[str, Any]:
     first = reports[0].as_dict()
     combined = first | {"segment": segment}
-    for field in ("total", "scanned", "to_change", "written", "conflicts", "failed", "retries", "batches"):
+    fields = ("total", "scanned", "to_change", "written", "conflicts", "failed", "retries", "batches")
+    for field in (*fields, "resumed_rows"):
         combined[field] = sum(getattr(r, field) for r in reports)
     combined["failures"] = [f for r in reports for f in r.as_dict()["failures"]]
     combined["seconds"] = max(r.seconds for r in reports)
@@ -162,14 +180,10 @@ def _say_report(state: State, r: dict[str, Any]) -> None:
         state.out.say(f"  row {failure['row']}: {failure['error']}")
 
 
-def _dynamodb(state: State) -> Any:
+def _dynamodb() -> Any:
     from fieldcrypt.cli import dynamodb
 
     return dynamodb
-
-
-def _dynamodb_endpoint() -> str | None:
-    return os.environ.get("FIELDCRYPT_DYNAMODB_ENDPOINT_URL") or None
 
 
 @click.command("encrypt-column")
@@ -234,25 +248,40 @@ def reencrypt(
 ) -> None:
     """Move every value to the keyring's current data key (online, resumable, idempotent)."""
     if target.startswith("dynamodb:"):
-        segment = Segment.parse(options["segment"]) if options["segment"] else None
-        with state.out.progress(f"reencrypt {target}") as update:
-            result = _dynamodb(state).run_reencrypt(
-                target,
-                keyring=state.keyring,
-                segment=(segment.index, segment.count) if segment else None,
-                batch_size=options["batch_size"],
-                max_kms_calls_per_second=options["max_kms_calls_per_second"],
-                dry_run=options["dry_run"],
-                endpoint_url=_dynamodb_endpoint(),
-                region=state.settings.region,
-                checkpoint_dir=options["checkpoint_dir"],
-                progress=lambda n: update(n, None),
-            )
-        state.out.result(result, lambda: state.out.say(str(result)))
-        if result.get("failed"):
-            raise click.exceptions.Exit(EXIT_INCOMPLETE)
+        _reencrypt_dynamodb(state, target, options)
         return
     _run(state, "reencrypt", _spec(state, target, codec, storage, bind_row), options)
+
+
+def _reencrypt_dynamodb(state: State, target: str, options: dict[str, Any]) -> None:
+    segment = Segment.parse(options["segment"] or "0/1")
+    with state.out.progress(f"reencrypt {target} (segment {segment})") as meter:
+        result = _dynamodb().run_reencrypt(
+            target,
+            keyring=state.keyring,
+            segment=(segment.index, segment.count),
+            workers=options["workers"],
+            batch_size=options["batch_size"],
+            max_kms_calls_per_second=options["max_kms_calls_per_second"],
+            dry_run=options["dry_run"],
+            endpoint_url=state.settings.dynamodb_endpoint_url,
+            region=state.settings.region,
+            checkpoint_dir=options["checkpoint_dir"],
+            progress=lambda n: meter(n, None),
+        )
+
+    def human() -> None:
+        verb = "would re-encrypt" if result["dry_run"] else "re-encrypted"
+        state.out.say(
+            f"reencrypt {target} (segment {result['segment']}): scanned {result['scanned']}, {verb} "
+            f"{result['reencrypted']}, already current {result['current']}, plaintext {result['plaintext']}, "
+            f"failed {result['failed']}, conflicts {result['conflicts']} "
+            f"({result['conflicts_unresolved']} unresolved)"
+        )
+
+    state.out.result(result, human)
+    if result["failed"] or result["conflicts_unresolved"]:
+        raise click.exceptions.Exit(EXIT_INCOMPLETE)
 
 
 @click.command("decrypt-column")

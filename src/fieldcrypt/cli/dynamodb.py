@@ -1,7 +1,8 @@
 """What the ``fieldcrypt`` CLI's ``reencrypt`` and ``status`` commands call for ``dynamodb:`` targets.
 
 No click here: the CLI parses options and prints; these functions do the work and return
-JSON-serialisable results, so they are tested directly.
+JSON-serialisable results (or a :class:`~fieldcrypt.reports.ColumnStatus`), so they are tested
+directly.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fieldcrypt.dynamodb.reencrypt import Reencryptor
 from fieldcrypt.dynamodb.status import table_status
 from fieldcrypt.dynamodb.tables import check_segment, parse_target
 from fieldcrypt.keyring import Keyring
+from fieldcrypt.reports import ColumnStatus
 from fieldcrypt.stores.dynamodb import dynamodb_client
 
 
@@ -28,11 +30,14 @@ def run_reencrypt(
     region: str | None,
     checkpoint_dir: str | None,
     progress: Callable[[int], None] | None,
-) -> dict[str, int]:
+    workers: int = 1,
+) -> dict[str, Any]:
     """Re-encrypt ``dynamodb:TABLE.ATTRIBUTE`` onto the keyring's current data key.
 
     ``segment=(i, n)`` runs only segment ``i`` of ``n`` (0-based, as DynamoDB numbers them), so
-    ``n`` jobs can share a table; ``None`` runs the whole table as one segment.
+    ``n`` jobs can share a table; ``None`` runs the whole table as one segment. ``workers``
+    threads split this job's segment further: DynamoDB segments ``i, i+n, ...`` of ``n*workers``
+    (so the same ``workers`` must be given to resume from checkpoints).
 
     Raises:
         ConfigurationError: a malformed target, an out-of-range segment, a missing table.
@@ -46,20 +51,41 @@ def run_reencrypt(
         table,
         attribute,
         keyring=keyring,
-        total_segments=total,
+        total_segments=total * workers,
         batch_size=batch_size,
         max_kms_calls_per_second=max_kms_calls_per_second,
         dry_run=dry_run,
         checkpoint_dir=checkpoint_dir,
         progress=progress,
     )
-    return job.run([index])
+    counts: dict[str, Any] = job.run([index + total * w for w in range(workers)], workers=workers)
+    return {
+        "action": "reencrypt",
+        "target": target,
+        "segment": f"{index}/{total}",
+        "dry_run": dry_run,
+    } | counts
 
 
 def run_status(
-    target: str, *, keyring: Keyring, endpoint_url: str | None, region: str | None
-) -> dict[str, Any]:
+    target: str,
+    *,
+    keyring: Keyring,
+    endpoint_url: str | None,
+    region: str | None,
+    segment: tuple[int, int] = (0, 1),
+    workers: int = 1,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ColumnStatus:
     """Counts for ``dynamodb:TABLE.ATTRIBUTE``: values per data key and master key, plaintext
     left, undecryptable items (listed by key). Reads only."""
     table, attribute = parse_target(target)
-    return table_status(dynamodb_client(region, endpoint_url), table, attribute, keyring=keyring)
+    return table_status(
+        dynamodb_client(region, endpoint_url),
+        table,
+        attribute,
+        keyring=keyring,
+        segment=segment,
+        workers=workers,
+        progress=progress,
+    )

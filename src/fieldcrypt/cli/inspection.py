@@ -1,44 +1,103 @@
-"""``status`` and ``verify`` on TABLE.COLUMN (or ``status`` on ``dynamodb:TABLE.ATTRIBUTE``).
+"""``status`` and ``verify`` on TABLE.COLUMN, and ``status`` on ``dynamodb:TABLE.ATTRIBUTE``.
 
-Both only read: ``status`` reads value headers and the key store (no KMS call, no plaintext);
-``verify`` decrypts every value and lists the rows that fail.
+Both only read. SQL ``status`` reads value headers and the key store (no KMS call, no
+plaintext); DynamoDB ``status`` also decrypts each value to find undecryptable items; ``verify``
+decrypts every value and lists the rows that fail. Status prints one schema and exits the same
+way for both kinds of target.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
+
 import click
 
-from fieldcrypt.cli.columns import _column_options, _dynamodb, _dynamodb_endpoint, _spec
+from fieldcrypt.cli.columns import SEGMENT_OPTION, WORKERS_OPTION, _column_options, _dynamodb, _spec
 from fieldcrypt.cli.context import State
-from fieldcrypt.cli.output import EXIT_INCOMPLETE
+from fieldcrypt.cli.output import EXIT_INCOMPLETE, Meter
+from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.reports import ColumnStatus
 from fieldcrypt.rotation import inspect
+from fieldcrypt.rotation.spec import ColumnSpec
+from fieldcrypt.rotation.table import WHOLE, Segment
 
 
 @click.command()
 @_column_options
+@SEGMENT_OPTION
+@WORKERS_OPTION
 @click.pass_obj
-def status(state: State, target: str, codec: str | None, storage: str | None, bind_row: bool | None) -> None:
-    """Values per data key and master key, plaintext left, undecryptable rows (no decryption).
+def status(
+    state: State,
+    target: str,
+    codec: str | None,
+    storage: str | None,
+    bind_row: bool | None,
+    segment: str | None,
+    workers: int,
+) -> None:
+    """Values per data key and master key, plaintext left, undecryptable values, data keys no
+    value uses. TARGET is TABLE.COLUMN (SQL) or dynamodb:TABLE.ATTRIBUTE.
 
     Exit code 1 when work remains: plaintext, values not on the current key, or undecryptable ones.
     """
-    if target.startswith("dynamodb:"):
-        result = _dynamodb(state).run_status(
-            target, keyring=state.keyring, endpoint_url=_dynamodb_endpoint(), region=state.settings.region
-        )
-        state.out.result(result, lambda: state.out.say(str(result)))
-        return
-    spec = _spec(state, target, codec, storage, bind_row)
-    found = inspect.status(state.engine, spec)
-    data = found.as_dict()
-    state.out.result(data, lambda: _say_status(state, found))
-    if found.plaintext or found.not_current or found.destroyed or found.unknown_key:
+    found = column_status(state, target, codec, storage, bind_row, Segment.parse(segment or "0/1"), workers)
+    state.out.result(found.as_dict(), lambda: _say_status(state, found))
+    if found.work_remains:
         raise click.exceptions.Exit(EXIT_INCOMPLETE)
 
 
-def _say_status(state: State, found: inspect.ColumnStatus) -> None:
+def column_status(
+    state: State,
+    target: str,
+    codec: str | None,
+    storage: str | None,
+    bind_row: bool | None,
+    segment: Segment = WHOLE,
+    workers: int = 1,
+) -> ColumnStatus:
+    """The status of one target, SQL or DynamoDB, read on ``workers`` threads."""
+    with state.out.progress(f"status {target} (segment {segment})") as meter:
+        if target.startswith("dynamodb:"):
+            return _dynamodb().run_status(  # type: ignore[no-any-return]
+                target,
+                keyring=state.keyring,
+                endpoint_url=state.settings.dynamodb_endpoint_url,
+                region=state.settings.region,
+                segment=(segment.index, segment.count),
+                workers=workers,
+                progress=meter,
+            )
+        spec = _spec(state, target, codec, storage, bind_row)
+        return _sql_status(state, spec, segment, workers, meter)
+
+
+def _sql_status(state: State, spec: ColumnSpec, segment: Segment, workers: int, meter: Meter) -> ColumnStatus:
+    seen: dict[int, tuple[int, int | None]] = {}
+
+    def progress(n: int, done: int, total: int | None) -> None:
+        seen[n] = (done, total)
+        meter(sum(d for d, _ in seen.values()), sum(t or 0 for _, t in seen.values()) or None)
+
+    parts = segment.split(workers)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(
+                inspect.status, state.engine, spec, segment=s, progress=functools.partial(progress, n)
+            )
+            for n, s in enumerate(parts)
+        ]
+        results = [f.result() for f in futures]
+    found = results[0]
+    for other in results[1:]:
+        found.merge(other)
+    return found
+
+
+def _say_status(state: State, found: ColumnStatus) -> None:
     state.out.say(
-        f"{found.table}.{found.column}: {found.rows} rows, {found.encrypted} encrypted, "
+        f"{found.target}: {found.rows} rows, {found.encrypted} encrypted, "
         f"{found.plaintext} plaintext, {found.null} NULL; current data key {found.current_key}, "
         f"{found.not_current} values on older keys"
     )
@@ -48,11 +107,20 @@ def _say_status(state: State, found: inspect.ColumnStatus) -> None:
     state.out.table(
         "values per master key", ["master key", "values"], [[k, n] for k, n in found.by_master_key.items()]
     )
+    checked = f", {found.failed} failed to decrypt" if found.verified else ""
     state.out.say(
         f"undecryptable: {found.destroyed} under destroyed keys, {found.unknown_key} under unknown keys"
+        f"{checked}"
     )
     _say_rows(state, "plaintext (never encrypted, or written back in clear)", found.plaintext_rows)
     _say_rows(state, "shaped like ciphertext but naming no data key of this keyring", found.unknown_key_rows)
+    for row in found.undecryptable_rows[:20]:
+        state.out.say(f"  row {row}")
+    if found.unused_data_keys:
+        state.out.say(
+            f"data keys with no value here: {', '.join(found.unused_data_keys)} "
+            "(`fieldcrypt keys retire --unused` with every column of the keyring retires them)"
+        )
 
 
 def _say_rows(state: State, what: str, rows: list[str]) -> None:
@@ -72,9 +140,18 @@ def verify(
     bind_row: bool | None,
     batch_size: int,
 ) -> None:
-    """Decrypt every value; list the rows that fail. Exit code 1 if any fails or is plaintext."""
+    """Decrypt every value; list the rows that fail. Exit code 1 if any fails or is plaintext.
+
+    TARGET is TABLE.COLUMN (SQL); for dynamodb:TABLE.ATTRIBUTE, `status` decrypts every value.
+    """
+    if target.startswith("dynamodb:"):
+        raise ConfigurationError(
+            f"verify reads SQL columns; `fieldcrypt status {target}` decrypts every value of a "
+            "DynamoDB attribute and lists the items that fail"
+        )
     spec = _spec(state, target, codec, storage, bind_row)
-    result = inspect.verify(state.engine, spec, batch_size=batch_size)
+    with state.out.progress(f"verify {target}") as meter:
+        result = inspect.verify(state.engine, spec, batch_size=batch_size, progress=meter)
     data = result.as_dict()
 
     def human() -> None:

@@ -110,13 +110,45 @@ def _resolve(state: State, prefix: str) -> str:
 
 
 @keys.command()
-@click.argument("key_id")
+@click.argument("arguments", nargs=-1, metavar="KEY_ID | --unused TARGET...")
+@click.option(
+    "--unused",
+    is_flag=True,
+    help="Retire every active data key (but the current one) that holds no value in any TARGET given.",
+)
 @click.pass_obj
-def retire(state: State, key_id: str) -> None:
-    """Stop using a data key for new values (values under it still decrypt). KEY_ID may be a prefix."""
-    key_id = _resolve(state, key_id)
+def retire(state: State, arguments: tuple[str, ...], unused: bool) -> None:
+    """Stop using a data key for new values (values under it still decrypt). KEY_ID may be a prefix.
+
+    With --unused, name every column of the keyring (TABLE.COLUMN or dynamodb:TABLE.ATTRIBUTE):
+    a key with no value in one column may still hold values in another.
+    """
+    if unused:
+        _retire_unused(state, arguments)
+        return
+    if len(arguments) != 1:
+        raise click.UsageError("give one KEY_ID, or --unused and the keyring's columns")
+    key_id = _resolve(state, arguments[0])
     record = admin.retire(state.keyring, key_id)
     state.out.result(_describe(record), lambda: state.out.say(f"data key {key_id} retired"))
+
+
+def _retire_unused(state: State, targets: tuple[str, ...]) -> None:
+    from fieldcrypt.cli.inspection import column_status
+
+    if not targets:
+        raise click.UsageError(
+            "--unused needs every column that uses the keyring (TABLE.COLUMN or dynamodb:TABLE.ATTRIBUTE)"
+        )
+    statuses = [column_status(state, target, None, None, None) for target in targets]
+    retired = admin.retire_unused(state.keyring, statuses)
+    state.out.result(
+        {"keyring": state.keyring.name, "columns": list(targets), "retired": [_describe(r) for r in retired]},
+        lambda: state.out.say(
+            f"retired {len(retired)} data keys with no value in {', '.join(targets)}"
+            + (f": {', '.join(r.key_id for r in retired)}" if retired else "")
+        ),
+    )
 
 
 @keys.command()

@@ -22,6 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from fieldcrypt.progress import ProgressLines, interval_from_environment
+
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1  # the job ran but work remains: failures, conflicts, plaintext or old keys left
 EXIT_USAGE = 2  # click's own code for a bad command line
@@ -70,10 +72,17 @@ class Output:
         self.err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
 
     @contextlib.contextmanager
-    def progress(self, description: str) -> Iterator[Callable[[int, int | None], None]]:
-        """A progress bar on stderr; yields ``update(done, total)``. Hidden with --json or no tty."""
-        if self.as_json or self.quiet:
-            yield lambda done, total: None
+    def progress(self, description: str) -> Iterator[Meter]:
+        """Progress on stderr: a bar on a terminal, else a line every few seconds
+        (``$FIELDCRYPT_PROGRESS_INTERVAL``, default 10) and one at the end, so logs of a job that
+        is killed still say how far it got. Nothing with --quiet; no bar with --json."""
+        if self.quiet or (self.as_json and self.err.is_terminal):
+            yield Meter(lambda done, total: None)
+            return
+        if not self.err.is_terminal:
+            lines = ProgressLines(description, self._line, interval=interval_from_environment())
+            yield Meter(lines.update, lines.start_at)
+            lines.finish()
             return
         columns = (
             TextColumn("{task.description}", markup=False),
@@ -87,4 +96,32 @@ class Output:
             def update(done: int, total: int | None) -> None:
                 bar.update(task, completed=done, total=total)
 
-            yield update
+            def start_at(done: int) -> None:
+                # A resumed run starts its bar at the resumed position, and its ETA from there.
+                bar.reset(task, completed=done)
+
+            yield Meter(update, start_at)
+
+    def _line(self, text: str) -> None:
+        self.err.print(Text(text))
+        self.err.file.flush()
+
+
+class Meter:
+    """What a command reports progress through: ``meter(done, total)``, and ``meter.start_at(n)``
+    once when a resumed run begins at row ``n`` (so the rate counts this run's rows only)."""
+
+    def __init__(
+        self, update: Callable[[int, int | None], None], start_at: Callable[[int], None] | None = None
+    ) -> None:
+        self._update = update
+        self._start_at = start_at
+        self._started = False
+
+    def __call__(self, done: int, total: int | None) -> None:
+        self._update(done, total)
+
+    def start_at(self, done: int) -> None:
+        if not self._started and self._start_at is not None:
+            self._started = True
+            self._start_at(done)

@@ -61,7 +61,8 @@ class Reencryptor:
         dry_run: count what would be re-encrypted; write nothing (not even a checkpoint or a key).
         checkpoint_dir: where segment checkpoints live (None: no resume).
         progress: called after each page with the number of items this job has scanned so far
-            (all its segments together), e.g. to drive a progress bar.
+            (all its segments together, counting those that earlier runs scanned before a
+            resume), e.g. to drive a progress bar.
     """
 
     def __init__(
@@ -114,12 +115,14 @@ class Reencryptor:
         """Run one segment from its checkpoint to its end; returns this run's counts."""
         state = self.checkpoints.load(segment)
         counts: Counter[str] = Counter({name: 0 for name in COUNTS})
+        before = Counter(state.counts)  # what earlier runs of this segment did
+        if before["scanned"]:
+            self._count_scanned(before["scanned"])  # progress starts at the resumed position
         if state.done:
             counts["segments_already_done"] += 1
             return dict(counts)
         if state.start is not None:
             counts["segments_resumed"] += 1
-        before = Counter(state.counts)  # what earlier runs of this segment did
         for items, next_start in self.column.pages(
             segment, self.total_segments, state.start, self.batch_size
         ):
@@ -129,11 +132,14 @@ class Reencryptor:
                 counts[self._one(item, target, counts)] += 1
             state = SegmentState(start=next_start, done=not next_start, counts=dict(before + counts))
             self.checkpoints.save(segment, state)
-            with self._scanned_lock:  # held while reporting, so reports never go backwards
-                self._scanned += len(items)
-                if self.progress is not None:
-                    self.progress(self._scanned)
+            self._count_scanned(len(items))
         return dict(counts)
+
+    def _count_scanned(self, items: int) -> None:
+        with self._scanned_lock:  # held while reporting, so reports never go backwards
+            self._scanned += items
+            if self.progress is not None:
+                self.progress(self._scanned)
 
     def _target_key_id(self) -> str | None:
         if not self.dry_run:

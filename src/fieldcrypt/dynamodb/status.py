@@ -2,75 +2,111 @@
 
 Reads only (a consistent view is not needed for counts); never writes, not even a data key.
 Every value is decrypted unless ``verify=False``, so undecryptable items are found and listed
-(by key, never by value).
+(by key, never by value). The result is the same :class:`~fieldcrypt.reports.ColumnStatus` as
+SQL status: one schema, one exit-code contract.
+
+The scan runs in parallel-scan segments on worker threads (``workers``), and may be one segment
+``i/N`` of a job split across processes.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from fieldcrypt import format as fmt
-from fieldcrypt.dynamodb.tables import EncryptedColumn
+from fieldcrypt.dynamodb.tables import EncryptedColumn, check_segment
 from fieldcrypt.errors import DecryptionError, KeyAccessError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
 from fieldcrypt.keys.resolve import newest_active
+from fieldcrypt.reports import ColumnStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-LISTED = 100  # undecryptable items listed by key; the count covers them all
+PAGE = 1000
 
 
 def table_status(
-    client: DynamoDBClient, table: str, attribute: str, *, keyring: Keyring, verify: bool = True
-) -> dict[str, Any]:
-    """JSON-serialisable counts for ``table.attribute`` (see docs/dynamodb.md, "Status")."""
+    client: DynamoDBClient,
+    table: str,
+    attribute: str,
+    *,
+    keyring: Keyring,
+    verify: bool = True,
+    segment: tuple[int, int] = (0, 1),
+    workers: int = 1,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ColumnStatus:
+    """Counts for ``table.attribute`` (segment ``i/N`` of the table; ``workers`` threads each
+    scan one DynamoDB segment of it). ``progress(items read, None)`` after every page."""
+    index, count = segment
+    check_segment(index, count)
+    check_segment(0, count * workers)
     column = EncryptedColumn.open(client, table, attribute)
     records = {r.key_id: r for r in keyring.records(Purpose.ENCRYPTION)}
     current = newest_active(records.values())
-    counts: Counter[str] = Counter()
-    per_key: Counter[str] = Counter()
-    bad: list[str] = []
-    for items, _ in column.pages(0, 1, None, 1000):
-        for item in items:
-            counts["items"] += 1
-            stored = item.get(attribute)
-            if stored is None:
-                counts["absent"] += 1
-                continue
-            if "B" not in stored:
-                counts["plaintext"] += 1
-                continue
-            blob = bytes(stored["B"])
-            place = column.place(item)
-            try:
-                key_id = keyring.key_id_of(blob)
-            except (fmt.MalformedCiphertext, fmt.UnknownVersion):
-                key_id = None
-            if key_id is not None:
-                per_key[key_id] += 1
-            if key_id is None or (verify and not _opens(keyring, blob, place)):
-                counts["undecryptable"] += 1
-                if len(bad) < LISTED:
-                    bad.append(str(place.describe_row()))
-    encrypted = sum(per_key.values())
-    return {
-        "target": f"dynamodb:{table}.{attribute}",
-        "keyring": keyring.name,
-        "items": counts["items"],
-        "encrypted": encrypted,
-        "absent": counts["absent"],
-        "plaintext": counts["plaintext"],
-        "undecryptable": counts["undecryptable"],
-        "undecryptable_items": bad,
-        "current_data_key": current,
-        "to_reencrypt": sum(n for key_id, n in per_key.items() if key_id != current),
-        "data_keys": {k: _describe(records.get(k), n) for k, n in sorted(per_key.items())},
-        "master_keys": dict(sorted(_per_master_key(records, per_key).items())),
-        "verified": verify,
-    }
+    read = [0]
+    lock = threading.Lock()
+
+    def scan(part: int) -> ColumnStatus:
+        found = ColumnStatus(table, attribute, f"dynamodb:{table}.{attribute}", current_key=current)
+        found.verified = verify
+        for items, _ in column.pages(part, count * workers, None, PAGE):
+            for item in items:
+                _tally(found, column, item, keyring, records, verify)
+            with lock:  # held while reporting, so reports never go backwards
+                read[0] += len(items)
+                if progress is not None:
+                    progress(read[0], None)
+        return found
+
+    # W workers split segment i/N into W: DynamoDB segments i, i+N, ... of N*W.
+    parts = [index + count * w for w in range(workers)]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fieldcrypt-status") as pool:
+        results = list(pool.map(scan, parts))
+    total = results[0]
+    for other in results[1:]:
+        total.merge(other)
+    total.note_unused(list(records.values()))
+    return total
+
+
+def _tally(
+    found: ColumnStatus,
+    column: EncryptedColumn,
+    item: dict[str, Any],
+    keyring: Keyring,
+    records: dict[str, DataKeyRecord],
+    verify: bool,
+) -> None:
+    found.rows += 1
+    stored = item.get(column.attribute)
+    if stored is None:
+        found.null += 1
+        return
+    if "B" not in stored:
+        found.plaintext += 1
+        found.list_plaintext(column.place(item).describe_row())
+        return
+    blob = bytes(stored["B"])
+    place = column.place(item)
+    try:
+        key_id = keyring.key_id_of(blob)
+    except (fmt.MalformedCiphertext, fmt.UnknownVersion):
+        found.failed += 1
+        found.list_row(place.describe_row())
+        return
+    if (
+        found.count(key_id, records.get(key_id), place.describe_row())
+        and verify
+        and not _opens(keyring, blob, place)
+    ):
+        found.failed += 1
+        found.list_row(place.describe_row())
 
 
 def _opens(keyring: Keyring, blob: bytes, place: Any) -> bool:
@@ -81,19 +117,3 @@ def _opens(keyring: Keyring, blob: bytes, place: Any) -> bool:
     except DecryptionError:
         return False
     return True
-
-
-def _describe(record: DataKeyRecord | None, values: int) -> dict[str, Any]:
-    if record is None:
-        return {"values": values, "status": "missing", "master_keys": []}
-    return {"values": values, "status": record.status.value, "master_keys": sorted(record.wraps)}
-
-
-def _per_master_key(records: dict[str, DataKeyRecord], per_key: Counter[str]) -> Counter[str]:
-    # A data key wrapped under two master keys (mid-rewrap, or a second region) counts under both.
-    out: Counter[str] = Counter()
-    for key_id, n in per_key.items():
-        record = records.get(key_id)
-        for master in sorted(record.wraps) if record is not None else ["(missing data key)"]:
-            out[master] += n
-    return out

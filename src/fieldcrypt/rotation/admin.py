@@ -21,12 +21,16 @@ from fieldcrypt.errors import ConfigurationError, KeyAccessError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.master import MasterKey, UnwrapFailed
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, kms_context
+from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.ratelimit import LimitedMasterKey
+from fieldcrypt.reports import ColumnStatus, Report
 from fieldcrypt.stores.base import KeyStoreConflict
 
 
 @dataclass
-class RewrapReport:
+class RewrapReport(Report):
+    """What a rewrap did (or, in a dry run, would do: the KMS calls are predicted, not made)."""
+
     keyring: str
     destination: str
     rewrapped: int = 0
@@ -36,9 +40,6 @@ class RewrapReport:
     reencrypt_calls: int = 0
     unwrap_wrap_calls: int = 0
     key_ids: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def list_keys(keyring: Keyring, purpose: Purpose | None = None) -> list[DataKeyRecord]:
@@ -104,7 +105,9 @@ def _rewrap_one(
     else:
         report.rewrapped += 1
         report.key_ids.append(record.key_id)
-        if not dry_run:
+        if dry_run:
+            _predict_calls(keyring, record, destination, report)
+        else:
             wraps[destination.key_id] = _copy_under(keyring, record, destination, before_call, report)
     if remove_old:
         old = [k for k in wraps if k != destination.key_id]
@@ -114,6 +117,17 @@ def _rewrap_one(
     if not dry_run and wraps != dict(record.wraps):
         keyring.key_store.update(record.evolve(wraps=wraps))
         audit.report("data_key.rewrapped", record, destination.key_id, removed_old=str(remove_old))
+
+
+def _predict_calls(
+    keyring: Keyring, record: DataKeyRecord, destination: MasterKey, report: RewrapReport
+) -> None:
+    """Count the calls a real run would make for ``record``: a ReEncrypt when one KMS key of the
+    keyring shares the destination's region, else an unwrap and a wrap. No call is made."""
+    if _kms_reencrypt_source(keyring, record, destination) is not None:
+        report.reencrypt_calls += 1
+    else:
+        report.unwrap_wrap_calls += 1
 
 
 def _copy_under(
@@ -238,3 +252,25 @@ def _set_status(keyring: Keyring, key_id: str, status: Status, *, wipe: bool = F
     audit.report(f"data_key.{status.value}", stored)
     keyring.refresh()
     return stored
+
+
+def retire_unused(keyring: Keyring, statuses: list[ColumnStatus]) -> list[DataKeyRecord]:
+    """Retire every active encryption key, other than the current one, that holds no value in
+    any of the columns ``statuses`` describe (all the columns of the keyring, as the caller knows
+    them). Retired keys still decrypt; only new values stop using them.
+
+    Raises:
+        ConfigurationError: no column given (a key unused in one column may serve another).
+    """
+    if not statuses:
+        raise ConfigurationError(
+            "name every column that uses the keyring: a data key with no value in one column "
+            "may still hold values in another"
+        )
+    records = keyring.records(Purpose.ENCRYPTION)
+    current = newest_active(records)
+    used = {key_id for s in statuses for key_id, n in s.by_data_key.items() if n}
+    unused = [
+        r for r in records if r.status is Status.ACTIVE and r.key_id != current and r.key_id not in used
+    ]
+    return [retire(keyring, r.key_id) for r in unused]

@@ -24,9 +24,10 @@ import sqlalchemy as sa
 
 from fieldcrypt import ratelimit
 from fieldcrypt.errors import DecryptionError, KeyAccessError
+from fieldcrypt.reports import Report as _Report
 from fieldcrypt.rotation.actions import ACTIONS, Action
 from fieldcrypt.rotation.checkpoint import Checkpoint
-from fieldcrypt.rotation.failures import note_failure, report_dict
+from fieldcrypt.rotation.failures import note_failure
 from fieldcrypt.rotation.spec import ColumnSpec
 from fieldcrypt.rotation.table import Segment, Target
 from fieldcrypt.rotation.writer import Change, write_batch
@@ -36,8 +37,12 @@ CONFLICT_PASSES = 3
 
 
 @dataclass
-class Report:
-    """Counts of one run (also passed, as it grows, to the progress callback)."""
+class Report(_Report):
+    """Counts of one run (also passed, as it grows, to the progress callback).
+
+    ``resumed_rows`` counts the rows of the segment a checkpoint says earlier runs already did;
+    ``scanned`` counts this run's rows, so ``resumed_rows + scanned`` is the position in ``total``.
+    """
 
     action: str
     table: str
@@ -53,15 +58,15 @@ class Report:
     retries: int = 0
     batches: int = 0
     resumed_after: list[Any] | None = None
+    resumed_rows: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+
+    DERIVED = (("complete", "complete"),)
 
     @property
     def complete(self) -> bool:
         return self.failed == 0 and self.conflicts == 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return report_dict(self, complete=self.complete)
 
 
 Progress = Callable[[Report], None]
@@ -111,6 +116,9 @@ def run(
     fingerprint = f"{action}:{','.join(sorted(getattr(worker, 'current', ())))}"
     after = None if dry_run else checkpoint.load(fingerprint)
     report.resumed_after = after
+    if after is not None:
+        with _transaction(bind) as conn:
+            report.resumed_rows = target.count(conn, segment, upto=after)
     passes = page_written = 0
     while True:
         with _transaction(bind) as conn:

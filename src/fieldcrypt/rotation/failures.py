@@ -23,10 +23,3 @@ def note_failure(failures: list[tuple[str, str]], row: Any, exc: Exception) -> N
     ours = isinstance(exc, DecryptionError | ConfigurationError)
     message = str(exc) if ours else f"{type(exc).__name__}: unreadable value"
     failures.append((repr(row), message))
-
-
-def report_dict(report: Any, **verdict: bool) -> dict[str, Any]:
-    """A report dataclass as JSON-ready data: its ``failures`` as ``{row, error}`` objects."""
-    out = {k: v for k, v in vars(report).items() if k != "failures"}
-    out["failures"] = [{"row": row, "error": error} for row, error in report.failures]
-    return out | verdict

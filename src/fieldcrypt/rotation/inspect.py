@@ -6,93 +6,50 @@ reads no plaintext; ``verify`` decrypts everything and lists the rows that fail.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from fieldcrypt.errors import DecryptionError, KeyAccessError
-from fieldcrypt.keys.record import Purpose, Status
+from fieldcrypt.keys.record import Purpose
 from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.place import Place
+from fieldcrypt.reports import ColumnStatus, Report
 from fieldcrypt.rotation.engine import _transaction
-from fieldcrypt.rotation.failures import MAX_FAILURES_LISTED, note_failure, report_dict
+from fieldcrypt.rotation.failures import MAX_FAILURES_LISTED, note_failure
 from fieldcrypt.rotation.spec import ColumnSpec
-from fieldcrypt.rotation.table import Segment, Target
+from fieldcrypt.rotation.table import WHOLE, Segment, Target
+
+__all__ = ["ColumnStatus", "Verification", "check_can_encrypt", "check_storage", "status", "verify"]
+
+Progress = Callable[[int, int | None], None]  # (rows read so far, rows in the segment)
 
 
-@dataclass
-class ColumnStatus:
-    table: str
-    column: str
-    rows: int = 0
-    null: int = 0
-    plaintext: int = 0
-    by_data_key: Counter[str] = field(default_factory=Counter)
-    by_master_key: Counter[str] = field(default_factory=Counter)
-    current_key: str | None = None
-    destroyed: int = 0
-    unknown_key: int = 0
-    plaintext_rows: list[str] = field(default_factory=list)
-    unknown_key_rows: list[str] = field(default_factory=list)
-
-    @property
-    def encrypted(self) -> int:
-        return sum(self.by_data_key.values())
-
-    @property
-    def not_current(self) -> int:
-        return (
-            self.encrypted
-            - self.by_data_key.get(self.current_key or "", 0)
-            - self.destroyed
-            - self.unknown_key
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "table": self.table,
-            "column": self.column,
-            "rows": self.rows,
-            "null": self.null,
-            "plaintext": self.plaintext,
-            "encrypted": self.encrypted,
-            "current_data_key": self.current_key,
-            "not_on_current_key": self.not_current,
-            "by_data_key": dict(self.by_data_key),
-            "by_master_key": dict(self.by_master_key),
-            "undecryptable": {"destroyed_key": self.destroyed, "unknown_key": self.unknown_key},
-            "plaintext_rows": self.plaintext_rows,
-            "unknown_key_rows": self.unknown_key_rows,
-        }
-
-
-def status(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int = 5000) -> ColumnStatus:
-    """Counts per data key and master key, plaintext and NULL values, and undecryptable ones."""
+def status(
+    bind: sa.Engine | sa.Connection,
+    spec: ColumnSpec,
+    *,
+    batch_size: int = 5000,
+    segment: Segment = WHOLE,
+    progress: Progress | None = None,
+) -> ColumnStatus:
+    """Counts per data key and master key, plaintext and NULL values, and undecryptable ones
+    (of one segment; merge segments' results with :meth:`ColumnStatus.merge`)."""
     keyring = spec.resolve_keyring()
     records = {r.key_id: r for r in keyring.records(Purpose.ENCRYPTION)}
-    result = ColumnStatus(spec.table, spec.column, current_key=newest_active(records.values()))
-    for row, blob in _ciphertexts(bind, spec, batch_size, result):
+    target = f"{spec.table}.{spec.column}"
+    result = ColumnStatus(spec.table, spec.column, target, current_key=newest_active(records.values()))
+    for row, blob in _ciphertexts(bind, spec, batch_size, result, segment, progress):
         key_id = keyring.key_id_of(blob)
-        result.by_data_key[key_id] += 1
-        record = records.get(key_id)
-        if record is None:
-            # Not trusted for its look: plaintext that begins with byte 0x01, or another
-            # keyring's value. Listed by row, so it can be found (verify says which).
-            result.unknown_key += 1
-            _list_row(result.unknown_key_rows, row)
-        elif record.status is Status.DESTROYED or not record.wraps:
-            result.destroyed += 1
-        else:
-            for master_key_id in record.wraps:
-                result.by_master_key[master_key_id] += 1
+        result.count(key_id, records.get(key_id), repr(row))
+    result.note_unused(list(records.values()))
     return result
 
 
 @dataclass
-class Verification:
+class Verification(Report):
     table: str
     column: str
     rows: int = 0
@@ -103,15 +60,20 @@ class Verification:
     failures: list[tuple[str, str]] = field(default_factory=list)
     plaintext_rows: list[str] = field(default_factory=list)
 
+    DERIVED = (("ok", "ok"),)
+
     @property
     def ok(self) -> bool:
         return self.failed == 0 and self.plaintext == 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return report_dict(self, ok=self.ok)
 
-
-def verify(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int = 1000) -> Verification:
+def verify(
+    bind: sa.Engine | sa.Connection,
+    spec: ColumnSpec,
+    *,
+    batch_size: int = 1000,
+    progress: Progress | None = None,
+) -> Verification:
     """Decrypt every value (and decode it with the codec); list the rows that fail.
 
     Raises:
@@ -120,7 +82,7 @@ def verify(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_size: int
     keyring = spec.resolve_keyring()
     codec = spec.the_codec  # before the first row: a spec without the column's type is refused
     result = Verification(spec.table, spec.column)
-    for row, blob in _ciphertexts(bind, spec, batch_size, result):
+    for row, blob in _ciphertexts(bind, spec, batch_size, result, Segment(), progress):
         try:
             place = spec.place(row)
             codec.decode(keyring.decrypt(blob, place), place)
@@ -164,7 +126,7 @@ def check_storage(bind: sa.Engine | sa.Connection, spec: ColumnSpec, *, batch_si
         StorageMismatchError: a value is a ciphertext stored as text where ``spec`` says binary,
             or the other way round.
     """
-    for _, stored in _values(bind, spec, batch_size):
+    for _, stored in _values(bind, spec, batch_size, Segment(), None):
         if stored is not None:
             spec.as_blob(stored)
 
@@ -182,11 +144,16 @@ def _list_row(rows: list[str], row: Any) -> None:
 
 
 def _ciphertexts(
-    bind: sa.Engine | sa.Connection, spec: ColumnSpec, batch_size: int, tally: _Tally
+    bind: sa.Engine | sa.Connection,
+    spec: ColumnSpec,
+    batch_size: int,
+    tally: _Tally,
+    segment: Segment,
+    progress: Progress | None,
 ) -> Iterator[tuple[Any, bytes]]:
     """(row key, v1 bytes) of every ciphertext in the column; rows, NULLs and plaintext values
     are counted on ``tally`` as they pass."""
-    for row, stored in _values(bind, spec, batch_size):
+    for row, stored in _values(bind, spec, batch_size, segment, progress):
         tally.rows += 1
         if stored is None:
             tally.null += 1
@@ -202,16 +169,27 @@ def _ciphertexts(
         yield row, blob
 
 
-def _values(bind: sa.Engine | sa.Connection, spec: ColumnSpec, batch_size: int) -> Iterator[tuple[Any, Any]]:
+def _values(
+    bind: sa.Engine | sa.Connection,
+    spec: ColumnSpec,
+    batch_size: int,
+    segment: Segment,
+    progress: Progress | None,
+) -> Iterator[tuple[Any, Any]]:
     after = None
     with _transaction(bind) as conn:
         target = Target.reflect(conn, spec.table, spec.column)
+        total = target.count(conn, segment) if progress is not None else None
+    read = 0
     while True:
         with _transaction(bind) as conn:
-            rows = conn.execute(target.page(after, batch_size, Segment())).all()
+            rows = conn.execute(target.page(after, batch_size, segment)).all()
         if not rows:
             return
         width = len(target.pk)
         for row in rows:
             yield target.row_key(tuple(row[:width])), row[width]
         after = list(rows[-1][:width])
+        read += len(rows)
+        if progress is not None:
+            progress(read, total)

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.scheduler import segment_from_environment
 from fieldcrypt.storage.row_keys import canonical_key
 
 _SEGMENT = re.compile(r"^(\d+)/(\d+)$")
@@ -35,6 +36,9 @@ class Segment:
 
     @classmethod
     def parse(cls, text: str) -> Segment:
+        """``i/N``, or ``auto``: from the job scheduler's variables (:mod:`fieldcrypt.scheduler`)."""
+        if text.strip() == "auto":
+            return cls(*segment_from_environment())
         match = _SEGMENT.match(text.strip())
         if match is None:
             raise ConfigurationError(f"a segment is written i/N (for example 0/4), not {text!r}")
@@ -43,8 +47,16 @@ class Segment:
             raise ConfigurationError(f"segment {text!r}: need 0 <= i < N")
         return cls(index, count)
 
+    def split(self, parts: int) -> list[Segment]:
+        """This segment as ``parts`` segments (for worker threads): rows whose key mod N*W is
+        i, i+N, i+2N, ... together are exactly the rows of i/N."""
+        return [Segment(self.index + self.count * w, self.count * parts) for w in range(parts)]
+
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
+
+
+WHOLE = Segment()  # the whole table, as one segment
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,16 @@ class Target:
         # ((pk % N) + N) % N: the sign of % follows the dividend on all three databases.
         return [((key % segment.count) + segment.count) % segment.count == segment.index]
 
-    def count(self, conn: sa.Connection, segment: Segment) -> int:
+    def count(self, conn: sa.Connection, segment: Segment, *, upto: Sequence[Any] | None = None) -> int:
+        """Rows of ``segment``; with ``upto``, only those at or before that key (a resume position)."""
         query = sa.select(sa.func.count()).select_from(self.table).where(*self.segment_filter(segment))
+        if upto is not None:
+            query = query.where(self._key_at_most(upto))
         return int(conn.execute(query).scalar_one())
+
+    def _key_at_most(self, key: Sequence[Any]) -> sa.ColumnElement[bool]:
+        if len(self.pk) == 1:
+            single: sa.ColumnElement[bool] = self.pk[0] <= key[0]
+            return single
+        at_most: sa.ColumnElement[bool] = sa.tuple_(*self.pk) <= sa.tuple_(*key)
+        return at_most
