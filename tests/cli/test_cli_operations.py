@@ -224,7 +224,7 @@ def test_missing_sql_key_store_table_is_one_line_exit_3(tmp_path: Path, key_file
     assert done.returncode == 3
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "no such table: fieldcrypt_keys" in lines[0]
+    assert lines[0].startswith("error: key-store table 'fieldcrypt_keys' does not exist in sqlite:")
     assert "fieldcrypt init" in lines[0]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import BIT
 
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.scheduler import segment_from_environment
@@ -24,7 +25,8 @@ RAW = sa.types.NullType()  # no bind or result processing: values exactly as the
 
 @dataclass(frozen=True)
 class Segment:
-    """Segment ``index`` of ``count`` (0-based): rows whose integer key is ``index`` modulo ``count``.
+    """Segment ``index`` of ``count`` (0-based): rows whose integer key is ``index`` modulo ``count``
+    (other keys: whose key's hash is, on PostgreSQL and MySQL/MariaDB).
 
     Modulo rather than key ranges so that N jobs started at different times on different machines
     agree on who owns which row without sharing any state: every row belongs to exactly one
@@ -67,6 +69,7 @@ class Target:
     column: sa.Column[Any]
     index_column: sa.Column[Any] | None
     pk: tuple[sa.Column[Any], ...]
+    dialect: str = ""  # the database's dialect name: how a key that is not an integer is hashed
 
     @classmethod
     def reflect(cls, conn: sa.Connection, table: str, column: str, index_column: str | None = None) -> Target:
@@ -83,7 +86,8 @@ class Target:
         for wanted in (column, index_column):
             if wanted is not None and wanted not in reflected.c:
                 raise ConfigurationError(f"table {table!r} has no column {wanted!r}")
-        return cls(reflected, reflected.c[column], reflected.c[index_column] if index_column else None, pk)
+        index = reflected.c[index_column] if index_column else None
+        return cls(reflected, reflected.c[column], index, pk, conn.dialect.name)
 
     def row_key(self, values: Sequence[Any]) -> Any:
         """The primary key as the core's Place expects: canonical (as the application's writes
@@ -108,13 +112,29 @@ class Target:
         if segment.count == 1:
             return []
         key = self.pk[0]
-        if len(self.pk) != 1 or not isinstance(key.type, sa.Integer):
-            raise ConfigurationError(
-                f"segments need a single integer primary key; {self.table.name} has "
-                f"{', '.join(c.name for c in self.pk)}: run one job per table instead"
-            )
-        # ((pk % N) + N) % N: the sign of % follows the dividend on all three databases.
-        return [((key % segment.count) + segment.count) % segment.count == segment.index]
+        if len(self.pk) == 1 and isinstance(key.type, sa.Integer):
+            # ((pk % N) + N) % N: the sign of % follows the dividend on all three databases.
+            return [((key % segment.count) + segment.count) % segment.count == segment.index]
+        return [self._key_hash() % segment.count == segment.index]
+
+    def _key_hash(self) -> sa.ColumnElement[int]:
+        """A non-negative 32-bit hash of the primary key's text, computed by the database, for
+        keys that are not one integer (UUID, string, composite): every job computes the same
+        hash for a row, so the segments are disjoint and cover the table, and the filter stays
+        beside the keyset range on the primary key index."""
+        if self.dialect == "postgresql":
+            text = sa.func.concat_ws("|", *(sa.cast(c, sa.Text) for c in self.pk))
+            first_32_bits = sa.literal("x") + sa.func.substr(sa.func.md5(text), 1, 8)
+            hashed: sa.ColumnElement[int] = sa.cast(sa.cast(first_32_bits, BIT(32)), sa.BigInteger)
+            return hashed
+        if self.dialect in ("mysql", "mariadb"):
+            crc: sa.ColumnElement[int] = sa.func.crc32(sa.func.concat_ws("|", *self.pk))
+            return crc
+        raise ConfigurationError(
+            f"on SQLite, segments need a single integer primary key; {self.table.name} has "
+            f"{', '.join(c.name for c in self.pk)}: run it as one job (PostgreSQL and MySQL/MariaDB "
+            "split any primary key)"
+        )
 
     def count(self, conn: sa.Connection, segment: Segment, *, upto: Sequence[Any] | None = None) -> int:
         """Rows of ``segment``; with ``upto``, only those at or before that key (a resume position)."""
