@@ -63,6 +63,8 @@ def test_status_counts_per_data_key_and_master_key(
         "plaintext": 0,
         "undecryptable": {"destroyed_key": 0, "unknown_key": 0, "failed": 0},
         "undecryptable_rows": [],
+        "plaintext_rows": [],
+        "unknown_key_rows": [],
         "current_data_key": current,
         "not_on_current_key": 3,
         "by_data_key": {old: 3, current: 2},
