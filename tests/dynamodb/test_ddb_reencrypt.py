@@ -85,7 +85,8 @@ def test_segments_run_as_separate_jobs(old_values: str, ddb: Any, keyring: field
 def test_interrupted_parallel_job_resumes_from_its_checkpoints(
     old_values: str, ddb: Any, keyring: fieldcrypt.Keyring, tmp_path: Path
 ) -> None:
-    """A two-segment job on two threads, interrupted, resumes after its checkpointed pages and finishes."""
+    """A two-segment job on two threads, interrupted, resumes after its checkpointed pages (its progress
+    starting from them) and finishes."""
 
     def stop_after_each_first_page(scanned: int) -> None:
         # Every segment stops after its own first page, whatever the threads' timing: a single
@@ -110,9 +111,13 @@ def test_interrupted_parallel_job_resumes_from_its_checkpoints(
     assert 0 < key_ids(ddb, keyring)[old_values] < N
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["dynamodb-patients.ssn.0-of-2.json", "dynamodb-patients.ssn.1-of-2.json"]
-    second = job().run(workers=2)
+    seen: list[int] = []
+    second = job(progress=seen.append).run(workers=2)
     assert second["segments_resumed"] >= 1
     assert second["scanned"] < N
+    # The resumed run scanned fewer than N items, yet its progress ends at N: it starts from the
+    # items its checkpoints say earlier runs scanned.
+    assert seen[-1] == N
     assert key_ids(ddb, keyring) == Counter({keyring.current_key_id(): N})
     saved = [json.loads((tmp_path / name).read_text()) for name in files]
     assert all(s["done"] and s["start"] is None for s in saved)
