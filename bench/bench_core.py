@@ -12,6 +12,11 @@ Part 1 times, in interleaved rounds (bench/_bench_stats.py), one 11-byte SSN thr
 Each figure is the median µs per value over the rounds, [lowest-highest round]; ratios and
 differences are taken round by round.
 
+Part 3 measures the import of ``fieldcrypt.sqlalchemy`` in fresh interpreters against SQLAlchemy's
+own (core, ORM and the two dialect modules fieldcrypt's column types name): the CPU time of the
+whole interpreter, and the sum of ``-X importtime``'s self-times (wall clock), each difference
+taken pair by pair.
+
 Part 2 counts KMS requests: one fresh process encrypts ``--kms-values`` values under a KMS master
 key (moto's server on 127.0.0.1) with a SQL key store in a SQLite file, another fresh process
 decrypts them all. Both should stay at a handful (target <= 2 each): one data key, one unwrap.
@@ -172,6 +177,46 @@ def kms_calls(values: int) -> None:
         server.stop()
 
 
+IMPORTS = {
+    "fieldcrypt.sqlalchemy": "import fieldcrypt.sqlalchemy",
+    "SQLAlchemy (core, ORM, the dialects fieldcrypt names)": (
+        "import sqlalchemy, sqlalchemy.orm, sqlalchemy.dialects.postgresql, sqlalchemy.dialects.mysql"
+    ),
+}
+
+
+def import_cost(rounds: int) -> None:
+    """Fresh interpreters, alternating: CPU ms to start and import, and -X importtime's sum."""
+    cpu: dict[str, list[float]] = {name: [] for name in IMPORTS}
+    traced: dict[str, list[float]] = {name: [] for name in IMPORTS}
+    for _ in range(rounds):
+        for name, statement in IMPORTS.items():
+            code = f"import time; {statement}; print(time.process_time())"
+            out = subprocess.run(  # noqa: S603 - this interpreter, our own statement
+                [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
+            )
+            cpu[name].append(float(out.stdout.split()[-1]) * 1000)
+            traced[name].append(_traced_ms(out.stderr))
+    first, second = IMPORTS
+    print(f"\nPart 3: import cost, {rounds} fresh interpreters each, alternating")
+    for name in IMPORTS:
+        print(
+            f"  {name}: CPU {Figure.of(cpu[name]).show('.0f')} ms, importtime {Figure.of(traced[name]).show('.0f')} ms"
+        )
+    for label, samples in (("CPU", cpu), ("-X importtime (wall)", traced)):
+        extra = Figure.of([a - b for a, b in zip(samples[first], samples[second], strict=True)])
+        print(f"  fieldcrypt.sqlalchemy over SQLAlchemy, {label}: {extra.show('.0f')} ms (target <= 150)")
+
+
+def _traced_ms(trace: str) -> float:
+    """The sum of every module's self time in an ``-X importtime`` trace."""
+    total = 0
+    for line in trace.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            total += int(line[len("import time:") :].split("|")[0])
+    return total / 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -179,6 +224,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000, help="calls per variant per round")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--kms-values", type=int, default=100_000)
+    parser.add_argument("--import-rounds", type=int, default=7)
     parser.add_argument("--kms-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.kms_child:
@@ -189,6 +235,8 @@ def main() -> None:
     per_value(args.n, args.rounds)
     if args.kms_values:
         kms_calls(args.kms_values)
+    if args.import_rounds:
+        import_cost(args.import_rounds)
 
 
 if __name__ == "__main__":

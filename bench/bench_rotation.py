@@ -73,7 +73,7 @@ class Rewrite(Action):
     def needs_work(self, stored: object, index: object) -> bool:
         return stored is not None
 
-    def apply(self, row: Any, stored: object) -> tuple[object, bytes | None]:
+    def apply(self, row: Any, stored: object, index: object = None) -> tuple[object, bytes | None]:
         data = bytes(stored)  # type: ignore[call-overload]
         return data[::-1], None
 
@@ -113,7 +113,7 @@ def child(rows: int) -> None:
     assert report.failed == 0, report
     ACTIONS["rewrite"] = Rewrite
     plain = engine.run(db, spec, "rewrite", batch_size=BATCH)
-    assert plain.written == rows
+    assert plain.written == rows, plain
     # AES-GCM floor: decrypt and encrypt the same number of values with raw AESGCM, no database.
     aes = AESGCM(AESGCM.generate_key(256))
     nonce, aad = os.urandom(12), b"x" * 40

@@ -16,7 +16,11 @@ executemany ``insert``, ORM ``select`` reading ``.ssn``, Core ``select``) with `
 - ``sqlalchemy-utils``: ``StringEncryptedType(String, key, AesGcmEngine)``.
 
 Each round times every variant once per operation, in a shuffled order (bench/_bench_stats.py);
-figures are the median over rounds with [lowest-highest]. Differences are taken round by round:
+figures are the median over rounds with [lowest-highest]. Ratios to plaintext are wall clock
+(what an application sees, database included; noisy on a shared machine). fieldcrypt's own cost
+is this process's CPU time (``time.process_time``): the database does the same work for the
+floor and for fieldcrypt (the same number of bytes), so the difference is fieldcrypt's, and it
+does not swing with other processes' load. Differences are taken round by round:
 - "over the floor", µs per row: fieldcrypt minus the floor (whole rows; targets: inserts <= 2.5,
   selects <= 1.5);
 - "blind index", µs per row: (fieldcrypt+index - fieldcrypt) - (floor+index - floor), the cost of
@@ -29,6 +33,7 @@ Databases: SQLite in a temporary file, and PostgreSQL / MariaDB in a database of
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import tempfile
 import time
@@ -118,21 +123,33 @@ def rows_for(name: str, rows: int) -> list[dict[str, Any]]:
     return data
 
 
-def timers(engine: sa.Engine, model: type[Any], data: list[dict[str, Any]]) -> dict[str, Callable[[], float]]:
-    """One timer per operation, each returning seconds (inserts start from an empty table)."""
+def timers(
+    engine: sa.Engine, model: type[Any], data: list[dict[str, Any]], walls: dict[str, list[float]]
+) -> dict[str, Callable[[], float]]:
+    """One timer per operation (inserts start from an empty table): each returns this process's
+    CPU seconds and appends the wall-clock seconds to ``walls[operation]``."""
     table = model.__table__
 
     def empty() -> None:
         with engine.begin() as conn:
             conn.execute(table.delete())
 
-    def timed(work: Callable[[], object], before: Callable[[], object] | None = None) -> Callable[[], float]:
+    def timed(
+        op: str, work: Callable[[], object], before: Callable[[], object] | None = None
+    ) -> Callable[[], float]:
         def run() -> float:
             if before is not None:
                 before()
-            start = time.perf_counter()
-            work()
-            return time.perf_counter() - start
+            gc.collect()
+            gc.disable()  # as timeit does: a full collection would land on whichever variant ran then
+            try:
+                wall, cpu = time.perf_counter(), time.process_time()
+                work()
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            finally:
+                gc.enable()
+            walls[op].append(wall)
+            return cpu
 
         return run
 
@@ -156,40 +173,49 @@ def timers(engine: sa.Engine, model: type[Any], data: list[dict[str, Any]]) -> d
                 row.ssn  # noqa: B018
 
     return {
-        "ORM insert": timed(orm_insert, empty),
-        "Core insert": timed(core_insert, empty),
-        "ORM select": timed(orm_select),
-        "Core select": timed(core_select),
+        "ORM insert": timed("ORM insert", orm_insert, empty),
+        "Core insert": timed("Core insert", core_insert, empty),
+        "ORM select": timed("ORM select", orm_select),
+        "Core select": timed("Core select", core_select),
     }
 
 
-def run(url: str, rows: int, rounds: int) -> dict[str, dict[str, list[float]]]:
-    """Samples (seconds) by operation and variant; each operation's variants interleaved."""
+Samples = dict[str, dict[str, list[float]]]  # operation -> variant -> seconds, one per round
+
+
+def run(url: str, rows: int, rounds: int) -> tuple[Samples, Samples]:
+    """(wall, CPU) samples by operation and variant; each operation's variants interleaved."""
     engine = own_database(url) if not url.startswith("sqlite") else sa.create_engine(url)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
     try:
-        per_variant = {name: timers(engine, model, rows_for(name, rows)) for name, model in VARIANTS.items()}
-        samples: dict[str, dict[str, list[float]]] = {
-            op: {name: [] for name in VARIANTS} for op in OPERATIONS
+        walls: Samples = {name: {op: [] for op in OPERATIONS} for name in VARIANTS}
+        per_variant = {
+            name: timers(engine, model, rows_for(name, rows), walls[name]) for name, model in VARIANTS.items()
         }
         for t in per_variant.values():  # warm-up, not counted: statement caches, first connections
             for op in OPERATIONS:
                 t[op]()
+        for by_op in walls.values():
+            for values in by_op.values():
+                values.clear()
+        cpu: Samples = {op: {name: [] for name in VARIANTS} for op in OPERATIONS}
         for round_number in range(rounds):
             for op in OPERATIONS:  # inserts first: the selects read what Core insert wrote
                 one = interleaved({name: t[op] for name, t in per_variant.items()}, 1, seed=round_number)
                 for name, values in one.items():
-                    samples[op][name] += values
-        return samples
+                    cpu[op][name] += values
+        wall: Samples = {op: {name: walls[name][op] for name in VARIANTS} for op in OPERATIONS}
+        return wall, cpu
     finally:
         Base.metadata.drop_all(engine)
         engine.dispose()
 
 
-def report(title: str, samples: dict[str, dict[str, list[float]]], rows: int) -> None:
+def report(title: str, measured: tuple[Samples, Samples], rows: int) -> None:
     us_per_row = 1e6 / rows
-    print(f"\n{title}: ratio to plaintext (µs per row), median [lowest-highest] over rounds")
+    samples, cpu = measured
+    print(f"\n{title}: wall-clock ratio to plaintext (µs per row), median [lowest-highest] over rounds")
     print(f"{'operation':12}" + "".join(f"{name:>30}" for name in VARIANTS))
     for op in OPERATIONS:
         cells = []
@@ -199,7 +225,8 @@ def report(title: str, samples: dict[str, dict[str, list[float]]], rows: int) ->
             cells.append(f"{r:.2f}x ({Figure.of(samples[op][name]).median * us_per_row:.1f})")
         print(f"{op:12}" + "".join(f"{c:>30}" for c in cells))
     print("  (+index variants are ratios to the indexed plaintext)")
-    print("fieldcrypt's own cost, µs per row, median [lowest-highest]:")
+    print("fieldcrypt's own cost: client CPU µs per row, median [lowest-highest]:")
+    samples = cpu  # the server's work is the same for the floor and fieldcrypt (same bytes stored)
     for op in OPERATIONS:
         whole = over(samples[op], "fieldcrypt", "floor", us_per_row)
         whole_indexed = over(samples[op], "fieldcrypt+index", "floor+index", us_per_row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 
@@ -9,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 import fieldcrypt
-from fieldcrypt import Keyring, Place, _aead
+from fieldcrypt import Keyring, Place, _aead, index_records
 from fieldcrypt import format as fmt
 from fieldcrypt import place as place_module
 from fieldcrypt.keyring import BLIND_INDEX_LABEL
@@ -125,3 +126,24 @@ def test_index_default_source_cache_follows_each_table_copy(local_keyring: Keyri
     del original, copy, metadata, conn, table, engine
     gc.collect()
     assert not watched & set(sql_blind_index._sources)
+
+
+def test_place_stays_frozen_and_replaceable() -> None:
+    """The hand-written Place constructor keeps the dataclass contract: frozen, equal, replaceable."""
+    place = Place("users", "ssn", row=5)
+    assert place == Place("users", "ssn", row=5)
+    assert hash(place) == hash(Place("users", "ssn", row=5))
+    assert dataclasses.replace(place, row=6).encoded == Place("users", "ssn", row=6).encoded
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        place.row = 6  # type: ignore[misc]
+
+
+def test_index_check_cache_leaves_with_its_keyring() -> None:
+    """A keyring's checked columns are forgotten when the keyring is collected (no stale id reuse)."""
+    keyring = Keyring("pii", fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())
+    index_records.check(keyring, COLUMN, None, writing=True)
+    key = id(keyring)
+    assert (COLUMN.table, COLUMN.column) in index_records._checked[key]
+    del keyring
+    gc.collect()
+    assert key not in index_records._checked

@@ -26,7 +26,9 @@ from fieldcrypt.stores.indexes import IndexRecord, IndexRecords, records_of
 
 # Per keyring: (table, column) -> monotonic time until which this process trusts its check
 # (infinity once the record was found to match or was written).
-_checked: weakref.WeakKeyDictionary[Keyring, dict[tuple[str, str], float]] = weakref.WeakKeyDictionary()
+# Keyed by id(keyring), each entry removed when its keyring is collected (so an id is never reused
+# while present): a plain dict lookup per token, where a WeakKeyDictionary builds a weak reference.
+_checked: dict[int, dict[tuple[str, str], float]] = {}
 _lock = threading.Lock()
 
 
@@ -46,7 +48,7 @@ def check(keyring: Keyring, place: Place, normalizer: Callable[[Any], Any] | Non
         ConfigurationError: the column's record names another keyring, token length or normaliser.
     """
     where = (place.table, place.column)
-    checked = _checked.get(keyring)
+    checked = _checked.get(id(keyring))
     if checked is not None and checked.get(where, 0.0) > time.monotonic():
         return
     records = records_of(keyring.key_store)
@@ -155,7 +157,11 @@ def _refuse_mismatch(found: IndexRecord, mine: IndexRecord) -> None:
 
 def _trust(keyring: Keyring, where: tuple[str, str], until: float) -> None:
     with _lock:
-        _checked.setdefault(keyring, {})[where] = until
+        checked = _checked.get(id(keyring))
+        if checked is None:
+            checked = _checked[id(keyring)] = {}
+            weakref.finalize(keyring, _checked.pop, id(keyring), None)
+        checked[where] = until
 
 
 def _key_order(keyring: Keyring) -> dict[str, int]:

@@ -132,7 +132,7 @@ class Keyring:
         self._current: _Current | None = None
         self._current_lock = threading.Lock()
         self._blind_records: tuple[float, list[tuple[Slot, DataKeyRecord]]] | None = None
-        self._index_prefixes: dict[tuple[str, str], bytes] = {}
+        self._index_prefixes: dict[bytes, bytes] = {}
         key_store.on_before_write_transaction(self._prepare_quietly)
 
     # -- values ---------------------------------------------------------------------------
@@ -250,7 +250,9 @@ class Keyring:
         hmac_key: _aead.HmacKey = self.cache.fresh(slot) or self.cache.get(
             slot, lambda: _aead.HmacKey(self._unwrap(record))
         )
-        prefix = self._index_prefixes.get((place.table, place.column))
+        # Keyed by the place's encoding (a bytes object keeps its hash: integrations pass the same
+        # row-less Place for a column every time) rather than by a tuple built per token.
+        prefix = self._index_prefixes.get(place.encoded)
         if prefix is None:  # the column's place, without the row: tokens must match across rows
             if len(self._index_prefixes) >= 4096:
                 self._index_prefixes.clear()
@@ -258,7 +260,7 @@ class Keyring:
             prefix = BLIND_INDEX_LABEL + (
                 column.encoded if self._namespace is None else self._namespaced(column)
             )
-            self._index_prefixes[(place.table, place.column)] = prefix
+            self._index_prefixes[place.encoded] = prefix
         return hmac_key.digest(prefix, data)[: self.blind_index_bytes]
 
     # -- data keys --------------------------------------------------------------------------

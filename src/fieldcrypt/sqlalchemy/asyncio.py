@@ -8,8 +8,6 @@ worker thread at start-up, so no request waits on KMS while holding the loop.
 
 from __future__ import annotations
 
-import asyncio
-
 from fieldcrypt.place import Place
 from fieldcrypt.registry import get_keyring
 
@@ -25,4 +23,6 @@ def warm_up_sync(*keyrings: str, blind_index: bool = True) -> None:
 
 async def warm_up(*keyrings: str, blind_index: bool = True) -> None:
     """:func:`warm_up_sync` in a worker thread; await it at application start-up."""
+    import asyncio  # here: a synchronous application importing fieldcrypt.sqlalchemy never needs it
+
     await asyncio.to_thread(warm_up_sync, *keyrings, blind_index=blind_index)
