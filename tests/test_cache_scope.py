@@ -24,7 +24,7 @@ def test_shared_cache_does_not_lend_a_key_to_another_master_key() -> None:
     owner = Keyring("pii", fieldcrypt.LocalMasterKey.generate(), store, cache=cache)
     stranger = Keyring("pii", fieldcrypt.LocalMasterKey.generate(), store, cache=cache)
     blob = owner.encrypt("123-45-6789", SSN)
-    assert len(cache) == 1  # the key is cached, under the owner's scope only
+    assert len(cache) == 2  # the key (and the keyring's anchor) cached, under the owner's scope only
     with pytest.raises(fieldcrypt.KeyAccessError, match="is wrapped only under"):
         stranger.decrypt(blob, SSN)
     assert owner.decrypt(blob, SSN) == b"123-45-6789"

@@ -15,7 +15,7 @@ import re
 import struct
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
@@ -582,3 +582,89 @@ def test_uuid_columns_are_varbinary_85_on_mariadb() -> None:
         made = column_type(type_, "binary", dialect)
         assert isinstance(made, mysql.VARBINARY)
         assert made.length == 85
+
+
+ANCHOR_SECRET = bytes(range(64, 96))
+CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def spec_mac_input(keyring: str, key_id: str, purpose: str, generation: int, created: str) -> bytes:
+    return (
+        b"fieldcrypt/v1/key-record"
+        + spec_name(keyring)
+        + spec_name(key_id)
+        + spec_name(purpose)
+        + struct.pack(">Q", generation)
+        + spec_name(created)
+    )
+
+
+def test_anchor_and_record_mac_vectors() -> None:
+    """Anchor slot, fingerprint, MAC key and a record's MAC follow docs/format.md byte for byte."""
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from fieldcrypt import anchor
+    from fieldcrypt.keys import trust
+
+    slot = hmac.new(b"fieldcrypt/v1/anchor-slot", "clé".encode(), hashlib.sha256).digest()[:20].hex()
+    assert slot == trust.anchor_slot("clé") == doc_hex("anchor-slot")
+    fingerprint = spec_key_id(ANCHOR_SECRET).hex()
+    assert fingerprint == anchor.fingerprint(ANCHOR_SECRET) == doc_hex("anchor-fingerprint")
+    mac_key = HKDF(algorithm=SHA256(), length=32, salt=None, info=b"fieldcrypt/v1/key-record-mac").derive(
+        ANCHOR_SECRET
+    )
+    assert mac_key == trust.mac_key(ANCHOR_SECRET)
+    assert mac_key.hex() == doc_hex("mac-key")
+    key_id = spec_key_id(DATA_KEY).hex()
+    message = spec_mac_input("clé", key_id, "encryption", 1, "2026-01-02T03:04:05.000000+00:00")
+    assert message.hex() == doc_hex("mac-input")
+    record = fieldcrypt.DataKeyRecord(
+        key_id, "clé", fieldcrypt.Purpose.ENCRYPTION, fieldcrypt.Status.ACTIVE, CREATED, generation=1
+    )
+    assert trust.mac_input(record) == message
+    mac = hmac.new(mac_key, message, hashlib.sha256).digest()
+    assert mac.hex() == doc_hex("record-mac")
+    assert trust.sign(record, mac_key).mac == mac
+
+
+def test_a_record_built_from_the_spec_is_chosen_and_an_edited_one_is_not(sqlite_engine: sa.Engine) -> None:
+    """Rows written by hand from the spec (anchor, MACed key) are accepted; a flipped generation is not."""
+    from fieldcrypt.keys import trust
+
+    master = fieldcrypt.LocalMasterKey(MASTER)
+    store = fieldcrypt.SqlKeyStore(sqlite_engine)
+    store.create_table()
+    slot = trust.anchor_slot("clé")
+
+    def wrap(secret: bytes, key_id: str, purpose: str) -> bytes:
+        context = {
+            "fieldcrypt:keyring": "clé",
+            "fieldcrypt:data-key-id": key_id,
+            "fieldcrypt:purpose": purpose,
+        }
+        nonce = bytes(range(12))
+        return nonce + AESGCM(MASTER).encrypt(nonce, secret, canonical_context(context))
+
+    mac_key = trust.mac_key(ANCHOR_SECRET)
+    stamp = "2026-01-02T03:04:05.000000+00:00"
+    key_id = spec_key_id(DATA_KEY).hex()
+    rows = [
+        (slot, "anchor", 0, wrap(ANCHOR_SECRET, slot, "anchor")),
+        (key_id, "encryption", 1, wrap(DATA_KEY, key_id, "encryption")),
+    ]
+    with sqlite_engine.begin() as conn:
+        for row_id, purpose, generation, wrapped in rows:
+            mac = hmac.new(mac_key, spec_mac_input("clé", row_id, purpose, generation, stamp), hashlib.sha256)
+            conn.execute(
+                sa.insert(store.table).values(
+                    key_id=row_id, keyring="clé", purpose=purpose, status="active",
+                    created_at=CREATED.replace(tzinfo=None), revision=0, generation=generation,
+                    wraps=json.dumps({LOCAL_KEY_ID: base64.b64encode(wrapped).decode()}), mac=mac.hexdigest(),
+                )
+            )  # fmt: skip
+    keyring = Keyring("clé", master, store, rotate_after=timedelta(days=36500))
+    assert keyring.chosen_key_id() == key_id
+    with sqlite_engine.begin() as conn:
+        conn.execute(sa.update(store.table).where(store.table.c.key_id == key_id).values(generation=7))
+    assert keyring.chosen_key_id() is None

@@ -54,7 +54,7 @@ def test_reprs_and_logs_never_show_key_material(caplog: pytest.LogCaptureFixture
         blob = keyring.encrypt("123-45-6789", Place("users", "ssn"))
         keyring.cache.clear()
         keyring.decrypt(blob, Place("users", "ssn"))
-    (record,) = keyring.records()
+    (record,) = keyring.records(fieldcrypt.Purpose.ENCRYPTION)
     texts = [repr(master), repr(keyring), repr(keyring.cache), repr(record), caplog.text]
     forbidden = [raw.hex(), repr(raw), "123-45-6789", *(repr(w) for w in record.wraps.values())]
     for text in texts:
@@ -70,8 +70,9 @@ def test_audit_reports_creation_and_unwrap_with_ids(caplog: pytest.LogCaptureFix
         keyring.cache.clear()
         keyring.decrypt(blob, Place("users", "ssn"))
     events = [r.fieldcrypt for r in caplog.records if r.name == "fieldcrypt.audit"]  # type: ignore[attr-defined]
-    assert [e["event"] for e in events] == ["data_key.created", "data_key.unwrapped"]
-    for event in events:
+    assert [e["event"] for e in events] == ["anchor.created", "data_key.created", "data_key.unwrapped"]
+    assert events[0]["purpose"] == "anchor"
+    for event in events[1:]:
         assert event["data_key_id"] == keyring.key_id_of(blob)
         assert event["keyring"] == "pii"
         assert event["master_key_id"] == keyring.master_key.key_id

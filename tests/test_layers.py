@@ -43,6 +43,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "keyring": (
         "fieldcrypt",  # the package root: the public face, re-exporting the layers below
         "fieldcrypt.keyring",
+        "fieldcrypt.anchor",  # the keyring's anchor (record authentication), beside the keyring
+        "fieldcrypt.datakeys",  # the keyring's key-store side: trusted records, new keys, unwrapping
         "fieldcrypt.column",  # ColumnSpec: a column's options, applied with a registered keyring
         "fieldcrypt.index_records",  # searchable columns' token options checked, index keys in use
         "fieldcrypt.registry",

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256, Hash
 from cryptography.hazmat.primitives.hmac import HMAC
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fieldcrypt.errors import AuthenticationFailed
 
@@ -28,6 +29,7 @@ __all__ = [
     "RsaPublicKey",
     "TagMismatch",
     "constant_time_equal",
+    "derive_key",
     "hmac_sha256",
     "new_key",
     "rsa_oaep_decrypt",
@@ -116,6 +118,11 @@ class HmacKey:
 def hmac_sha256(key: bytes, message: bytes) -> bytes:
     """HMAC-SHA256 (used for key commitment ids and blind indexes); one-shot C implementation."""
     return hmac.digest(key, message, "sha256")
+
+
+def derive_key(secret: bytes, info: bytes) -> bytes:
+    """A 32-byte key for one use (``info`` names it) from a 32-byte secret: HKDF-SHA256, no salt."""
+    return HKDF(algorithm=SHA256(), length=KEY_BYTES, salt=None, info=info).derive(secret)
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:

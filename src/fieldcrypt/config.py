@@ -52,6 +52,7 @@ ENV = {
     "key_store": "FIELDCRYPT_KEY_STORE",
     "dynamodb_endpoint_url": "FIELDCRYPT_DYNAMODB_ENDPOINT_URL",
     "metadata": "FIELDCRYPT_METADATA",
+    "anchor_id": "FIELDCRYPT_ANCHOR_ID",
 }
 DEFAULT_FILE = "fieldcrypt.toml"
 
@@ -71,6 +72,7 @@ class Settings:
     key_store: str | None = None  # "dynamodb:TABLE", "sql:TABLE" or a SQLAlchemy URL (see key_store_for)
     dynamodb_endpoint_url: str | None = None
     metadata: str | None = None  # "package.module:Base.metadata": column options from the models
+    anchor_id: str | None = None  # the keyring's anchor fingerprint, pinned (docs/threat-model.md)
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def column(self, target: str) -> dict[str, Any]:
@@ -140,7 +142,14 @@ def build_keyring(settings: Settings, *, public_key: str | None = None) -> Keyri
         master = master_key_from(settings.master_key, region=settings.region)
     others = [master_key_from(s, region=settings.region) for s in settings.also_decrypt_with]
     store = key_store_for(settings)
-    keyring = Keyring(settings.keyring, master, store, also_decrypt_with=others, namespace=settings.namespace)
+    keyring = Keyring(
+        settings.keyring,
+        master,
+        store,
+        also_decrypt_with=others,
+        namespace=settings.namespace,
+        anchor_id=settings.anchor_id,
+    )
     return register(keyring, replace=True)
 
 

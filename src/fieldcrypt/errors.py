@@ -77,6 +77,11 @@ class KeyStoreConflict(FieldcryptError):
     """A put found the id taken, or an update found a newer revision than the one it read."""
 
 
+class KeyStoreIntegrityError(ConfigurationError):
+    """The key store holds what no key administrator put there: the keyring's anchor was replaced
+    (another secret, or not the pinned ``anchor_id``). New values are refused; reads go on."""
+
+
 class KeyStoreUnavailable(FieldcryptError):
     """The key-store table could not be read or written (network, throttling after retries)."""
 

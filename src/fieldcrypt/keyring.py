@@ -2,8 +2,9 @@
 
 A keyring has a name (columns refer to it), a master key that wraps its data keys, optional
 extra master keys that may also unwrap them (during a move to a new master key), and a key store
-shared by every process of the application. New values use the newest active data key; a new
-one is made when that key is older than ``rotate_after`` or when this process has encrypted
+shared by every process of the application. New values use the current data key: the
+authenticated active key of highest generation (fieldcrypt.keys.trust); a new one is made when
+that key is older than ``rotate_after`` or when this process has encrypted
 ``rotate_after_encryptions`` values with it (see docs/format.md, "Nonce safety").
 """
 
@@ -14,14 +15,15 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import NoReturn
 
-from fieldcrypt import _aead, audit
+from fieldcrypt import _aead, anchor, audit
 from fieldcrypt import format as fmt
 from fieldcrypt.cache import CacheEntry, DataKeyCache
+from fieldcrypt.datakeys import DataKeys, Slot
 from fieldcrypt.errors import (
     ConfigurationError,
     DecryptionError,
@@ -30,7 +32,8 @@ from fieldcrypt.errors import (
     NotCiphertextError,
     UnsupportedFormatError,
 )
-from fieldcrypt.keys.master import MasterKey, UnwrapFailed, is_write_only
+from fieldcrypt.keys import trust
+from fieldcrypt.keys.master import MasterKey, is_write_only
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, kms_context, utcnow
 from fieldcrypt.place import Place
 from fieldcrypt.stores.base import KeyStore
@@ -40,7 +43,10 @@ log = logging.getLogger("fieldcrypt")
 BLIND_INDEX_LABEL = b"fieldcrypt/v1/blind-index"
 _OVERHEAD, _VERSION_1, _HEADER = fmt.OVERHEAD, fmt.VERSION_1, fmt.HEADER_BYTES
 _SEALED = _HEADER + _aead.NONCE_BYTES  # where the AES-GCM ciphertext and tag start
-Slot = tuple[int, bytes]  # a data key's place in the cache: (keyring scope, kind + key id)
+# While no new data key can be made, a process may go on past its per-key budget up to this many
+# times the budget (still far below the nonce-safety bound of docs/format.md); then writes fail.
+HARD_LIMIT_FACTOR = 2
+ROTATION_RETRY_SECONDS = 5.0  # after a failed rotation, how long to wait before trying again
 
 
 @dataclass(eq=False)
@@ -51,10 +57,11 @@ class _Current:
     header: bytes
     entry: CacheEntry[_aead.Aead]
     refresh_at: float
+    limit: int  # values before a refresh: the budget, or the hard limit while rotation fails
     encryptions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
-class Keyring:
+class Keyring(DataKeys):
     """Envelope encryption for one family of fields (for example ``"pii"``).
 
     Args:
@@ -68,6 +75,10 @@ class Keyring:
         refresh_every: how often a process looks for a newer data key made by another process.
         cache: the data-key cache (bounds in :class:`~fieldcrypt.cache.DataKeyCache`).
         blind_index_bytes: length of the truncated HMAC kept for equality search (8 to 32).
+        clock_skew: how far in the future a key's ``created_at`` may lie; a key dated later is
+            reported and never chosen.
+        anchor_id: the fingerprint of this keyring's anchor (``fieldcrypt keys list`` prints it).
+            Pinned, a replaced anchor is refused even in a process that never saw the real one.
 
     With a write-only master key (:class:`~fieldcrypt.keys.kms_rsa.RsaProducerKey`) the keyring
     is a *producer*: it encrypts only under data keys it made itself, held in this process's
@@ -88,6 +99,8 @@ class Keyring:
         cache: DataKeyCache | None = None,
         blind_index_bytes: int = 16,
         namespace: str | None = None,
+        clock_skew: timedelta = timedelta(minutes=5),
+        anchor_id: str | None = None,
     ) -> None:
         if not name or not name.replace("_", "").replace("-", "").isalnum():
             raise ConfigurationError(f"keyring name {name!r} must be letters, digits, '-' or '_'")
@@ -107,6 +120,8 @@ class Keyring:
             raise ConfigurationError(
                 "namespace must be a non-empty string of at most 255 characters, without NUL"
             )
+        if clock_skew < timedelta(0):
+            raise ConfigurationError("clock_skew must not be negative")
         self.name = name
         self.master_key = master_key
         self.master_keys: tuple[MasterKey, ...] = (master_key, *also_decrypt_with)
@@ -119,6 +134,8 @@ class Keyring:
         # each other's keys (another master key or key store would refuse the unwrap).
         self._scope = self.cache.scope(name, tuple(m.key_id for m in self.master_keys), key_store)
         self.blind_index_bytes = blind_index_bytes
+        self.clock_skew = clock_skew
+        self._anchor = anchor.AnchorCheck(name, anchor_id)
         self.write_only = is_write_only(master_key)
         if self.write_only and also_decrypt_with:
             raise ConfigurationError(
@@ -131,7 +148,10 @@ class Keyring:
         self._namespace = None if namespace is None else namespace.encode("utf-8") + b"\x00"
         self._current: _Current | None = None
         self._current_lock = threading.Lock()
-        self._blind_records: tuple[float, list[tuple[Slot, DataKeyRecord]]] | None = None
+        self._blind_records: tuple[float, list[tuple[Slot, DataKeyRecord]], bool] | None = None
+        self._exhausted: set[str] = set()  # keys this process used up: never returned to
+        self._reported: set[tuple[str, str]] = set()  # refused keys already logged
+        self._retry_rotation_at = 0.0  # after a failed rotation, when to try again (monotonic)
         self._index_prefixes: dict[bytes, bytes] = {}
         key_store.on_before_write_transaction(self._prepare_quietly)
 
@@ -141,13 +161,12 @@ class Keyring:
         """Encrypt one value for ``place`` under the current data key; returns format v1 bytes."""
         data = plaintext.encode("utf-8") if isinstance(plaintext, str) else plaintext
         current = self._current
-        if (
-            current is None
-            or not current.entry.use()
-            or next(current.encryptions) > self.rotate_after_encryptions
-            or time.monotonic() >= current.refresh_at
-        ):
+        if current is None or not current.entry.use():
             current = self._refresh_current()
+        else:
+            count = next(current.encryptions)
+            if count > current.limit or time.monotonic() >= current.refresh_at:
+                current = self._refresh_current((current, count))
         where = place.encoded if self._namespace is None else self._namespaced(place)
         return current.header + current.entry.value.seal(data, current.header + where)
 
@@ -210,37 +229,53 @@ class Keyring:
     # -- blind index ------------------------------------------------------------------------
 
     def blind_index(self, value: bytes | str, place: Place) -> bytes:
-        """The equality token to store beside a value: HMAC under the newest blind-index key."""
+        """The equality token to store beside a value: HMAC under the current blind-index key."""
         if self.write_only:
             # A producer holding the index key could test guessed values (an SSN has 10**9)
             # against the index, which is reading by another name: producers do not search.
             self._refuse_producer("compute blind indexes (searchable columns are written by readers)")
-        keys = self._blind_index_keys()
-        if not keys:
+        keys, trusted = self._blind_index_keys()
+        if not keys or not trusted:
             with self._current_lock:
-                keys = self._blind_index_keys(force=True)
-                if not keys:
-                    self._create_key(Purpose.BLIND_INDEX)
-                    keys = self._blind_index_keys(force=True)
+                keys, trusted = self._blind_index_keys(force=True)
+                if not keys or not trusted:
+                    self._create_key(Purpose.BLIND_INDEX, accept=lambda record: True)
+                    keys, trusted = self._blind_index_keys(force=True)
         return self._index_with(keys[-1], value, place)
 
     def blind_index_candidates(self, value: bytes | str, place: Place) -> list[bytes]:
-        """Every token ``value`` may be stored under (one per active blind-index key).
+        """Every token ``value`` may be stored under (one per usable blind-index key).
 
-        Used by queries; never creates a key (reads must not write to the key store).
+        Used by queries; never creates a key (reads must not write to the key store). Only
+        authenticated keys: a query token under a planted key would hand its planter the searched
+        value's HMAC under a key they know.
         """
         if self.write_only:
             self._refuse_producer("search")
-        return [self._index_with(key, value, place) for key in self._blind_index_keys()]
+        return [self._index_with(key, value, place) for key in self._blind_index_keys()[0]]
 
-    def _blind_index_keys(self, *, force: bool = False) -> list[tuple[Slot, DataKeyRecord]]:
-        """Active blind-index keys as (cache slot, record), oldest first; re-read every refresh."""
+    def _blind_index_keys(self, *, force: bool = False) -> tuple[list[tuple[Slot, DataKeyRecord]], bool]:
+        """Usable blind-index keys as (cache slot, record), current last, and whether they were
+        authenticated (False only in a 0.1 key store, not yet upgraded); re-read every refresh."""
         cached = self._blind_records
         if force or cached is None or time.monotonic() >= cached[0]:
-            keys = [(self._slot(r.purpose, r.key_id), r) for r in self._active(Purpose.BLIND_INDEX)]
-            cached = (time.monotonic() + self.refresh_every.total_seconds(), keys)
+            records = self.key_store.list(self.name)
+            indexing = [r for r in records if r.purpose is Purpose.BLIND_INDEX]
+            # No index key yet: nothing to authenticate, so no anchor to open (no KMS call).
+            key = self._mac_key(records) if indexing else None
+            if not indexing:
+                usable = []
+            elif key is None:  # 0.1 store: every active key, as 0.1 did, for reads only
+                usable = [
+                    r for r in records if r.purpose is Purpose.BLIND_INDEX and r.status is Status.ACTIVE
+                ]
+            else:
+                usable = self._choose(records, Purpose.BLIND_INDEX, key).usable
+            keys = [(self._slot(r.purpose, r.key_id), r) for r in usable]
+            trusted = key is not None or not indexing
+            cached = (time.monotonic() + self.refresh_every.total_seconds(), keys, trusted)
             self._blind_records = cached
-        return cached[1]
+        return cached[1], cached[2]
 
     def _index_with(self, key: tuple[Slot, DataKeyRecord], value: bytes | str, place: Place) -> bytes:
         # Encode before the key is loaded: a value that cannot be encoded then fails in a frame
@@ -270,7 +305,7 @@ class Keyring:
         self._refresh_current()
         if self.write_only:
             return
-        for key in self._blind_index_keys(force=True):
+        for key in self._blind_index_keys(force=True)[0]:
             self._index_with(key, b"", Place("-", "-"))
 
     def current_key_id(self) -> str:
@@ -287,6 +322,33 @@ class Keyring:
             self._blind_records = None
         return record
 
+    def adopt(self, records: Sequence[DataKeyRecord]) -> list[DataKeyRecord]:
+        """Authenticate 0.1 records (no generation, no MAC) so they may be chosen again: the
+        upgrade step of a 0.1 key store, a key administrator's act (they vouch for each key).
+
+        Creates the anchor if there is none, checks that each key opens under this keyring's
+        master keys and matches its id, and gives each a generation in ``created_at`` order.
+        """
+        with self._current_lock:
+            records_now = self.key_store.list(self.name)
+            key = self._writer_mac_key(records_now, adopting=True)
+            self._check_master_key(records_now)
+            adopted: list[DataKeyRecord] = []
+            for purpose in (Purpose.ENCRYPTION, Purpose.BLIND_INDEX):
+                next_generation = self._choose(records_now, purpose, key, report=False).next_generation
+                for record in sorted(records, key=lambda r: (r.created_at, r.key_id)):
+                    if record.purpose is not purpose or record.generation is not None:
+                        continue
+                    if record.status is not Status.DESTROYED:
+                        self._unwrap(record)  # raises unless the key is genuine and opens here
+                    signed = trust.sign(record.evolve(generation=next_generation), key)
+                    adopted.append(self.key_store.update(signed))
+                    audit.report("data_key.adopted", signed, generation=str(next_generation))
+                    next_generation += 1
+            self._current = None
+            self._blind_records = None
+        return adopted
+
     def refresh(self) -> None:
         """Forget which keys are current, so the next use reads the key store again.
 
@@ -300,12 +362,6 @@ class Keyring:
     def forget(self, record: DataKeyRecord) -> None:
         """Drop this process's cached copy of ``record``'s data key (it was destroyed here)."""
         self.cache.evict(self._slot(record.purpose, record.key_id))
-
-    def _create_key(self, purpose: Purpose) -> DataKeyRecord:
-        record, data_key = self._new_key(purpose)
-        loaded: object = _aead.Aead(data_key) if purpose is Purpose.ENCRYPTION else _aead.HmacKey(data_key)
-        self.cache.entry(self._slot(purpose, record.key_id), lambda: loaded)
-        return record
 
     def _new_key(self, purpose: Purpose) -> tuple[DataKeyRecord, bytes]:
         """Make a data key, wrap it, store the record; returns it with the plaintext key."""
@@ -325,22 +381,32 @@ class Keyring:
         audit.report("data_key.created", record, self.master_key.key_id)
         return record, data_key
 
-    def _active(self, purpose: Purpose) -> list[DataKeyRecord]:
-        return [r for r in self.key_store.list(self.name, purpose) if r.status is Status.ACTIVE]
-
-    def _refresh_current(self) -> _Current:
+    def _refresh_current(self, counted: tuple[_Current, int] | None = None) -> _Current:
+        """Choose (or make) the current key. ``counted``: the caller already counted the value
+        it is encrypting against that key (so it is not counted twice)."""
         with self._current_lock:
             current = self._current
             now = time.monotonic()
-            exhausted = current is not None and next(current.encryptions) > self.rotate_after_encryptions
-            if current is not None and not exhausted and now < current.refresh_at and current.entry.use():
-                return current  # another thread refreshed it while this one waited
-            refresh_at = now + min(self.refresh_every, self.cache.max_age).total_seconds()
+            if counted is not None and counted[0] is current:
+                count = counted[1]
+            else:
+                count = next(current.encryptions) if current is not None else 0
+                if (
+                    current is not None
+                    and count <= current.limit
+                    and now < current.refresh_at
+                    and current.entry.use()
+                ):
+                    return current  # another thread refreshed it while this one waited
+            if current is not None and count > self.rotate_after_encryptions:
+                self._exhausted.add(current.record.key_id)  # never returned to (nonce budget)
             entry: CacheEntry[_aead.Aead]
+            exhausted = current is not None and count > self.rotate_after_encryptions
             if self.write_only:
                 record, entry = self._own_key(current, exhausted)
+                degraded = False
             else:
-                record = self._choose_current(current.record if exhausted and current else None)
+                record, degraded = self._choose_current(current, count)
                 slot = self._slot(Purpose.ENCRYPTION, record.key_id)
                 try:
                     entry = self.cache.entry(slot, lambda: self._unwrap_aead(record))
@@ -349,15 +415,78 @@ class Keyring:
                     if kept is None:
                         raise
                     # KMS is tried again one refresh interval after this failure, not per value.
+                    refresh_at = now + min(self.refresh_every, self.cache.max_age).total_seconds()
                     self._current = replace(kept, refresh_at=refresh_at + time.monotonic() - now)
                     return self._current
-            fresh = _Current(record, fmt.header_for(bytes.fromhex(record.key_id)), entry, refresh_at)
+            wait = (
+                self._retry_seconds()
+                if degraded
+                else min(self.refresh_every, self.cache.max_age).total_seconds()
+            )
+            limit = (
+                HARD_LIMIT_FACTOR * self.rotate_after_encryptions
+                if degraded
+                else self.rotate_after_encryptions
+            )
+            header = fmt.header_for(bytes.fromhex(record.key_id))
+            fresh = _Current(record, header, entry, now + wait, limit)
             if current is not None and current.record.key_id == record.key_id:
                 fresh.encryptions = current.encryptions  # the count follows the key, not the refresh
             else:
                 next(fresh.encryptions)  # the value being encrypted now is the key's first
             self._current = fresh
             return fresh
+
+    def _retry_seconds(self) -> float:
+        return min(self.refresh_every.total_seconds(), ROTATION_RETRY_SECONDS)
+
+    def _choose_current(self, current: _Current | None, count: int) -> tuple[DataKeyRecord, bool]:
+        """The key for new values, and whether it is a stopgap (a due rotation failed)."""
+        records = self.key_store.list(self.name)
+        choice = self._choose(records, Purpose.ENCRYPTION, self._writer_mac_key(records))
+        best = choice.current
+        if best is not None and self._fresh(best):
+            return best, False
+        error: Exception | None = None
+        if time.monotonic() >= self._retry_rotation_at:
+            try:
+                return self._create_key(Purpose.ENCRYPTION, accept=self._fresh), False
+            except ConfigurationError:
+                raise  # a wrong setup is not an outage: say so on every write
+            except Exception as exc:
+                # Rotation is due but failed (KMS or the store down): keep a still-usable key a
+                # little longer rather than failing the write; retry after a short pause.
+                self._retry_rotation_at = time.monotonic() + self._retry_seconds()
+                log.warning("fieldcrypt: could not rotate keyring %s (%s); retrying later", self.name, exc)
+                error = exc
+        if best is not None:
+            return best, True  # too old, but within its budget
+        exhausted = current.record.key_id if current is not None else None
+        if exhausted is not None and choice.refused.get(exhausted) == trust.EXHAUSTED:
+            if count <= HARD_LIMIT_FACTOR * self.rotate_after_encryptions:
+                return current.record, True  # type: ignore[union-attr]
+            raise KeyAccessError(
+                f"keyring {self.name!r}: data key {exhausted} has encrypted {count - 1} values in this "
+                f"process, past its budget ({self.rotate_after_encryptions}) and the hard limit "
+                f"({HARD_LIMIT_FACTOR}x), and no new data key could be made: writes are refused until "
+                "one can (check KMS and the key store)"
+            ) from error
+        if error is not None:
+            raise error
+        raise KeyAccessError(
+            f"keyring {self.name!r}: no usable data key, and making one failed a moment ago; retry"
+        )
+
+    def _fresh(self, record: DataKeyRecord) -> bool:
+        return utcnow() - record.created_at < self.rotate_after
+
+    def _prepare_quietly(self) -> None:
+        try:
+            current = self._current
+            if current is None or time.monotonic() >= current.refresh_at:
+                self._refresh_current()
+        except Exception as exc:  # the write path will raise the real error where it matters
+            log.debug("fieldcrypt: keyring %s not prepared: %s", self.name, exc)
 
     def _keep_through_outage(
         self, current: _Current | None, new: DataKeyRecord, error: KeyAccessError
@@ -384,22 +513,6 @@ class Keyring:
         )
         return current
 
-    def _choose_current(self, exhausted: DataKeyRecord | None) -> DataKeyRecord:
-        active = self._active(Purpose.ENCRYPTION)
-        newest = active[-1] if active else None
-        if newest is None:
-            return self._create_key(Purpose.ENCRYPTION)
-        too_old = utcnow() - newest.created_at >= self.rotate_after
-        if not too_old and (exhausted is None or exhausted.key_id != newest.key_id):
-            return newest
-        try:
-            return self._create_key(Purpose.ENCRYPTION)
-        except Exception as exc:
-            # Rotation is due but failed (store busy, KMS hiccup): keep the current key a little
-            # longer rather than failing the write; the next refresh tries again.
-            log.warning("fieldcrypt: could not rotate keyring %s (%s); retrying later", self.name, exc)
-            return newest
-
     def _own_key(
         self, current: _Current | None, exhausted: bool
     ) -> tuple[DataKeyRecord, CacheEntry[_aead.Aead]]:
@@ -414,14 +527,6 @@ class Keyring:
             return current.record, current.entry
         record, data_key = self._new_key(Purpose.ENCRYPTION)
         return record, self.cache.detached(_aead.Aead(data_key))
-
-    def _prepare_quietly(self) -> None:
-        try:
-            current = self._current
-            if current is None or time.monotonic() >= current.refresh_at:
-                self._refresh_current()
-        except Exception as exc:  # the write path will raise the real error where it matters
-            log.debug("fieldcrypt: keyring %s not prepared: %s", self.name, exc)
 
     def _data_key(self, header: bytes, place: Place) -> _aead.Aead:
         if self.write_only:
@@ -446,47 +551,6 @@ class Keyring:
             if isinstance(exc, KeyDestroyedError):
                 raise KeyDestroyedError(exc.key_id, **where) from None
             raise DecryptionError(**where) from None
-
-    def _unwrap_aead(self, record: DataKeyRecord, place: Place | None = None) -> _aead.Aead:
-        return _aead.Aead(self._unwrap(record, place))
-
-    def _unwrap(self, record: DataKeyRecord, place: Place | None = None) -> bytes:
-        where = place.where() if place is not None else {}
-        if record.status is Status.DESTROYED or not record.wraps:
-            raise KeyDestroyedError(record.key_id, **where)
-        context = kms_context(record.keyring, record.key_id, record.purpose)
-        for master_key, recorded_id, wrapped in self._unwrap_candidates(record):
-            try:
-                data_key = master_key.unwrap(wrapped, context)
-            except UnwrapFailed:
-                continue
-            # Key commitment: the id is derived from the key; a key that does not hash to the id
-            # it was filed under was swapped or forged.
-            if not _aead.constant_time_equal(fmt.key_id_for(data_key).hex().encode(), record.key_id.encode()):
-                break
-            audit.report("data_key.unwrapped", record, master_key.key_id, wrapped_under=recorded_id)
-            return data_key
-        else:
-            if not any(True for _ in self._unwrap_candidates(record)):
-                raise KeyAccessError(
-                    f"data key {record.key_id} of keyring {self.name!r} is wrapped only under "
-                    f"{sorted(record.wraps)}; configure one of those master keys "
-                    f"(this keyring has {[m.key_id for m in self.master_keys]})"
-                )
-        raise DecryptionError(**where)
-
-    def _unwrap_candidates(self, record: DataKeyRecord) -> Iterable[tuple[MasterKey, str, bytes]]:
-        for master_key in self.master_keys:
-            for recorded_id, wrapped in record.wraps.items():
-                if master_key.can_unwrap(recorded_id):
-                    yield master_key, recorded_id, wrapped
-
-    def _slot(self, purpose: Purpose, key_id: str) -> Slot:
-        """Cache slot: this keyring's scope, then the purpose, so a value can never borrow a
-        blind-index key. An encryption key's slot ends with the header of the values it encrypts
-        (version 1 + key id); a blind-index key's with b"B", a byte no value version uses."""
-        kind = fmt.header_for(b"") if purpose is Purpose.ENCRYPTION else b"B"
-        return self._scope, kind + bytes.fromhex(key_id)
 
     def __repr__(self) -> str:
         return f"Keyring({self.name!r}, master_key={self.master_key!r}, key_store={self.key_store!r})"

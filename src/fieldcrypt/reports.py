@@ -76,6 +76,7 @@ class ColumnStatus(Report):
     plaintext_rows: list[str] = field(default_factory=list)
     unknown_key_rows: list[str] = field(default_factory=list)
     unused_data_keys: list[str] = field(default_factory=list)
+    damaged_key_rows: list[dict[str, str]] = field(default_factory=list)  # skipped, unreadable
     verified: bool = False
 
     DERIVED = (

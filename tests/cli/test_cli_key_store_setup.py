@@ -33,7 +33,7 @@ def test_init_with_a_kms_arn_makes_a_kms_backed_key_store(
     assert not (tmp_path / ".fieldcrypt").exists()
     assert f'master_key = "{arn}"' in (tmp_path / "fieldcrypt.toml").read_text()
     store = SqlKeyStore(sa.create_engine(f"sqlite:///{tmp_path / 'fieldcrypt.db'}"))
-    (record,) = store.list("pii")
+    (record,) = store.list("pii", fieldcrypt.Purpose.ENCRYPTION)
     assert (record.key_id, set(record.wraps)) == (out["data_key_id"], {arn})
     # The key KMS wrapped is the one the keyring uses: a KMS-backed reader opens it.
     reader = fieldcrypt.Keyring("pii", KmsMasterKey(arn, client=aws_client("kms")), store)

@@ -71,6 +71,7 @@ def test_status_counts_per_data_key_and_master_key(
         "by_master_key": {master: 5},
         "unused_data_keys": [],
         "verified": True,
+        "damaged_key_rows": [],
     }
 
 

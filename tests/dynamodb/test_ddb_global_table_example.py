@@ -54,7 +54,8 @@ def test_replica_reader_decrypts_with_local_kms_only(
         "found_by_ssn": ["p-2"],
     }
     kms_calls = [(op, region, arns) for op, region, arns in request_log.calls if op in ("Decrypt", "Encrypt")]
-    assert [op for op, _, _ in kms_calls] == ["Decrypt", "Decrypt"]  # one data key, one index key
+    # One data key; the anchor (a search uses only index keys authenticated under it); one index key.
+    assert [op for op, _, _ in kms_calls] == ["Decrypt", "Decrypt", "Decrypt"]
     assert request_log.calls
     assert all(region == "ap-southeast-2" for _, region, _ in request_log.calls)
     for _, _, arns in kms_calls:

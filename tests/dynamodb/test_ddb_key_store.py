@@ -152,7 +152,7 @@ def test_sql_key_store_serves_a_pynamodb_model(sqlite_engine: Any, moto_endpoint
     try:
         Patient("p-1", ssn="123-45-6789").save()
         assert Patient.get("p-1").ssn == "123-45-6789"
-        assert len(sql_store.list("pii")) == 2  # one data key, one blind-index key
+        assert len(sql_store.list("pii")) == 3  # the anchor, one data key, one blind-index key
     finally:
         Patient.delete_table()
         Patient._connection = None

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import fieldcrypt
-from fieldcrypt.keys.record import DataKeyRecord
+from fieldcrypt.keys import trust
+from fieldcrypt.keys.record import DataKeyRecord, Purpose
 
 # The in-process moto server is the KMS service, not the application: its own logs are AWS's side.
 SERVER_LOGGERS = ("moto", "werkzeug", "flask")
@@ -75,10 +76,13 @@ class Secrets:
 
     def data_key(self, keyring: fieldcrypt.Keyring, record: DataKeyRecord) -> Secrets:
         logging.disable(logging.CRITICAL)  # unwrapping here must not add to the captured logs
+        anchor = record.purpose is Purpose.ANCHOR  # its id is its place, not a key commitment
         try:
-            raw = keyring._unwrap(record)
+            raw = keyring._unwrap(record, committed=not anchor)
         finally:
             logging.disable(logging.NOTSET)
+        if anchor:  # the anchor secret and the record-MAC key derived from it are secrets too
+            self.key(trust.mac_key(raw), f"record MAC key of {record.keyring}")
         return self.key(raw, f"data key {record.key_id} ({record.purpose.value})")
 
     # -- scanning -----------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def _keys_cli(tmp_path: Path) -> dict[str, str]:
 def test_keys_list_never_wraps_key_ids(tmp_path: Path) -> None:
     """At 80 columns every 40-hex key id is printed whole on one line."""
     env = _keys_cli(tmp_path) | {"COLUMNS": "80"}
-    invoke("init", "--no-write-config", "--key-file", "unused.key", env=env)
+    fieldcrypt.SqlKeyStore(sa.create_engine("sqlite:///keys.db")).create_table()  # keys under env's key
     ids = [json.loads(invoke("--json", "keys", "rotate", env=env).stdout)["key_id"] for _ in range(2)]
     listed = invoke("keys", "list", env=env)
     assert listed.exit_code == 0, listed.stderr
@@ -139,7 +139,7 @@ def test_keys_list_never_wraps_key_ids(tmp_path: Path) -> None:
 def test_retire_and_destroy_take_an_unambiguous_prefix(tmp_path: Path) -> None:
     """An 8-hex prefix names a key; shorter is refused; a shared prefix lists the candidates."""
     env = _keys_cli(tmp_path)
-    invoke("init", "--no-write-config", "--key-file", "unused.key", env=env)
+    fieldcrypt.SqlKeyStore(sa.create_engine("sqlite:///keys.db")).create_table()  # keys under env's key
     key_id = json.loads(invoke("--json", "keys", "rotate", env=env).stdout)["key_id"]
     retired = invoke("--json", "keys", "retire", key_id[:8], env=env)
     assert (retired.exit_code, json.loads(retired.stdout)["status"]) == (0, "retired")

@@ -67,7 +67,7 @@ def test_debug_logs_of_kms_calls_hold_no_key_material(
     messages = [r.getMessage() for r in debug_logs.records]
     assert any("Making request for OperationModel(name=Encrypt)" in m for m in messages)
     assert any(m.startswith("Response body") for m in messages)
-    assert len(store.list("pii")) == 2  # an encryption key and a blind-index key were wrapped
+    assert len(store.list("pii")) == 3  # the anchor, an encryption key and a blind-index key were wrapped
     secrets.plaintext(*PLAINTEXTS).keyring(writer)
     assert secrets.assert_records_clean(debug_logs.records) > 20
 

@@ -63,8 +63,9 @@ def test_kms_to_kms_rewrap_uses_reencrypt_and_old_key_can_be_disabled(
     values = [old_keyring.encrypt(ssn(i), place) for i in range(5)]
     request_log.calls.clear()
     report = admin.rewrap(old_keyring, KmsMasterKey(new_arn, client=kms), remove_old=True)
-    assert (report.rewrapped, report.reencrypt_calls, report.unwrap_wrap_calls) == (4, 4, 0)
-    assert request_log.operations() == ["ReEncrypt"] * 4  # the data keys never left KMS
+    # One ReEncrypt more than data keys: the keyring's anchor moves with them.
+    assert (report.rewrapped, report.reencrypt_calls, report.unwrap_wrap_calls) == (4, 5, 0)
+    assert request_log.operations() == ["ReEncrypt"] * 5  # the data keys never left KMS
     assert all(set(r.wraps) == {new_arn} for r in store.list("pii"))
     disable(kms, old_arn)
     fresh = fieldcrypt.Keyring("pii", KmsMasterKey(new_arn, client=kms), store)
@@ -82,8 +83,8 @@ def test_rewrap_sees_through_a_rate_limited_keyring(
     keyring = _keyring_with_keys(KmsMasterKey(old_arn, client=kms), sqlite_engine, 1)
     request_log.calls.clear()
     report = admin.rewrap(limited(keyring, 1000.0), KmsMasterKey(new_arn, client=kms))
-    assert (report.rewrapped, report.reencrypt_calls, report.unwrap_wrap_calls) == (2, 2, 0)
-    assert request_log.operations() == ["ReEncrypt"] * 2
+    assert (report.rewrapped, report.reencrypt_calls, report.unwrap_wrap_calls) == (2, 3, 0)  # + anchor
+    assert request_log.operations() == ["ReEncrypt"] * 3
 
 
 def test_local_to_kms_and_across_regions_unwrap_then_wrap(
@@ -100,8 +101,8 @@ def test_local_to_kms_and_across_regions_unwrap_then_wrap(
     place = fieldcrypt.Place("users", "ssn")
     value = keyring.encrypt("123-45-6789", place)
     report = admin.rewrap(keyring, KmsMasterKey(east_arn, client=east))
-    assert (report.rewrapped, report.reencrypt_calls, report.unwrap_wrap_calls) == (3, 0, 3)
-    assert request_log.operations() == ["CreateKey", "CreateKey"] + ["Encrypt"] * 3
+    assert (report.rewrapped, report.reencrypt_calls, report.unwrap_wrap_calls) == (3, 0, 4)  # + anchor
+    assert request_log.operations() == ["CreateKey", "CreateKey"] + ["Encrypt"] * 4
     assert all(set(r.wraps) == {local.key_id, east_arn} for r in store.list("pii"))
     on_kms = fieldcrypt.Keyring("pii", KmsMasterKey(east_arn, client=east), store)
     request_log.calls.clear()
@@ -167,7 +168,8 @@ def test_rewrap_scales_with_data_keys_not_rows(
     started = time.monotonic()
     report = admin.rewrap(keyring, KmsMasterKey(new_arn, client=kms), remove_old=True)
     elapsed = time.monotonic() - started
-    assert request_log.operations() == ["ReEncrypt"] * 4  # 3 data keys + 1 blind-index key, any row count
+    # 3 data keys + 1 blind-index key + the keyring's anchor, whatever the row count
+    assert request_log.operations() == ["ReEncrypt"] * 5
     assert report.rewrapped == 4
     assert _users_fingerprint(pg_engine) == before  # not one row of users written
     disable(kms, old_arn)

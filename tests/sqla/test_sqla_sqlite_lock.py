@@ -40,6 +40,7 @@ def test_first_encrypt_inside_a_write_transaction_does_not_hang(tmp_path: Any) -
     assert not worker.is_alive(), "the transaction is stuck waiting for the key store"
     assert outcome == ["committed"]
     assert {r.purpose for r in keyring.records()} == {
+        fieldcrypt.Purpose.ANCHOR,
         fieldcrypt.Purpose.ENCRYPTION,
         fieldcrypt.Purpose.BLIND_INDEX,
     }
@@ -62,5 +63,8 @@ def test_key_creation_outside_a_transaction_does_not_wait_on_itself(tmp_path: An
     worker.start()
     worker.join(timeout=30)
     assert not worker.is_alive(), "the keyring waits on its own lock"
-    assert [r.purpose for r in keyring.records()] == [fieldcrypt.Purpose.ENCRYPTION]
+    assert [r.purpose for r in keyring.records()] == [
+        fieldcrypt.Purpose.ANCHOR,
+        fieldcrypt.Purpose.ENCRYPTION,
+    ]
     engine.dispose()

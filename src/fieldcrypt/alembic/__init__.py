@@ -1,6 +1,6 @@
 """fieldcrypt for Alembic: import this module in ``env.py`` to register the operations.
 
-Operations (``op.<name>`` in revisions): ``create_key_store``, ``drop_key_store``,
+Operations (``op.<name>`` in revisions): ``create_key_store``, ``upgrade_key_store``, ``drop_key_store``,
 ``encrypt_column``, ``decrypt_column``, ``reencrypt_column``, ``rebind_column``, ``rewrap_keys``,
 ``rotate_blind_index`` (typed functions for ``mypy --strict`` revisions in
 :mod:`fieldcrypt.alembic.op`). Autogenerate hooks: :func:`render_item` (renders ``Encrypted`` types
@@ -26,6 +26,7 @@ from fieldcrypt.alembic.ops import (
     ReencryptColumnOp,
     RewrapKeysOp,
     RotateBlindIndexOp,
+    UpgradeKeyStoreOp,
 )
 from fieldcrypt.alembic.rewriter import process_revision_directives
 
@@ -40,6 +41,7 @@ __all__ = [
     "ReencryptColumnOp",
     "RewrapKeysOp",
     "RotateBlindIndexOp",
+    "UpgradeKeyStoreOp",
     "process_revision_directives",
     "render_item",
 ]

@@ -18,6 +18,7 @@ from fieldcrypt.alembic.ops import (
     ReencryptColumnOp,
     RewrapKeysOp,
     RotateBlindIndexOp,
+    UpgradeKeyStoreOp,
     _ColumnOp,
 )
 from fieldcrypt.errors import ConfigurationError
@@ -147,6 +148,16 @@ def rewrap_keys(operations: Operations, op: RewrapKeysOp) -> None:
         admin.rewrap(get_keyring(op.keyring), destination, remove_old=op.remove_old)
 
 
+@Operations.implementation_for(UpgradeKeyStoreOp)
+def upgrade_key_store(operations: Operations, op: UpgradeKeyStoreOp) -> None:
+    _online(operations, "upgrade_key_store")
+    # The keyring's own store does the work, on its own connection, committed at once: the
+    # columns and the anchor are idempotent, and holding them in the migration's transaction
+    # would make the key store's own writes wait on it (SQLite has one writer).
+    with operations.get_context().autocommit_block():
+        admin.upgrade(get_keyring(op.keyring))
+
+
 @Operations.implementation_for(CreateKeyStoreOp)
 def create_key_store(operations: Operations, op: CreateKeyStoreOp) -> None:
     table = key_store_table(sa.MetaData(), op.table_name, op.schema)
@@ -154,7 +165,9 @@ def create_key_store(operations: Operations, op: CreateKeyStoreOp) -> None:
     operations.create_table(op.table_name, *table.columns, schema=op.schema)
     for index in table.indexes:
         assert index.name is not None
-        operations.create_index(index.name, op.table_name, [c.name for c in index.columns], schema=op.schema)
+        operations.create_index(
+            index.name, op.table_name, [c.name for c in index.columns], schema=op.schema, unique=index.unique
+        )
 
 
 @Operations.implementation_for(DropKeyStoreOp)

@@ -28,6 +28,7 @@ from fieldcrypt.alembic.ops import (
     ReencryptColumnOp,
     RewrapKeysOp,
     RotateBlindIndexOp,
+    UpgradeKeyStoreOp,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "reencrypt_column",
     "rewrap_keys",
     "rotate_blind_index",
+    "upgrade_key_store",
 ]
 
 P = ParamSpec("P")
@@ -63,3 +65,4 @@ rotate_blind_index = _invoking(RotateBlindIndexOp, "rotate_blind_index")
 rewrap_keys = _invoking(RewrapKeysOp, "rewrap_keys")
 create_key_store = _invoking(CreateKeyStoreOp, "create_key_store")
 drop_key_store = _invoking(DropKeyStoreOp, "drop_key_store")
+upgrade_key_store = _invoking(UpgradeKeyStoreOp, "upgrade_key_store")

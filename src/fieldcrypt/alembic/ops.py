@@ -1,6 +1,6 @@
 """fieldcrypt's Alembic operations, registered with ``Operations.register_operation``.
 
-``op.create_key_store()``, ``op.encrypt_column()``, ``op.decrypt_column()``,
+``op.create_key_store()``, ``op.upgrade_key_store()``, ``op.encrypt_column()``, ``op.decrypt_column()``,
 ``op.reencrypt_column()``, ``op.rebind_column()``, ``op.rewrap_keys()`` and
 ``op.rotate_blind_index()``. Each data operation runs the batch engine (fieldcrypt.rotation)
 inside ``autocommit_block()``: the rows are committed batch by batch rather than held in one
@@ -271,6 +271,19 @@ class RewrapKeysOp(MigrateOperation):
         if self.from_ is None:
             raise ConfigurationError("rewrap_keys needs from_= to be reversed")
         return RewrapKeysOp(self.keyring, self.from_, from_=self.to, remove_old=self.remove_old)
+
+
+@operation("upgrade_key_store")
+class UpgradeKeyStoreOp(MigrateOperation):
+    """Upgrade a fieldcrypt 0.1 key store for ``keyring`` (a registered keyring): add the 0.2
+    columns, create its anchor, authenticate its existing keys. Idempotent; see docs/rotation.md.
+    """
+
+    def __init__(self, keyring: str) -> None:
+        self.keyring = keyring
+
+    def reverse(self) -> UpgradeKeyStoreOp:
+        raise ConfigurationError("upgrade_key_store is not reversed: 0.1 ignores the columns it adds")
 
 
 @operation("create_key_store")

@@ -1,4 +1,4 @@
-"""``fieldcrypt keys list|rotate|rewrap|retire|destroy|shred``: data-key administration."""
+"""``fieldcrypt keys list|rotate|upgrade|rewrap|retire|destroy|shred``: data-key administration."""
 
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ PURPOSE = click.Choice([p.value for p in Purpose])
 MIN_PREFIX = 8  # 32 bits: a collision among a keyring's few hundred keys is then very unlikely
 
 
-def _describe(record: DataKeyRecord) -> dict[str, Any]:
-    return {
+def _describe(record: DataKeyRecord, standing: str | None = None) -> dict[str, Any]:
+    described = {
         "key_id": record.key_id,
         "purpose": record.purpose.value,
         "status": record.status.value,
         "created_at": record.created_at.isoformat(),
+        "generation": record.generation,
         "wrapped_under": sorted(record.wraps),
     }
+    return described if standing is None else described | {"standing": standing}
 
 
 @click.group()
@@ -35,19 +37,38 @@ def keys() -> None:
 @click.option("--purpose", type=PURPOSE, help="Only keys of this purpose.")
 @click.pass_obj
 def list_(state: State, purpose: str | None) -> None:
-    """Every data key: purpose, status, creation time, master keys wrapping it."""
-    records = [_describe(r) for r in admin.list_keys(state.keyring, Purpose(purpose) if purpose else None)]
-    state.out.result(
-        {"keyring": state.keyring.name, "keys": records},
-        lambda: state.out.table(
-            f"keyring {state.keyring.name}",
-            ["key id", "purpose", "status", "created", "wrapped under"],
+    """Every data key: purpose, status, standing for new values, creation, master keys wrapping
+    it; rows that cannot be read; the anchor's fingerprint (to pin as anchor_id)."""
+    keyring = state.keyring
+    standing = keyring.key_states()
+    records = [
+        _describe(r, standing.get(r.key_id))
+        for r in admin.list_keys(keyring, Purpose(purpose) if purpose else None)
+    ]
+    damaged = [{"key_id": d.key_id, "reason": d.reason} for d in keyring.key_store.damaged(keyring.name)]
+    anchor = keyring.anchor_fingerprint()
+
+    def human() -> None:
+        state.out.table(
+            f"keyring {keyring.name} (anchor {anchor or 'none: a 0.1 key store, see `keys upgrade`'})",
+            ["key id", "purpose", "status", "standing", "generation", "created", "wrapped under"],
             [
-                [r["key_id"], r["purpose"], r["status"], r["created_at"], ", ".join(r["wrapped_under"])]
+                [
+                    r["key_id"],
+                    r["purpose"],
+                    r["status"],
+                    r["standing"],
+                    str(r["generation"] or "-"),
+                    r["created_at"],
+                    ", ".join(r["wrapped_under"]),
+                ]
                 for r in records
             ],
-        ),
-    )
+        )
+        for row in damaged:
+            state.out.say(f"unreadable key-store row {row['key_id']}: {row['reason']} (skipped)")
+
+    state.out.result({"keyring": keyring.name, "anchor": anchor, "keys": records, "damaged": damaged}, human)
 
 
 @keys.command()
@@ -57,6 +78,24 @@ def rotate(state: State, purpose: str) -> None:
     """Make a new data key; new values use it (other processes within refresh_every)."""
     record = state.keyring.rotate(Purpose(purpose))
     state.out.result(_describe(record), lambda: state.out.say(f"new {purpose} data key {record.key_id}"))
+
+
+@keys.command()
+@click.pass_obj
+def upgrade(state: State) -> None:
+    """Upgrade a fieldcrypt 0.1 key store: anchor, record authentication (see docs/rotation.md).
+
+    Every 0.1 key present is vouched for: check `fieldcrypt keys list` first.
+    """
+    adopted = admin.upgrade(state.keyring)
+    anchor = state.keyring.anchor_fingerprint()
+    state.out.result(
+        {"keyring": state.keyring.name, "anchor": anchor, "authenticated": [_describe(r) for r in adopted]},
+        lambda: state.out.say(
+            f"keyring {state.keyring.name}: {len(adopted)} data keys authenticated; anchor {anchor} "
+            f'(pin it: anchor_id = "{anchor}")'
+        ),
+    )
 
 
 @keys.command()

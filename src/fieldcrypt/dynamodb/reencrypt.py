@@ -29,8 +29,6 @@ from fieldcrypt.dynamodb.checkpoint import Checkpoints, SegmentState
 from fieldcrypt.dynamodb.tables import EncryptedColumn, check_segment
 from fieldcrypt.errors import ConfigurationError, DecryptionError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.keys.record import Purpose
-from fieldcrypt.keys.resolve import newest_active
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -144,7 +142,7 @@ class Reencryptor:
     def _target_key_id(self) -> str | None:
         if not self.dry_run:
             return self.keyring.current_key_id()
-        return newest_active(self.keyring.records(Purpose.ENCRYPTION))  # a dry run creates no key
+        return self.keyring.chosen_key_id()  # a dry run creates no key
 
     def _one(self, item: dict[str, Any], target: str | None, counts: Counter[str]) -> str:
         """Bring one item's value to ``target``; returns the outcome's count name."""

@@ -22,7 +22,6 @@ from fieldcrypt import index_records
 from fieldcrypt.dynamodb.item import ItemEncryptor
 from fieldcrypt.errors import DecryptionError
 from fieldcrypt.keys.record import Purpose
-from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.place import Place
 
 if TYPE_CHECKING:
@@ -74,7 +73,7 @@ class _Job:
         index_records.record(self.keyring, self.place, self.field.normalizer)  # refuses other options
         if not dry_run:
             self.keyring.blind_index(b"", self.place)  # the first index key, if there is none yet
-        self.key_id = newest_active(self.keyring.records(Purpose.BLIND_INDEX)) or ""
+        self.key_id = self.keyring.chosen_key_id(Purpose.BLIND_INDEX) or ""
         wanted = (*encryptor.key_attributes, attribute, self.index)
         self.names = {f"#n{i}": name for i, name in enumerate(wanted)}
 

@@ -21,7 +21,6 @@ from fieldcrypt.dynamodb.tables import EncryptedColumn, check_segment
 from fieldcrypt.errors import DecryptionError, KeyAccessError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
-from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.reports import ColumnStatus
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ def table_status(
     check_segment(0, count * workers)
     column = EncryptedColumn.open(client, table, attribute)
     records = {r.key_id: r for r in keyring.records(Purpose.ENCRYPTION)}
-    current = newest_active(records.values())
+    current = keyring.chosen_key_id()  # the keyring's authenticated choice, never a new key
     read = [0]
     lock = threading.Lock()
 
@@ -72,6 +71,9 @@ def table_status(
     for other in results[1:]:
         total.merge(other)
     total.note_unused(list(records.values()))
+    total.damaged_key_rows = [
+        {"key_id": d.key_id, "reason": d.reason} for d in keyring.key_store.damaged(keyring.name)
+    ]
     return total
 
 

@@ -12,10 +12,13 @@ from types import MappingProxyType
 class Purpose(enum.StrEnum):
     ENCRYPTION = "encryption"
     BLIND_INDEX = "blind_index"
+    # The keyring's anchor: a random secret (never used on values) from which the key that
+    # authenticates every other record is derived (fieldcrypt.keys.trust, docs/format.md).
+    ANCHOR = "anchor"
 
 
 class Status(enum.StrEnum):
-    ACTIVE = "active"  # used for new values (the newest active key of a keyring and purpose)
+    ACTIVE = "active"  # may be chosen for new values (the authenticated one of highest generation)
     RETIRED = "retired"  # still decrypts; never chosen for new values
     DESTROYED = "destroyed"  # wrapped copies erased: values under it are unrecoverable
 
@@ -26,7 +29,10 @@ class DataKeyRecord:
 
     ``wraps`` maps a master key id (full KMS ARN or ``local:<fingerprint>``) to the key wrapped
     under it. ``revision`` increases on every update so concurrent rewraps cannot silently
-    overwrite each other.
+    overwrite each other. ``generation`` orders a keyring's keys of one purpose (a rotation
+    always makes a higher one) and ``mac`` authenticates the record under the keyring's anchor;
+    both are ``None`` in records written by fieldcrypt 0.1 (and in write-only producers' records),
+    which still decrypt but are never chosen for new values.
     """
 
     key_id: str
@@ -36,6 +42,8 @@ class DataKeyRecord:
     created_at: datetime
     wraps: Mapping[str, bytes] = field(default_factory=dict)
     revision: int = 0
+    generation: int | None = None
+    mac: bytes | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "wraps", MappingProxyType(dict(self.wraps)))
@@ -50,7 +58,8 @@ class DataKeyRecord:
         return (
             f"DataKeyRecord(key_id={self.key_id!r}, keyring={self.keyring!r}, "
             f"purpose={self.purpose.value!r}, status={self.status.value!r}, "
-            f"created_at={self.created_at.isoformat()!r}, wrapped_under={sorted(self.wraps)!r})"
+            f"created_at={self.created_at.isoformat()!r}, generation={self.generation!r}, "
+            f"wrapped_under={sorted(self.wraps)!r})"
         )
 
 

@@ -1,14 +1,11 @@
-"""Turn configuration into keys: a master key from its configuration string, and the current data
-key among a keyring's records found without creating one (dry runs and status never write)."""
+"""Turn configuration into keys: a master key from its configuration string."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keys.master import LocalMasterKey, MasterKey
-from fieldcrypt.keys.record import DataKeyRecord, Status
 
 
 def master_key_from(spec: str | MasterKey, *, region: str | None = None) -> MasterKey:
@@ -39,10 +36,3 @@ def master_key_from(spec: str | MasterKey, *, region: str | None = None) -> Mast
         "env:VARIABLE (a variable holding a base64 key) or rsa:ARN (an RSA KMS key); its value is not shown, as it may be key "
         "material: if it is a key, move it to a file or an environment variable and give that"
     )
-
-
-def newest_active(records: Iterable[DataKeyRecord]) -> str | None:
-    """The id of the newest active key among ``records`` (oldest first, one purpose): the key new
-    values use, found without creating one, as dry runs and status must (they never write)."""
-    active = [r.key_id for r in records if r.status is Status.ACTIVE]
-    return active[-1] if active else None

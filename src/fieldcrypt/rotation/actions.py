@@ -12,7 +12,6 @@ from fieldcrypt import index_records
 from fieldcrypt.errors import ConfigurationError, DecryptionError, UnknownKeyError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import Purpose
-from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.rotation.spec import ColumnSpec
 
 
@@ -98,8 +97,8 @@ class ReencryptAction(Action):
 
     def prepare(self, *, dry_run: bool) -> None:
         if dry_run:
-            newest = newest_active(self.keyring.records(Purpose.ENCRYPTION))
-            self.current = {newest} if newest else set()
+            chosen = self.keyring.chosen_key_id()
+            self.current = {chosen} if chosen else set()
         else:
             self.current = {self.keyring.current_key_id()}
 
@@ -159,7 +158,7 @@ class ReindexAction(Action):
             index_records.record(self.keyring, place, self.spec.normalizer)
         if not dry_run:
             self.keyring.blind_index(b"", place)  # makes the first index key if there is none
-            self.key_id = newest_active(self.keyring.records(Purpose.BLIND_INDEX)) or ""
+            self.key_id = self.keyring.chosen_key_id(Purpose.BLIND_INDEX) or ""
 
     def needs_work(self, stored: object, index: object) -> bool:
         # Which key made an index value cannot be read from it (a bare HMAC): the engine

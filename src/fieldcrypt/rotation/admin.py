@@ -43,8 +43,9 @@ class RewrapReport(Report):
 
 
 def list_keys(keyring: Keyring, purpose: Purpose | None = None) -> list[DataKeyRecord]:
-    """Every data key of ``keyring`` (oldest first), with status and the master keys wrapping it."""
-    return keyring.records(purpose)
+    """Every data key of ``keyring`` (oldest first), with status and the master keys wrapping it.
+    The anchor is not a data key: ``Keyring.anchor_fingerprint`` names it."""
+    return [r for r in keyring.records(purpose) if r.purpose is not Purpose.ANCHOR]
 
 
 def rewrap(
@@ -100,18 +101,20 @@ def _rewrap_one(
     report: RewrapReport,
 ) -> None:
     wraps = dict(record.wraps)
+    counted = record.purpose is not Purpose.ANCHOR  # rewrapped with the data keys, not counted as one
     if destination.key_id in wraps:
-        report.already += 1
+        report.already += counted
     else:
-        report.rewrapped += 1
-        report.key_ids.append(record.key_id)
+        report.rewrapped += counted
+        if counted:
+            report.key_ids.append(record.key_id)
         if dry_run:
             _predict_calls(keyring, record, destination, report)
         else:
             wraps[destination.key_id] = _copy_under(keyring, record, destination, before_call, report)
     if remove_old:
         old = [k for k in wraps if k != destination.key_id]
-        report.removed_copies += len(old)
+        report.removed_copies += len(old) if counted else 0
         for key in old:
             del wraps[key]
     if not dry_run and wraps != dict(record.wraps):
@@ -155,8 +158,9 @@ def _copy_under(
                 data_key = master_key.unwrap(wrapped, context)
             except UnwrapFailed:
                 continue
-            # Key commitment, as on every read: never rewrap a key that is not the one its id names.
-            if fmt.key_id_for(data_key).hex() != record.key_id:
+            # Key commitment, as on every read: never rewrap a key that is not the one its id names
+            # (the anchor's id is its place, not a commitment: the keyring checks its fingerprint).
+            if record.purpose is not Purpose.ANCHOR and fmt.key_id_for(data_key).hex() != record.key_id:
                 continue
             if before_call:
                 before_call()
@@ -187,6 +191,28 @@ def _kms_reencrypt_source(keyring: Keyring, record: DataKeyRecord, destination: 
                 if inner.can_unwrap(recorded_id):
                     return inner, wrapped
     return None
+
+
+def upgrade(keyring: Keyring) -> list[DataKeyRecord]:
+    """Upgrade a fieldcrypt 0.1 key store for ``keyring`` (idempotent): add the 0.2 columns to a
+    SQL table, create the keyring's anchor, and authenticate each 0.1 key (checked to open under
+    the keyring's master key first), so new values may be written again.
+
+    Authenticating is vouching: every 0.1 key present becomes one the keyring may choose. Check
+    ``fieldcrypt keys list`` first and retire any key nobody recognises.
+    """
+    _upgrade_table(keyring.key_store)
+    legacy = [r for r in keyring.records() if r.purpose is not Purpose.ANCHOR and r.generation is None]
+    return keyring.adopt(legacy)
+
+
+def _upgrade_table(store: object) -> None:
+    try:
+        from fieldcrypt.stores.sql import SqlKeyStore
+    except ImportError:  # SQLAlchemy absent: the store is not a SQL one
+        return
+    if isinstance(store, SqlKeyStore):
+        store.upgrade_table()
 
 
 def retire(keyring: Keyring, key_id: str) -> DataKeyRecord:
@@ -247,6 +273,11 @@ def _set_status(keyring: Keyring, key_id: str, status: Status, *, wipe: bool = F
         )
     if record.status is Status.DESTROYED:
         raise ConfigurationError(f"data key {key_id} is already destroyed")
+    if record.purpose is Purpose.ANCHOR:
+        raise ConfigurationError(
+            f"{key_id} is keyring {keyring.name!r}'s anchor, not a data key: it authenticates every "
+            "data key, so it is never retired or destroyed (retire or destroy the data keys instead)"
+        )
     changed = record.evolve(status=status, wraps={} if wipe else record.wraps)
     stored = keyring.key_store.update(changed)
     audit.report(f"data_key.{status.value}", stored)

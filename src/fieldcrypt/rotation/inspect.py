@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from fieldcrypt.errors import DecryptionError, KeyAccessError
+from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import Purpose
-from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.place import Place
 from fieldcrypt.reports import ColumnStatus, Report
 from fieldcrypt.rotation.engine import _transaction
@@ -40,7 +40,8 @@ def status(
     keyring = spec.resolve_keyring()
     records = {r.key_id: r for r in keyring.records(Purpose.ENCRYPTION)}
     target = f"{spec.table}.{spec.column}"
-    result = ColumnStatus(spec.table, spec.column, target, current_key=newest_active(records.values()))
+    result = ColumnStatus(spec.table, spec.column, target, current_key=keyring.chosen_key_id())
+    result.damaged_key_rows = damaged_rows(keyring)
     for row, blob in _ciphertexts(bind, spec, batch_size, result, segment, progress):
         key_id = keyring.key_id_of(blob)
         result.count(key_id, records.get(key_id), repr(row))
@@ -193,3 +194,8 @@ def _values(
         read += len(rows)
         if progress is not None:
             progress(read, total)
+
+
+def damaged_rows(keyring: Keyring) -> list[dict[str, str]]:
+    """The keyring's key-store rows that cannot be read (skipped by the keyring), for reports."""
+    return [{"key_id": d.key_id, "reason": d.reason} for d in keyring.key_store.damaged(keyring.name)]

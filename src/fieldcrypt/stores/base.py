@@ -2,27 +2,84 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from fieldcrypt.errors import KeyStoreConflict
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
 
-__all__ = ["KeyStore", "KeyStoreConflict"]
+__all__ = ["DamagedRow", "DamagedRows", "KeyStore", "KeyStoreConflict", "RowReports", "damaged_row"]
+
+log = logging.getLogger("fieldcrypt")
+
+
+@dataclass(frozen=True)
+class DamagedRow:
+    """A key-store row that could not be read as a record (edited by hand, junk): skipped."""
+
+    key_id: str
+    keyring: str
+    reason: str
+
+
+def damaged_row(key_id: str, keyring: str, exc: Exception) -> DamagedRow:
+    # A parse error may quote the stored text (not secret: names, wrapped keys) at length: keep
+    # its first line, shortened.
+    text = str(exc).splitlines()[0][:120] if str(exc) else "unreadable"
+    return DamagedRow(key_id, keyring, f"{type(exc).__name__}: {text}")
+
+
+DamagedRows = list[DamagedRow]  # an alias: inside a store, ``list`` names the method
+
+
+class RowReports:
+    """The damaged rows a store met, by keyring; each is logged once per process."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, DamagedRow]] = {}
+
+    def seen(self, keyring: str, found: list[DamagedRow]) -> None:
+        known = self._rows.get(keyring, {})
+        for row in found:
+            if row.key_id not in known:
+                log.warning(
+                    "fieldcrypt: key-store row %s of keyring %s is unusable (%s); skipped. "
+                    "`fieldcrypt keys list` shows it; restore it from a backup or delete it",
+                    row.key_id,
+                    row.keyring,
+                    row.reason,
+                )
+        self._rows[keyring] = {row.key_id: row for row in found}
+
+    def sort_out(
+        self, keyring: str, parsed: list[DataKeyRecord | DamagedRow], *, every_purpose: bool
+    ) -> list[DataKeyRecord]:
+        """The records among ``parsed``, oldest first; the damaged rows are noted when the listing
+        covered every purpose (a filtered one cannot tell which damaged rows are gone)."""
+        if every_purpose:
+            self.seen(keyring, [p for p in parsed if isinstance(p, DamagedRow)])
+        records = [p for p in parsed if isinstance(p, DataKeyRecord)]
+        return sorted(records, key=lambda r: (r.created_at, r.key_id))
+
+    def of(self, keyring: str) -> list[DamagedRow]:
+        return list(self._rows.get(keyring, {}).values())
 
 
 @runtime_checkable
 class KeyStore(Protocol):
     """Holds data-key records: metadata and wrapped copies, never a plaintext key.
 
-    Contract: ``put`` inserts and never overwrites (an existing id raises
+    Contract: ``list`` never fails on one unreadable row (junk status, bad JSON or base64): it
+    skips it, logs it and reports it through ``damaged``. ``put`` inserts and never overwrites (an existing id raises
     :class:`KeyStoreConflict`, which matters for DynamoDB global tables, where two regions may
     create keys at once); ``update`` replaces a record only if its stored ``revision`` is still
     the one the caller read, and stores ``revision + 1``. Reads (``get``, ``list``) never write,
     so a read-only replica (an Aurora secondary region) can serve them.
 
     Raises:
-        KeyStoreConflict: on a taken id or a stale revision.
+        KeyStoreConflict: on a taken id, a taken (keyring, purpose, generation), or a stale revision.
     """
 
     def get(self, key_id: str) -> DataKeyRecord | None: ...
@@ -32,6 +89,10 @@ class KeyStore(Protocol):
     def put(self, record: DataKeyRecord) -> None: ...
 
     def update(self, record: DataKeyRecord) -> DataKeyRecord: ...
+
+    def damaged(self, keyring: str) -> DamagedRows:
+        """Rows of ``keyring`` that ``list`` skipped because they could not be read as records."""
+        ...
 
     def on_before_write_transaction(self, prepare: Callable[[], None]) -> None:
         """Ask the store to call ``prepare`` before the application opens a write transaction.

@@ -9,13 +9,20 @@ Table schema (made by :meth:`DynamoDBKeyStore.create_table`, documented in docs/
     created_at  S   ISO 8601 UTC with microseconds
     wraps       M   {master key id (KMS ARN or local:...): B wrapped data key}
     revision    N   increases on every update
+    generation  N   orders a keyring's keys of one purpose (absent in 0.1 items)
+    mac         B   HMAC-SHA256 authenticating the record (absent in 0.1 items; docs/format.md)
 
 ``put`` is a conditional put (``attribute_not_exists(key_id)``): on a global table two regions
 may create keys at once, and their distinct random ids keep last-writer-wins from ever replacing
 one key's row with another's. ``update`` is conditional on the revision read. ``list`` is a
 consistent scan filtered by keyring: a key store holds one row per data key (a handful per
 keyring and year), and a consistent read sees a key the moment another process created it,
-which a GSI query could not promise.
+which a GSI query could not promise. An item that cannot be read as a record is skipped and
+reported (``damaged``), never allowed to stop the keyring.
+
+DynamoDB has no unique constraint across items, so two processes rotating at the same moment can
+both take the next generation; the keyring then breaks the tie by key id, so every process still
+agrees on one current key.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fieldcrypt.errors import ConfigurationError, FieldcryptError, KeyStoreConflict, KeyStoreUnavailable
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status
+from fieldcrypt.stores.base import DamagedRow, DamagedRows, RowReports, damaged_row
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -65,6 +73,7 @@ class DynamoDBKeyStore:
             raise ConfigurationError("the key-store table name must not be empty")
         self.table = table
         self.client = client if client is not None else dynamodb_client(region, endpoint_url)
+        self._reports = RowReports()
 
     def create_table(self, *, wait: bool = True) -> None:
         """Create the table (on-demand billing) if it does not exist."""
@@ -86,7 +95,8 @@ class DynamoDBKeyStore:
             "GetItem",
             lambda: self.client.get_item(TableName=self.table, Key=_key(key_id), ConsistentRead=True),
         ).get("Item")
-        return None if item is None else _record(item)
+        parsed = None if item is None else _parse(item)
+        return parsed if isinstance(parsed, DataKeyRecord) else None
 
     def list(self, keyring: str, purpose: Purpose | None = None) -> list[DataKeyRecord]:
         # Names go through placeholders: several (status, for one) are DynamoDB reserved words.
@@ -95,7 +105,7 @@ class DynamoDBKeyStore:
         values: dict[str, Any] = {":k": {"S": keyring}}
         if purpose is not None:
             values[":p"] = {"S": purpose.value}
-        records: list[DataKeyRecord] = []
+        parsed: list[DataKeyRecord | DamagedRow] = []
         start: dict[str, Any] | None = None
         while True:
             params: dict[str, Any] = {
@@ -108,10 +118,15 @@ class DynamoDBKeyStore:
             if start is not None:
                 params["ExclusiveStartKey"] = start
             page = self._call("Scan", lambda p=params: self.client.scan(**p))  # type: ignore[misc]
-            records.extend(_record(item) for item in page.get("Items", []))
+            parsed.extend(_parse(item) for item in page.get("Items", []))
             start = page.get("LastEvaluatedKey")
             if not start:
-                return sorted(records, key=lambda r: (r.created_at, r.key_id))
+                break
+        return self._reports.sort_out(keyring, parsed, every_purpose=purpose is None)
+
+    def damaged(self, keyring: str) -> DamagedRows:
+        self.list(keyring)
+        return self._reports.of(keyring)
 
     def put(self, record: DataKeyRecord) -> None:
         self._conditional_put(
@@ -186,7 +201,7 @@ def _key(key_id: str) -> dict[str, Any]:
 
 
 def _item(record: DataKeyRecord) -> dict[str, Any]:
-    return {
+    item: dict[str, Any] = {
         "key_id": {"S": record.key_id},
         "keyring": {"S": record.keyring},
         "purpose": {"S": record.purpose.value},
@@ -195,10 +210,30 @@ def _item(record: DataKeyRecord) -> dict[str, Any]:
         "wraps": {"M": {master: {"B": wrapped} for master, wrapped in record.wraps.items()}},
         "revision": {"N": str(record.revision)},
     }
+    if record.generation is not None:
+        item["generation"] = {"N": str(record.generation)}
+    if record.mac is not None:
+        item["mac"] = {"B": record.mac}
+    return item
+
+
+def _parse(item: dict[str, Any]) -> DataKeyRecord | DamagedRow:
+    """The item as a record, or what is wrong with it (one edited item must not stop a keyring)."""
+    try:
+        return _record(item)
+    except (KeyError, ValueError, TypeError, AttributeError, ArithmeticError) as exc:
+
+        def text(name: str) -> str:
+            value = item.get(name)
+            return str(value.get("S", "?")) if isinstance(value, dict) else "?"
+
+        return damaged_row(text("key_id"), text("keyring"), exc)
 
 
 def _record(item: dict[str, Any]) -> DataKeyRecord:
     wraps = {master: bytes(value["B"]) for master, value in item["wraps"]["M"].items()}
+    generation = item.get("generation")
+    mac = item.get("mac")
     return DataKeyRecord(
         key_id=item["key_id"]["S"],
         keyring=item["keyring"]["S"],
@@ -207,4 +242,6 @@ def _record(item: dict[str, Any]) -> DataKeyRecord:
         created_at=datetime.fromisoformat(item["created_at"]["S"]),
         wraps=wraps,
         revision=int(Decimal(item["revision"]["N"])),
+        generation=None if generation is None else int(Decimal(generation["N"])),
+        mac=None if mac is None else bytes(mac["B"]),
     )

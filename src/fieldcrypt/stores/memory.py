@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
-from fieldcrypt.stores.base import KeyStoreConflict
+from fieldcrypt.stores.base import DamagedRows, KeyStoreConflict
 
 
 class MemoryKeyStore:
@@ -33,6 +33,11 @@ class MemoryKeyStore:
         with self._lock:
             if record.key_id in self._records:
                 raise KeyStoreConflict(f"data key {record.key_id} already exists")
+            if record.generation is not None and any(
+                (r.keyring, r.purpose, r.generation) == (record.keyring, record.purpose, record.generation)
+                for r in self._records.values()
+            ):
+                raise KeyStoreConflict(f"generation {record.generation} of {record.keyring} is taken")
             self._records[record.key_id] = record
 
     def update(self, record: DataKeyRecord) -> DataKeyRecord:
@@ -43,6 +48,10 @@ class MemoryKeyStore:
             stored = record.evolve(revision=record.revision + 1)
             self._records[record.key_id] = stored
             return stored
+
+    def damaged(self, keyring: str) -> DamagedRows:
+        """Never any: records are kept as objects, not rows."""
+        return []
 
     def on_before_write_transaction(self, prepare: Callable[[], None]) -> None:
         """Nothing to do: this store shares no database lock with the application."""

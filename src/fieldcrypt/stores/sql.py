@@ -8,6 +8,7 @@ master key, which never leaves KMS.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import threading
 import weakref
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Engine,
@@ -28,17 +30,22 @@ from sqlalchemy import (
     Text,
     event,
     insert,
+    inspect,
     select,
     update,
 )
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, NoSuchTableError, OperationalError, ProgrammingError
+from sqlalchemy.schema import CreateIndex
 
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status
-from fieldcrypt.stores.base import KeyStoreConflict
+from fieldcrypt.stores.base import DamagedRow, DamagedRows, KeyStoreConflict, RowReports, damaged_row
+
+# Columns added in 0.2 (record authentication); a 0.1 table lacks them until it is upgraded.
+TRUST_COLUMNS = ("generation", "mac")
 
 DEFAULT_TABLE = "fieldcrypt_keys"
 _OWN_CONNECTION = "fieldcrypt_key_store"
@@ -62,9 +69,36 @@ def key_store_table(metadata: MetaData, name: str = DEFAULT_TABLE, schema: str |
         # JSON object {master key id: base64 wrapped key}; real KMS blobs are ~170 bytes each.
         Column("wraps", Text, nullable=False),
         Column("revision", Integer, nullable=False, default=0),
+        # Orders a keyring's keys of one purpose; unique, so two processes rotating at once cannot
+        # both take the next generation (NULL, in 0.1 and producers' rows, is never a duplicate).
+        Column("generation", BigInteger, nullable=True),
+        Column("mac", String(64), nullable=True),  # hex of HMAC-SHA256 (docs/format.md)
         Index(f"ix_{name}_keyring_purpose", "keyring", "purpose"),
+        Index(f"ux_{name}_generation", "keyring", "purpose", "generation", unique=True),
         schema=schema,
     )
+
+
+def add_trust_columns(conn: Connection, table: Table) -> bool:
+    """Bring a 0.1 key-store table to the 0.2 layout (two columns, one unique index), in place.
+
+    Used by ``SqlKeyStore.upgrade_table`` and the ``upgrade_key_store`` Alembic operation.
+    Returns False when the table already has them. Existing rows are kept as they are.
+    """
+    existing = {c["name"] for c in inspect(conn).get_columns(table.name, schema=table.schema)}
+    missing = [name for name in TRUST_COLUMNS if name not in existing]
+    if not missing:
+        return False
+    preparer = conn.dialect.identifier_preparer
+    for name in missing:
+        column = table.c[name]
+        column_type = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(
+            f"ALTER TABLE {preparer.format_table(table)} ADD {preparer.format_column(column)} {column_type}"
+        )
+    (unique,) = [i for i in table.indexes if i.unique]
+    conn.execute(CreateIndex(unique))
+    return True
 
 
 class SqlKeyStore:
@@ -81,6 +115,8 @@ class SqlKeyStore:
         # Weak references: a keyring that goes away must not be kept alive (or called) by its store.
         self._preparers: list[weakref.WeakMethod[Callable[[], None]]] = []
         self._preparing = threading.local()
+        self._reports = RowReports()
+        self._upgraded: bool | None = None  # does the table have the 0.2 columns? (found once)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "begin", self._before_application_transaction)
 
@@ -92,34 +128,78 @@ class SqlKeyStore:
         """Create the key-store table if it does not exist."""
         self.table.create(self._engine, checkfirst=True)
 
+    @property
+    def upgraded(self) -> bool:
+        """Whether the table has the 0.2 layout (``generation`` and ``mac``); checked once."""
+        if self._upgraded is None:
+            try:
+                with self._engine.connect() as conn:
+                    names = {
+                        c["name"]
+                        for c in inspect(conn).get_columns(self.table.name, schema=self.table.schema)
+                    }
+            except NoSuchTableError:
+                return True  # not created yet: it will be created in the current layout
+            self._upgraded = set(TRUST_COLUMNS) <= names
+        return self._upgraded
+
+    def upgrade_table(self) -> bool:
+        """Add the 0.2 columns to a 0.1 table (see docs/rotation.md, "Upgrading from 0.1")."""
+        with self._engine.begin() as conn:
+            changed = add_trust_columns(conn, self.table)
+        self._upgraded = True
+        return changed
+
+    def _columns_read(self) -> list[Column[Any]]:
+        skip = () if self.upgraded else TRUST_COLUMNS
+        return [c for c in self.table.c if c.name not in skip]
+
     def get(self, key_id: str) -> DataKeyRecord | None:
         with self._table_required(), self._engine.connect() as conn:
-            row = conn.execute(select(self.table).where(self.table.c.key_id == key_id)).first()
-        return None if row is None else _record(row)
+            row = conn.execute(select(*self._columns_read()).where(self.table.c.key_id == key_id)).first()
+        if row is None:
+            return None
+        record = _parse(row)
+        return record if isinstance(record, DataKeyRecord) else None
 
     def list(self, keyring: str, purpose: Purpose | None = None) -> list[DataKeyRecord]:
-        query = select(self.table).where(self.table.c.keyring == keyring)
+        query = select(*self._columns_read()).where(self.table.c.keyring == keyring)
         if purpose is not None:
             query = query.where(self.table.c.purpose == purpose.value)
         with self._table_required(), self._engine.connect() as conn:
             rows = conn.execute(query).all()
-        return sorted((_record(r) for r in rows), key=lambda r: (r.created_at, r.key_id))
+        parsed = [_parse(r) for r in rows]
+        return self._reports.sort_out(keyring, parsed, every_purpose=purpose is None)
+
+    def damaged(self, keyring: str) -> DamagedRows:
+        self.list(keyring)
+        return self._reports.of(keyring)
 
     def put(self, record: DataKeyRecord) -> None:
+        if not self.upgraded:
+            raise ConfigurationError(
+                f"key-store table {self.table.name!r} is in the fieldcrypt 0.1 layout: new keys need "
+                "`fieldcrypt keys upgrade` (or op.upgrade_key_store()) first; see docs/rotation.md"
+            )
         try:
             with self._table_required(), self._engine.begin() as conn:
                 conn.execute(insert(self.table).values(**_columns(record)))
         except IntegrityError as exc:
-            raise KeyStoreConflict(f"data key {record.key_id} already exists") from exc
+            raise KeyStoreConflict(
+                f"data key {record.key_id} (or generation {record.generation} of its purpose) already exists"
+            ) from exc
 
     def update(self, record: DataKeyRecord) -> DataKeyRecord:
         stored = record.evolve(revision=record.revision + 1)
+        values = _columns(stored)
+        if not self.upgraded:
+            values = {k: v for k, v in values.items() if k not in TRUST_COLUMNS}
         with self._table_required(), self._engine.begin() as conn:
             result = conn.execute(
                 update(self.table)
                 .where(self.table.c.key_id == record.key_id)
                 .where(self.table.c.revision == record.revision)
-                .values(**_columns(stored))
+                .values(**values)
             )
         if result.rowcount != 1:
             raise KeyStoreConflict(f"data key {record.key_id} changed since it was read")
@@ -180,12 +260,28 @@ def _columns(record: DataKeyRecord) -> dict[str, Any]:
         "created_at": record.created_at.astimezone(UTC).replace(tzinfo=None),
         "wraps": json.dumps(wraps, sort_keys=True),
         "revision": record.revision,
+        "generation": record.generation,
+        "mac": None if record.mac is None else record.mac.hex(),
     }
+
+
+def _parse(row: Row[Any]) -> DataKeyRecord | DamagedRow:
+    """The row as a record, or what is wrong with it (one edited row must not stop a keyring)."""
+    try:
+        return _record(row)
+    except (ValueError, TypeError, AttributeError, binascii.Error) as exc:
+        return damaged_row(str(row.key_id), str(row.keyring), exc)
 
 
 def _record(row: Row[Any]) -> DataKeyRecord:
     created: datetime = row.created_at
-    wraps = {k: base64.b64decode(v) for k, v in json.loads(row.wraps).items()}
+    stored = json.loads(row.wraps)
+    if not isinstance(stored, dict):
+        raise TypeError("wraps is not a JSON object")
+    wraps = {str(k): base64.b64decode(v, validate=True) for k, v in stored.items()}
+    mapping = row._mapping
+    generation = mapping.get("generation")
+    mac = mapping.get("mac")
     return DataKeyRecord(
         key_id=row.key_id,
         keyring=row.keyring,
@@ -194,4 +290,6 @@ def _record(row: Row[Any]) -> DataKeyRecord:
         created_at=created.replace(tzinfo=UTC),
         wraps=wraps,
         revision=row.revision,
+        generation=None if generation is None else int(generation),
+        mac=None if mac is None else bytes.fromhex(mac),
     )
