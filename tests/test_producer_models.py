@@ -133,6 +133,7 @@ def test_orm_producer_writes_10000_rows_a_reader_in_another_region_reads_them(
 
 def test_orm_producer_cannot_write_a_searchable_column(
     rsa_mrk: dict[str, str],
+    kms_key: str,
     aws_client: Callable[..., Any],
     producer_kms: tuple[Any, list[str]],
     sql: tuple[sa.Engine, fieldcrypt.SqlKeyStore],
@@ -152,7 +153,16 @@ def test_orm_producer_cannot_write_a_searchable_column(
     assert all(r.purpose is not fieldcrypt.Purpose.BLIND_INDEX for r in store.list("pii"))
     with Session(engine) as session, pytest.raises(fieldcrypt.KeyAccessError, match="cannot search"):
         session.scalars(sa.select(Member).where(Member.ssn == "123-45-6789")).all()
-    reader(rsa_mrk, aws_client, store)  # a reader writes the searchable column and finds it
+    # The application writes the searchable column (a symmetric master key; it reads producers'
+    # values through the RSA key) and finds it.
+    kms = aws_client("kms", "us-east-1")
+    app = fieldcrypt.Keyring(
+        "pii",
+        fieldcrypt.KmsMasterKey(kms_key, client=kms),
+        store,
+        also_decrypt_with=[KmsRsaMasterKey(rsa_mrk["us-east-1"], client=kms)],
+    )
+    fieldcrypt.register(app, replace=True)
     with Session(engine) as session:
         session.add(Member(id=1, ssn="123-45-6789"))
         session.commit()

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import fieldcrypt
+from fieldcrypt.keys.kms import KmsMasterKey
 from fieldcrypt.keys.kms_rsa import KmsRsaMasterKey, RsaProducerKey
 from fieldcrypt.keys.record import Purpose
 
@@ -68,21 +69,27 @@ def test_producer_cannot_read_its_own_values_now_or_after_restart(
 
 
 def test_producer_uses_only_keys_it_made_in_this_process(
-    rsa_mrk: dict[str, str], aws_client: Callable[..., Any], deny_kms: Callable[..., list[str]]
+    rsa_mrk: dict[str, str], kms_key: str, aws_client: Callable[..., Any], deny_kms: Callable[..., list[str]]
 ) -> None:
-    """An active key in the store (a reader's) is never chosen by a producer; a restarted producer makes a new one."""
+    """An active key in the store (the application's) is never chosen by a producer; a restarted producer makes a new one."""
     store = fieldcrypt.MemoryKeyStore()
-    reader = reader_keyring(rsa_mrk["us-east-1"], aws_client("kms", "us-east-1"), store)
-    readers_key = reader.current_key_id()
+    kms = aws_client("kms", "us-east-1")
+    app = fieldcrypt.Keyring(
+        "pii",
+        KmsMasterKey(kms_key, client=kms),
+        store,
+        also_decrypt_with=[KmsRsaMasterKey(rsa_mrk["us-east-1"], client=kms)],
+    )
+    apps_key = app.current_key_id()
     client = aws_client("kms", "us-east-1")
     deny_kms(client)
     first = producer_keyring(rsa_mrk["us-east-1"], client, store)
     blob = first.encrypt("a", PLACE)
-    assert first.key_id_of(blob) != readers_key
+    assert first.key_id_of(blob) != apps_key
     assert first.key_id_of(first.encrypt("b", PLACE)) == first.key_id_of(blob)  # kept while fresh
     second = producer_keyring(rsa_mrk["us-east-1"], client, store)
-    assert second.key_id_of(second.encrypt("c", PLACE)) not in {readers_key, first.key_id_of(blob)}
-    assert reader.decrypt_str(blob, PLACE) == "a"
+    assert second.key_id_of(second.encrypt("c", PLACE)) not in {apps_key, first.key_id_of(blob)}
+    assert app.decrypt_str(blob, PLACE) == "a"
 
 
 def test_producer_makes_a_new_key_when_its_cached_one_expires(

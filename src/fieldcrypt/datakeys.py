@@ -21,9 +21,10 @@ from fieldcrypt.errors import (
     KeyAccessError,
     KeyDestroyedError,
     KeyStoreConflict,
+    KeyStoreIntegrityError,
 )
 from fieldcrypt.keys import trust
-from fieldcrypt.keys.master import MasterKey, UnwrapFailed
+from fieldcrypt.keys.master import MasterKey, UnwrapFailed, wraps_publicly
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, kms_context, utcnow
 from fieldcrypt.place import Place
 from fieldcrypt.stores.base import KeyStore
@@ -155,8 +156,25 @@ class DataKeys:
         return self._open_anchor(found)
 
     def _open_anchor(self, found: DataKeyRecord) -> bytes:
+        # An anchor proves who made it only through a wrap nobody else could have made: under an
+        # RSA key anyone holding the public half (a write-only producer) could file one, and then
+        # authenticate keys of their own. Such wraps count only when anchor_id pins the secret.
+        using = self.master_keys
+        if self._anchor.pinned is None:
+            using = tuple(m for m in self.master_keys if not wraps_publicly(m))
+            if not any(m.can_unwrap(recorded) for m in using for recorded in found.wraps):
+                audit.warn(
+                    "anchor.public_wrap", keyring=self.name, wrapped_under=",".join(sorted(found.wraps))
+                )
+                raise KeyStoreIntegrityError(
+                    f"keyring {self.name!r}: its anchor is wrapped only under {sorted(found.wraps)}, "
+                    "under which anyone holding the public key can wrap, so it authenticates nothing: "
+                    "new values are refused. Give the keyring a symmetric master key (an RSA key "
+                    "belongs in also_decrypt_with, to read producers' values), or pin anchor_id"
+                )
         secret: bytes = self.cache.get(
-            self._slot(Purpose.ANCHOR, found.key_id), lambda: self._unwrap(found, committed=False)
+            self._slot(Purpose.ANCHOR, found.key_id),
+            lambda: self._unwrap(found, committed=False, using=using),
         )
         return self._anchor.mac_key(found, secret)
 
@@ -216,14 +234,21 @@ class DataKeys:
     def _unwrap_aead(self, record: DataKeyRecord, place: Place | None = None) -> _aead.Aead:
         return _aead.Aead(self._unwrap(record, place))
 
-    def _unwrap(self, record: DataKeyRecord, place: Place | None = None, *, committed: bool = True) -> bytes:
+    def _unwrap(
+        self,
+        record: DataKeyRecord,
+        place: Place | None = None,
+        *,
+        committed: bool = True,
+        using: Sequence[MasterKey] | None = None,
+    ) -> bytes:
         """The key ``record`` wraps. ``committed``: its id must be derived from it (every data key;
         not the anchor, whose id is its place and whose fingerprint is checked by AnchorCheck)."""
         where = place.where() if place is not None else {}
         if record.status is Status.DESTROYED or not record.wraps:
             raise KeyDestroyedError(record.key_id, **where)
         context = kms_context(record.keyring, record.key_id, record.purpose)
-        for master_key, recorded_id, wrapped in self._unwrap_candidates(record):
+        for master_key, recorded_id, wrapped in self._unwrap_candidates(record, using):
             try:
                 data_key = master_key.unwrap(wrapped, context)
             except UnwrapFailed:
@@ -237,7 +262,7 @@ class DataKeys:
             audit.report("data_key.unwrapped", record, master_key.key_id, wrapped_under=recorded_id)
             return data_key
         else:
-            if not any(True for _ in self._unwrap_candidates(record)):
+            if not any(True for _ in self._unwrap_candidates(record, using)):
                 raise KeyAccessError(
                     f"data key {record.key_id} of keyring {self.name!r} is wrapped only under "
                     f"{sorted(record.wraps)}; configure one of those master keys "
@@ -253,8 +278,10 @@ class DataKeys:
         kind = {Purpose.ENCRYPTION: fmt.header_for(b""), Purpose.BLIND_INDEX: b"B", Purpose.ANCHOR: b"A"}
         return self._scope, kind[purpose] + bytes.fromhex(key_id)
 
-    def _unwrap_candidates(self, record: DataKeyRecord) -> Iterable[tuple[MasterKey, str, bytes]]:
-        for master_key in self.master_keys:
+    def _unwrap_candidates(
+        self, record: DataKeyRecord, using: Sequence[MasterKey] | None = None
+    ) -> Iterable[tuple[MasterKey, str, bytes]]:
+        for master_key in self.master_keys if using is None else using:
             for recorded_id, wrapped in record.wraps.items():
                 if master_key.can_unwrap(recorded_id):
                     yield master_key, recorded_id, wrapped

@@ -179,7 +179,7 @@ def test_global_options_work_after_the_subcommand(
     assert (before.exit_code, after.exit_code) == (0, 0)
     assert payload(after) == payload(before)
     other = run("keys", "list", "--keyring", "other", "--json")
-    assert payload(other) == {"keyring": "other", "keys": []}
+    assert payload(other) == {"keyring": "other", "anchor": None, "keys": [], "damaged": []}
 
 
 def test_help_says_what_a_target_looks_like() -> None:

@@ -200,4 +200,4 @@ def test_rewrap_dry_run_predicts_the_kms_calls(
             done.reencrypt_calls,
             done.unwrap_wrap_calls,
         )
-        assert getattr(predicted, calls) == 3  # 2 data keys + 1 blind-index key
+        assert getattr(predicted, calls) == 4  # 2 data keys + 1 blind-index key + the anchor

@@ -121,8 +121,8 @@ def _say_status(state: State, found: ColumnStatus) -> None:
             f"data keys with no value here: {', '.join(found.unused_data_keys)} "
             "(`fieldcrypt keys retire --unused` with every column of the keyring retires them)"
         )
-    for row in found.damaged_key_rows:
-        state.out.say(f"unreadable key-store row {row['key_id']}: {row['reason']} (skipped)")
+    for damaged in found.damaged_key_rows:
+        state.out.say(f"unreadable key-store row {damaged['key_id']}: {damaged['reason']} (skipped)")
 
 
 def _say_rows(state: State, what: str, rows: list[str]) -> None:

@@ -80,6 +80,7 @@ class RsaProducerKey:
     """
 
     write_only = True  # Keyring: never decrypt, never encrypt under a key this process did not make
+    public_wrap = True  # anyone with the public key can wrap: such a wrap authenticates nothing
 
     def __init__(self, key_arn: str, public_key: bytes, *, region: str | None = None) -> None:
         self._arn = str(_regional_arn(key_arn, region))
@@ -165,10 +166,16 @@ class RsaProducerKey:
 class KmsRsaMasterKey:
     """An RSA KMS key as readers use it: unwraps with KMS ``Decrypt``, wraps with its public key.
 
+    Anyone holding the public key can wrap under it, so an anchor wrapped under it alone is not
+    trusted (fieldcrypt.datakeys): a process that also writes keeps a symmetric master key as
+    its ``master_key`` and this one in ``also_decrypt_with``, or pins ``anchor_id``.
+
     Arguments as :class:`~fieldcrypt.keys.kms.KmsMasterKey` (the full ARN; keywords ``region``,
     ``client``, ``endpoint_url``, ``connect_timeout``, ``read_timeout``, ``max_attempts``). The public key is fetched with ``GetPublicKey``
     the first time this process wraps a data key, then kept.
     """
+
+    public_wrap = True
 
     def __init__(self, key_arn: str, **kms_options: Any) -> None:
         # KmsMasterKey brings the ARN rules, the shared client and its log redaction; its keyword

@@ -14,7 +14,14 @@ from typing import Protocol, runtime_checkable
 from fieldcrypt import _aead
 from fieldcrypt.errors import ConfigurationError, UnwrapFailed
 
-__all__ = ["LocalMasterKey", "MasterKey", "UnwrapFailed", "canonical_context", "is_write_only"]
+__all__ = [
+    "LocalMasterKey",
+    "MasterKey",
+    "UnwrapFailed",
+    "canonical_context",
+    "is_write_only",
+    "wraps_publicly",
+]
 
 
 @runtime_checkable
@@ -55,6 +62,18 @@ def is_write_only(master_key: MasterKey) -> bool:
     if isinstance(inner, MasterKey):
         return is_write_only(inner)
     return getattr(master_key, "write_only", False) is True
+
+
+def wraps_publicly(master_key: MasterKey) -> bool:
+    """True for a master key anyone holding its public half can wrap under (an RSA KMS key).
+
+    Such a wrap proves nothing about who made it: a keyring never trusts an anchor on it alone.
+    Keys set the class attribute ``public_wrap = True``; wrappers pass it on through ``inner``.
+    """
+    inner = getattr(master_key, "inner", None)
+    if isinstance(inner, MasterKey):
+        return wraps_publicly(inner)
+    return getattr(master_key, "public_wrap", False) is True
 
 
 def canonical_context(context: Mapping[str, str]) -> bytes:

@@ -21,7 +21,6 @@ from fieldcrypt.errors import ConfigurationError, KeyAccessError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.master import MasterKey, UnwrapFailed
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, kms_context
-from fieldcrypt.keys.resolve import newest_active
 from fieldcrypt.ratelimit import LimitedMasterKey
 from fieldcrypt.reports import ColumnStatus, Report
 from fieldcrypt.stores.base import KeyStoreConflict
@@ -299,7 +298,7 @@ def retire_unused(keyring: Keyring, statuses: list[ColumnStatus]) -> list[DataKe
             "may still hold values in another"
         )
     records = keyring.records(Purpose.ENCRYPTION)
-    current = newest_active(records)
+    current = keyring.chosen_key_id()  # the keyring's authenticated choice, never a new key
     used = {key_id for s in statuses for key_id, n in s.by_data_key.items() if n}
     unused = [
         r for r in records if r.status is Status.ACTIVE and r.key_id != current and r.key_id not in used
