@@ -1,4 +1,4 @@
-"""docs/rotation.md Runbooks 6-8 against moto: imported material, a key moved to another region, another account."""
+"""docs/rotation.md Runbooks 7-9 against moto: imported material, a key moved to another region, another account."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def refuse_key(client: Any, arn: str) -> list[str]:
 def test_imported_material_runbook(
     aws_client: Callable[..., Any], store: SqlKeyStore, sqlite_engine: sa.Engine
 ) -> None:
-    """Runbook 6: a new EXTERNAL key, rewrap, deploy, rewrap --remove-old, alias moved: the old key is never needed again."""
+    """Runbook 7: a new EXTERNAL key, rewrap, deploy, rewrap --remove-old, alias moved: the old key is never needed again."""
     kms = aws_client("kms", "us-east-1")
     old = kms.create_key(Origin="EXTERNAL", Description="material of 2026")["KeyMetadata"]["Arn"]
     kms.create_alias(AliasName="alias/pii", TargetKeyId=old)
@@ -108,7 +108,7 @@ def test_imported_material_runbook(
 def test_single_region_key_moved_to_another_region_runbook(
     aws_client: Callable[..., Any], store: SqlKeyStore, sqlite_engine: sa.Engine, request_log: Any
 ) -> None:
-    """Runbook 7: rewrap from a us-east-1 key to a us-west-2 key; the us-west-2 reader then calls only us-west-2."""
+    """Runbook 8: rewrap from a us-east-1 key to a us-west-2 key; the us-west-2 reader then calls only us-west-2."""
     east = aws_client("kms", "us-east-1")
     old = east.create_key()["KeyMetadata"]["Arn"]
     values = written_under(old, east, sqlite_engine.url)
@@ -131,7 +131,7 @@ def test_single_region_key_moved_to_another_region_runbook(
 
 
 def test_cross_account_runbook_grant_and_full_arns(aws_client: Callable[..., Any], request_log: Any) -> None:
-    """Runbook 8: the grant as written is accepted; aliases are refused; every KMS request names the full key ARN."""
+    """Runbook 9: the grant as written is accepted; aliases are refused; every KMS request names the full key ARN."""
     kms = aws_client("kms", "us-east-1")
     arn = kms.create_key()["KeyMetadata"]["Arn"]
     operations = ["Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "DescribeKey"]
