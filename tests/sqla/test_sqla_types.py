@@ -174,3 +174,22 @@ def test_offsets_with_seconds_and_microseconds_round_trip(db: sa.Engine) -> None
         )
         assert two.dtz is not None
         assert two.dtz.utcoffset() == dt.timedelta(minutes=9, seconds=21)
+
+
+@pytest.mark.parametrize("bind_row", [False, True])
+def test_text_in_a_binary_column_is_a_decryption_error(sqlite_engine: sa.Engine, bind_row: bool) -> None:
+    """A str where a binary ciphertext belongs (SQLite keeps any type) raises DecryptionError, not TypeError."""
+    from fieldcrypt import DecryptionError
+    from fieldcrypt.sqlalchemy import Encrypted
+
+    table = sa.Table(
+        "legacy",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("ssn", Encrypted(sa.String(11), keyring="pii", bind_row=bind_row)),
+    )
+    table.create(sqlite_engine)
+    with sqlite_engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO legacy (id, ssn) VALUES (1, '123-45-6789')"))
+    with sqlite_engine.connect() as conn, pytest.raises(DecryptionError, match=r"cannot decrypt legacy\.ssn"):
+        conn.execute(select(table.c.ssn)).all()

@@ -290,7 +290,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             def lean(value: Any) -> Any:
                 if value is None:
                     return None
-                blob = value if type(value) is bytes else bytes(value)
+                blob = value if type(value) is bytes else _binary(value, place)
                 return decode(keyring_now().decrypt(blob, place), place)
 
             return lean
@@ -420,4 +420,12 @@ def _from_stored(value: Any, text: bool, place: Place) -> bytes:
             return fmt.from_text(value)
         except fmt.MalformedCiphertext:
             raise DecryptionError(**place.where()) from None
-    return value if type(value) is bytes else bytes(value)
+    return value if type(value) is bytes else _binary(value, place)
+
+
+def _binary(value: Any, place: Place) -> bytes:
+    """A binary column's value as bytes. A ``str`` (SQLite keeps whatever was written, e.g. an old
+    plaintext in a column never widened) or anything else is not a ciphertext: DecryptionError."""
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise DecryptionError(**place.where())
