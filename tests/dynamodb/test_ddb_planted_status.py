@@ -21,6 +21,6 @@ def test_status_names_the_authenticated_current_key(keyring: fieldcrypt.Keyring,
     current = keyring.current_key_id()
     assert plant_record(keyring) != current
     status = table_status(ddb, "patients", "ssn", keyring=keyring)
-    assert (status["current_data_key"], status["to_reencrypt"]) == (current, 0)
+    assert (status.current_key, status.not_current) == (current, 0)
     stored = ddb.get_item(TableName="patients", Key={"patient_id": {"S": "p-1"}})["Item"]["ssn"]["B"]
     assert b"123-45-6789" not in bytes(stored)
