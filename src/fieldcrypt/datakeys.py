@@ -101,18 +101,7 @@ class DataKeys:
             choice = self._choose(records, purpose, mac_key)
             if attempt and accept is not None and choice.current is not None and accept(choice.current):
                 return choice.current
-            data_key = _aead.new_key()
-            key_id = fmt.key_id_for(data_key).hex()
-            wrapped = self.master_key.wrap(data_key, kms_context(self.name, key_id, purpose))
-            record = DataKeyRecord(
-                key_id=key_id,
-                keyring=self.name,
-                purpose=purpose,
-                status=Status.ACTIVE,
-                created_at=utcnow(),
-                wraps={self.master_key.key_id: wrapped},
-                generation=choice.next_generation,
-            )
+            record, data_key = self._wrapped_new_key(purpose, choice.next_generation)
             record = trust.sign(record, mac_key)
             try:
                 self.key_store.put(record)
@@ -121,11 +110,33 @@ class DataKeys:
             audit.report(
                 "data_key.created", record, self.master_key.key_id, generation=str(record.generation)
             )
-            self._cache_new_key(purpose, key_id, data_key)
+            self._cache_new_key(purpose, record.key_id, data_key)
             return record
         raise KeyStoreConflict(
             f"keyring {self.name!r}: other processes kept taking each new generation; retry"
         )
+
+    def _wrapped_new_key(
+        self, purpose: Purpose, generation: int | None = None
+    ) -> tuple[DataKeyRecord, bytes]:
+        """A fresh data key wrapped under the master key, as an (unsigned, unstored) active record,
+        with the plaintext key. ``generation``: None for a write-only producer's own keys."""
+        data_key = _aead.new_key()
+        key_id = fmt.key_id_for(data_key).hex()
+        record = DataKeyRecord(
+            key_id=key_id,
+            keyring=self.name,
+            purpose=purpose,
+            status=Status.ACTIVE,
+            created_at=utcnow(),
+            wraps={
+                self.master_key.key_id: self.master_key.wrap(
+                    data_key, kms_context(self.name, key_id, purpose)
+                )
+            },
+            generation=generation,
+        )
+        return record, data_key
 
     def _cache_new_key(self, purpose: Purpose, key_id: str, data_key: bytes) -> None:
         loaded: object = _aead.Aead(data_key) if purpose is Purpose.ENCRYPTION else _aead.HmacKey(data_key)

@@ -34,7 +34,7 @@ from fieldcrypt.errors import (
 )
 from fieldcrypt.keys import trust
 from fieldcrypt.keys.master import MasterKey, is_write_only
-from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, kms_context, utcnow
+from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, utcnow
 from fieldcrypt.place import Place
 from fieldcrypt.stores.base import KeyStore
 
@@ -365,18 +365,7 @@ class Keyring(DataKeys):
 
     def _new_key(self, purpose: Purpose) -> tuple[DataKeyRecord, bytes]:
         """Make a data key, wrap it, store the record; returns it with the plaintext key."""
-        data_key = _aead.new_key()
-        key_id = fmt.key_id_for(data_key).hex()
-        context = kms_context(self.name, key_id, purpose)
-        wrapped = self.master_key.wrap(data_key, context)
-        record = DataKeyRecord(
-            key_id=key_id,
-            keyring=self.name,
-            purpose=purpose,
-            status=Status.ACTIVE,
-            created_at=utcnow(),
-            wraps={self.master_key.key_id: wrapped},
-        )
+        record, data_key = self._wrapped_new_key(purpose)
         self.key_store.put(record)
         audit.report("data_key.created", record, self.master_key.key_id)
         return record, data_key
