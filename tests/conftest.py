@@ -126,6 +126,33 @@ def engine(request: pytest.FixtureRequest) -> sa.Engine:
     return request.getfixturevalue(f"{'pg' if request.param == 'postgresql' else request.param}_engine")  # type: ignore[no-any-return]
 
 
+@pytest.fixture
+def own_schemas() -> Iterator[Callable[[sa.Engine, str], str]]:
+    """``own_schemas(engine, name)``: a fresh schema (PostgreSQL) or database (MariaDB), dropped
+    after the test; tests name theirs ``<FIELDCRYPT_TEST_DB>_...`` so two suites never share one."""
+    made: list[tuple[sa.Engine, str]] = []
+
+    def make(engine: sa.Engine, name: str) -> str:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(_DROP_SCHEMA[engine.dialect.name].format(f"IF EXISTS {name}"))
+            conn.exec_driver_sql(f"{_CREATE_SCHEMA[engine.dialect.name]} {name}")
+        made.append((engine, name))
+        return name
+
+    yield make
+    for engine, name in reversed(made):
+        with engine.begin() as conn:
+            conn.exec_driver_sql(_DROP_SCHEMA[engine.dialect.name].format(name))
+
+
+_CREATE_SCHEMA = {"postgresql": "CREATE SCHEMA", "mysql": "CREATE DATABASE", "mariadb": "CREATE DATABASE"}
+_DROP_SCHEMA = {
+    "postgresql": "DROP SCHEMA {} CASCADE",
+    "mysql": "DROP DATABASE {}",
+    "mariadb": "DROP DATABASE {}",
+}
+
+
 # --- keyrings --------------------------------------------------------------------------------
 
 

@@ -112,6 +112,40 @@ def test_primary_key_change_reseals_row_bound_values(db: sa.Engine) -> None:
         assert session.get(Patient, B).notes == "moves"  # type: ignore[union-attr]
 
 
+def test_core_primary_key_change_of_a_row_bound_table(db: sa.Engine) -> None:
+    """A Core UPDATE moving a row's key refuses to leave row-bound values behind, and seals the ones it sets to the new key."""
+    with Session(db) as session:
+        session.add(Patient(id=A, mrn="MRN-1", notes="moves"))
+        session.commit()
+    table = Patient.__table__
+    for stmt, params in [
+        (update(table).where(Patient.id == A).values(id=B), None),
+        (update(table).where(Patient.id == A).values(id=B, notes="only one"), None),
+        (update(table).where(Patient.id == sa.bindparam("old")), [{"old": A, "id": B}]),
+    ]:
+        with (
+            db.begin() as conn,
+            pytest.raises(QueryNotSupportedError, match=r"patients\.\w+ is bound to its row's primary key"),
+        ):
+            conn.execute(stmt, params)
+    with Session(db) as session:
+        assert session.get_one(Patient, A).notes == "moves"
+    with db.begin() as conn:  # every row-bound column set: sealed to the new key, not the pinned one
+        conn.execute(update(table).where(Patient.id == A).values(id=B, notes="moved", mrn=None))
+    with Session(db) as session:
+        assert (session.get(Patient, A), session.get_one(Patient, B).notes) == (None, "moved")
+    with db.begin() as conn:
+        conn.execute(
+            update(table).where(Patient.id == sa.bindparam("old")),
+            [{"old": B, "id": A, "notes": "back", "mrn": "MRN-2"}],
+        )
+    with Session(db) as session:
+        patient = session.get_one(Patient, A)
+        assert (patient.notes, patient.mrn) == ("back", "MRN-2")
+    ((notes,),) = raw_rows(db, "select notes from patients")
+    assert_ciphertext(notes, b"back")
+
+
 def test_database_assigned_key_is_a_clear_error(db: sa.Engine) -> None:
     """Row binding with an autoincrement key cannot hold: a clear error, and nothing is written."""
     with Session(db) as session:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -54,22 +54,18 @@ adopted_users = sa.Table(
 
 
 @pytest.fixture(params=["postgresql", "mariadb"])
-def schema_engine(request: pytest.FixtureRequest, keyring: fieldcrypt.Keyring) -> Iterator[sa.Engine]:
+def schema_engine(
+    request: pytest.FixtureRequest, keyring: fieldcrypt.Keyring, own_schemas: Callable[[sa.Engine, str], str]
+) -> Iterator[sa.Engine]:
     """PostgreSQL with a second schema, MariaDB with a second database, both of this suite's own."""
     engine: sa.Engine = request.getfixturevalue(
         f"{'pg' if request.param == 'postgresql' else 'mariadb'}_engine"
     )
-    create = "CREATE SCHEMA" if request.param == "postgresql" else "CREATE DATABASE"
-    drop = "DROP SCHEMA {} CASCADE" if request.param == "postgresql" else "DROP DATABASE {}"
-    with engine.begin() as conn:
-        conn.exec_driver_sql(drop.format(f"IF EXISTS {SCHEMA}"))
-        conn.exec_driver_sql(f"{create} {SCHEMA}")
+    own_schemas(engine, SCHEMA)
     SchemaBase.metadata.create_all(engine)
     default_users.create(engine)
     yield engine
     default_users.drop(engine)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(drop.format(SCHEMA))
 
 
 def _raw(engine: sa.Engine, table: str) -> dict[int, Any]:

@@ -124,27 +124,36 @@ def seal_update(
 
     That is the shape of ORM ``bulk_update_mappings``, ORM bulk UPDATE by primary key
     (``session.execute(update(Model), [...])``) and ``update(t).where(t.c.id == ...)``: each
-    parameter set (or the statement's own ``.values()``) is sealed to the row its key names.
+    parameter set (or the statement's own ``.values()``) is sealed to the row its key names, or
+    to the new key when the UPDATE also changes the primary key.
 
     Raises:
         QueryNotSupportedError: a row-bound column is set by an UPDATE that does not name its
-            row by primary key (``WHERE`` on another column, or no ``WHERE``).
+            row by primary key (``WHERE`` on another column, or no ``WHERE``); or the primary key
+            changes while a row-bound column keeps its value (bound to the old key, it would no
+            longer decrypt).
     """
     columns = row_bound_columns(statement.table)
     if not columns:
         return statement, multiparams, params
     pins = _pinned_primary_key(statement)
-    if multiparams:
-        multiparams = [_seal_set(statement, columns, pins, p, p) for p in multiparams]
-    elif params:
-        params = _seal_set(statement, columns, pins, params, params)
     inline = {
         target if isinstance(target, str) else target.key for target in _compat.update_targets(statement)
     }
-    if any(c.key in inline for c in columns):
-        values = statement.compile(dialect=conn.dialect).params
-        given = {c.key: values.get(c.key) for c in columns if c.key in inline}
-        sealed = _seal_set(statement, columns, pins, given, params)
+    table: Any = statement.table
+    keys = {c.key for c in table.primary_key.columns}
+    bound = {c.key for c in columns}
+    compiled = statement.compile(dialect=conn.dialect).params if inline & (keys | bound) else {}
+    set_inline = {k: compiled.get(k) for k in inline & (keys | bound)}
+    if multiparams:
+        multiparams = [_seal_set(statement, columns, pins, p, p, set_inline) for p in multiparams]
+    elif params:
+        params = _seal_set(statement, columns, pins, params, params, set_inline)
+    elif inline & keys:
+        _seal_set(statement, columns, pins, {}, {}, set_inline)  # refuses a key change alone
+    if inline & bound:
+        given = {k: v for k, v in set_inline.items() if k in bound}
+        sealed = _seal_set(statement, columns, pins, given, params, set_inline)
         changed = {k: v for k, v in sealed.items() if v is not given[k]}
         if changed:
             statement = statement.values(changed)
@@ -157,20 +166,37 @@ def _seal_set(
     pins: list[BindParameter[Any]] | None,
     values: Mapping[str, Any],
     params: Mapping[str, Any],
+    inline: Mapping[str, Any],
 ) -> Mapping[str, Any]:
-    """``values`` with each plaintext of a row-bound column sealed to the row ``pins`` name."""
+    """``values`` with each plaintext of a row-bound column sealed to the row ``pins`` name (or
+    to the new key, when ``params`` or the statement's ``inline`` values assign one)."""
+    table: Any = statement.table
+    assigned = {**inline, **{k: v for k, v in params.items() if k in table.c}}
+    moved = [c for c in table.primary_key.columns if c.key in assigned]
+    if moved:
+        kept = [c for c in columns if c.key not in assigned]
+        if kept:
+            raise QueryNotSupportedError(
+                f"{table.name}.{kept[0].name} is bound to its row's primary key, and this statement "
+                f"moves the row to a new {table.name}.{moved[0].name} without writing it: its value would no "
+                "longer decrypt; change the key through the ORM (which re-encrypts the row's "
+                "values) or set every row-bound column in the same UPDATE"
+            )
     todo = [c for c in columns if values.get(c.key) is not None and type(values[c.key]) is not Sealed]
     if not todo:
         return values
-    table: Any = statement.table
-    if pins is None:
+    if pins is None and len(moved) < len(table.primary_key.columns):
         raise QueryNotSupportedError(
             f"{table.name}.{todo[0].name} is bound to its row, but this UPDATE does not name one row "
             "by its whole primary key (WHERE pk = ...), so the row each value lands in is unknown; "
             "update by primary key (session.execute(update(Model), [{pk..., col...}]) or "
             "bulk_update_mappings) or load and change the objects"
         )
-    parts = [params.get(pin.key, pin.effective_value) for pin in pins]
+    pinned = dict(zip([c.key for c in table.primary_key.columns], pins or [], strict=False))
+    parts = [
+        assigned[c.key] if c.key in assigned else params.get(pinned[c.key].key, pinned[c.key].effective_value)
+        for c in table.primary_key.columns
+    ]
     row = row_key(table, parts, todo[0].name)
     return {**values, **{c.key: seal(_enc(c), values[c.key], row) for c in todo}}
 
@@ -241,12 +267,14 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
             if not (insert or pk_changed or state.attrs[key].history.has_changes()):
                 continue
             value = getattr(target, key)
+            if pk_changed:
+                # Every row-bound column goes into the UPDATE that moves the key (a NULL too):
+                # Core refuses a key change that leaves one behind, bound to the old key.
+                flag_modified(target, key)
             if value is None or type(value) is Sealed:
                 continue
             stash[key] = value
             state.dict[key] = seal(_enc(col), value, row)
-            if pk_changed:
-                flag_modified(target, key)
         if stash:
             state.info[_STASH] = stash
 
