@@ -176,6 +176,8 @@ def open_fernet(keys: Sequence[bytes], token: bytes) -> bytes:
 def check_fernet_key(key: bytes) -> None:
     """Raises ValueError unless ``key`` is a Fernet key (32 url-safe base64 bytes)."""
     Fernet(key)
+
+
 # KMS's names for its RSA encryption algorithms -> the OAEP hash (MGF1 uses the same hash; label
 # empty), as the KMS developer guide specifies them.
 _OAEP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {

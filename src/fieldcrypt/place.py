@@ -145,3 +145,21 @@ def _head(table: str, column: str) -> bytes:
         _heads.clear()
     _heads[(table, column)] = head
     return head
+
+
+def old_names(bound_as: object, noun: str = "column") -> tuple[str, str] | None:
+    """A ``bound_as`` option checked: None, or the ``(old_table, old_<noun>)`` a renamed column
+    or attribute's older values are still bound to (the one check of every integration).
+
+    Raises:
+        ConfigurationError: anything but a tuple of two non-empty names.
+    """
+    if bound_as is None:
+        return None
+    if not (
+        isinstance(bound_as, tuple) and len(bound_as) == 2 and all(isinstance(p, str) and p for p in bound_as)
+    ):
+        raise ConfigurationError(
+            f"bound_as must be a (table, {noun}) tuple of the {noun}'s old names, not {bound_as!r}"
+        )
+    return (bound_as[0], bound_as[1])

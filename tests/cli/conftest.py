@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +51,26 @@ def run(engine: Any, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> Callabl
     monkeypatch.setenv("FIELDCRYPT_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("FIELDCRYPT_MASTER_KEY_URI", f"file:{key_file}")
     return invoke
+
+
+@pytest.fixture
+def dynamo(aws_client: Callable[..., Any], moto_endpoint: str, key_file: Path) -> Iterator[dict[str, Any]]:
+    """A patients table (3 items under an old data key, 2 under the current one) and a DynamoDB
+    key store on moto; the CLI is pointed at both by flags only."""
+    from cli_helpers import dynamodb_table
+
+    made = dynamodb_table(
+        aws_client("dynamodb"), moto_endpoint, key_file, [f"123-45-000{i}" for i in range(5)], rotate_before=3
+    )
+    first = made.ddb.get_item(TableName=made.table, Key={"patient_id": {"S": "p0"}})["Item"]
+    yield {
+        "target": f"dynamodb:{made.table}.ssn",
+        "flags": made.flags,
+        "env": {"FIELDCRYPT_MASTER_KEY_URI": f"file:{key_file}"},
+        "keyring": made.keyring,
+        "old": made.keyring.key_id_of(bytes(first["ssn"]["B"])),
+        "current": made.keyring.current_key_id(),
+        "ddb": made.ddb,
+        "table": made.table,
+    }
+    made.drop()

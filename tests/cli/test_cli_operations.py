@@ -8,8 +8,7 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,6 @@ from click.testing import Result
 from rotation_helpers import create_users, encrypted_rows, raw
 
 import fieldcrypt
-from fieldcrypt.dynamodb.tables import EncryptedColumn
-from fieldcrypt.stores.dynamodb import DynamoDBKeyStore
 
 SCRIPT = str(Path(sys.executable).parent / "fieldcrypt")
 
@@ -34,51 +31,6 @@ def script(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 # --- DynamoDB targets with a DynamoDB key store ------------------------------------------------
-
-
-@pytest.fixture
-def dynamo(aws_client: Callable[..., Any], moto_endpoint: str, key_file: Path) -> Iterator[dict[str, Any]]:
-    """A patients table (3 items under an old data key, 2 under the current one) and a DynamoDB
-    key store on moto; the CLI is pointed at both by flags only."""
-    ddb = aws_client("dynamodb")
-    table, store_table = f"patients_{uuid.uuid4().hex[:8]}", f"keys_{uuid.uuid4().hex[:8]}"
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "patient_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "patient_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    store = DynamoDBKeyStore(store_table, client=ddb)
-    store.create_table()
-    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.from_file(key_file), store)
-    column = EncryptedColumn.open(ddb, table, "ssn")
-    old = keyring.current_key_id()
-    for i in range(5):
-        if i == 3:
-            keyring.rotate()
-        item: dict[str, Any] = {"patient_id": {"S": f"p{i}"}}
-        item["ssn"] = {"B": keyring.encrypt(f"123-45-000{i}", column.place(item))}
-        ddb.put_item(TableName=table, Item=item)
-    flags = [
-        "--key-store",
-        f"dynamodb:{store_table}",
-        "--endpoint-url",
-        moto_endpoint,
-        "--region",
-        "us-east-1",
-    ]
-    yield {
-        "target": f"dynamodb:{table}.ssn",
-        "flags": flags,
-        "env": {"FIELDCRYPT_MASTER_KEY_URI": f"file:{key_file}"},
-        "keyring": keyring,
-        "old": old,
-        "current": keyring.current_key_id(),
-        "ddb": ddb,
-        "table": table,
-    }
-    ddb.delete_table(TableName=table)
-    ddb.delete_table(TableName=store_table)
 
 
 def _ddb_run(dynamo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:

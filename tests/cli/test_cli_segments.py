@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,11 @@ import click
 import pytest
 import sqlalchemy as sa
 import yaml
+from cli_helpers import dynamodb_table
 from rotation_helpers import create_users, encrypted_rows, raw, ssn
 
 import fieldcrypt
 from fieldcrypt.cli import cli
-from fieldcrypt.dynamodb.tables import EncryptedColumn
-from fieldcrypt.stores.dynamodb import DynamoDBKeyStore
 
 SCRIPT = str(Path(sys.executable).parent / "fieldcrypt")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -86,25 +84,10 @@ def test_concurrent_segment_jobs_on_dynamodb_process_every_item_once(
     convention: str, aws_client: Callable[..., Any], moto_endpoint: str, key_file: Path
 ) -> None:
     """N processes on a DynamoDB table and key store (moto): each item scanned and moved by exactly one."""
-    ddb = aws_client("dynamodb")
-    table, keys = f"patients_{uuid.uuid4().hex[:8]}", f"keys_{uuid.uuid4().hex[:8]}"
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "patient_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "patient_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    store = DynamoDBKeyStore(keys, client=ddb)
-    store.create_table()
-    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.from_file(key_file), store)
-    column = EncryptedColumn.open(ddb, table, "ssn")
     items = 120
-    for i in range(items):
-        item: dict[str, Any] = {"patient_id": {"S": f"p{i}"}}
-        item["ssn"] = {"B": keyring.encrypt(ssn(i), column.place(item))}
-        ddb.put_item(TableName=table, Item=item)
+    made = dynamodb_table(aws_client("dynamodb"), moto_endpoint, key_file, [ssn(i) for i in range(items)])
+    ddb, table, keyring, column, flags = made.ddb, made.table, made.keyring, made.column, made.flags
     new = keyring.rotate().key_id
-    flags = ["--key-store", f"dynamodb:{keys}", "--endpoint-url", moto_endpoint, "--region", "us-east-1"]
     env = {"FIELDCRYPT_MASTER_KEY_URI": f"file:{key_file}"}
     reports = run_jobs(convention, ["reencrypt", f"dynamodb:{table}.ssn", "--batch-size", "25", *flags], env)
     assert sum(r["scanned"] for r in reports) == items
@@ -116,8 +99,7 @@ def test_concurrent_segment_jobs_on_dynamodb_process_every_item_once(
         keyring.decrypt(bytes(i["ssn"]["B"]), column.place(i)) == ssn(int(i["patient_id"]["S"][1:])).encode()
         for i in stored
     )
-    ddb.delete_table(TableName=table)
-    ddb.delete_table(TableName=keys)
+    made.drop()
 
 
 def _parses(args: list[str]) -> None:

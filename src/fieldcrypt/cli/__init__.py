@@ -78,6 +78,7 @@ def _register() -> None:
         columns.decrypt_column,
         inspection.verify,
         columns.reindex,
+        columns.rebind,
         values.encrypt,
         values.decrypt,
         values.init,

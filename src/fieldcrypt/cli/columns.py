@@ -1,5 +1,6 @@
-"""``encrypt-column``, ``reencrypt``, ``decrypt-column`` and ``reindex`` on TABLE.COLUMN (SQL, through
-the batch engine); ``reencrypt`` of ``dynamodb:TABLE.ATTRIBUTE`` is delegated to fieldcrypt.cli.dynamodb."""
+"""``encrypt-column``, ``reencrypt``, ``decrypt-column``, ``reindex`` and ``rebind`` on TABLE.COLUMN
+(SQL, through the batch engine); ``reencrypt`` and ``rebind`` of ``dynamodb:TABLE.ATTRIBUTE`` are
+delegated to fieldcrypt.cli.dynamodb."""
 
 from __future__ import annotations
 
@@ -253,10 +254,25 @@ def reencrypt(
     _run(state, "reencrypt", _spec(state, target, codec, storage, bind_row), options)
 
 
+# The count a DynamoDB job's summary leads with, and how it is said in a dry run and a real one.
+_DYNAMODB_VERBS = {
+    "reencrypt": ("reencrypted", "would re-encrypt", "re-encrypted"),
+    "rebind": ("rebound", "would re-bind", "re-bound"),
+}
+
+
 def _reencrypt_dynamodb(state: State, target: str, options: dict[str, Any]) -> None:
+    _dynamodb_job(state, "reencrypt", target, options, _dynamodb().run_reencrypt)
+
+
+def _dynamodb_job(
+    state: State, action: str, target: str, options: dict[str, Any], run: Callable[..., dict[str, Any]]
+) -> None:
+    """Run a segmented DynamoDB job (``run``: fieldcrypt.cli.dynamodb's), with progress and a
+    one-line summary; exit 1 when items failed or lost every race."""
     segment = Segment.parse(options["segment"] or "0/1")
-    with state.out.progress(f"reencrypt {target} (segment {segment})") as meter:
-        result = _dynamodb().run_reencrypt(
+    with state.out.progress(f"{action} {target} (segment {segment})") as meter:
+        result = run(
             target,
             keyring=state.keyring,
             segment=(segment.index, segment.count),
@@ -269,12 +285,13 @@ def _reencrypt_dynamodb(state: State, target: str, options: dict[str, Any]) -> N
             checkpoint_dir=options["checkpoint_dir"],
             progress=lambda n: meter(n, None),
         )
+    done, would, did = _DYNAMODB_VERBS[action]
 
     def human() -> None:
-        verb = "would re-encrypt" if result["dry_run"] else "re-encrypted"
+        verb = would if result["dry_run"] else did
         state.out.say(
-            f"reencrypt {target} (segment {result['segment']}): scanned {result['scanned']}, {verb} "
-            f"{result['reencrypted']}, already current {result['current']}, plaintext {result['plaintext']}, "
+            f"{action} {target} (segment {result['segment']}): scanned {result['scanned']}, {verb} "
+            f"{result[done]}, already current {result['current']}, plaintext {result['plaintext']}, "
             f"failed {result['failed']}, conflicts {result['conflicts']} "
             f"({result['conflicts_unresolved']} unresolved)"
         )
@@ -348,6 +365,60 @@ def reindex(
             state.out.say(
                 f"blind-index key {key_id} kept: still used by {', '.join(users)} (reindex them first)"
             )
+
+
+@click.command()
+@_column_options
+@_batch_options
+@click.option(
+    "--from",
+    "from_",
+    metavar="OLD_TABLE.OLD_COLUMN",
+    help="The names the values are still bound to (the model's bound_as); required for dynamodb: targets.",
+)
+@click.pass_obj
+def rebind(
+    state: State,
+    /,
+    target: str,
+    codec: str | None,
+    storage: str | None,
+    bind_row: bool | None,
+    from_: str | None,
+    **options: Any,
+) -> None:
+    """After a rename (or a DynamoDB table copied under a new name), move every value still bound
+    to the old names to its own place (online, resumable, idempotent); then drop bound_as."""
+    if target.startswith("dynamodb:"):
+        if not from_:
+            raise ConfigurationError(
+                f"rebind {target}: name the old table and attribute with --from OLD_TABLE.OLD_ATTRIBUTE"
+            )
+        run = functools.partial(_dynamodb().run_rebind, from_=from_)
+        _dynamodb_job(state, "rebind", target, options, lambda t, **kw: run(t, **kw))
+        return
+    _run(state, "rebind", _rebind_spec(_spec(state, target, codec, storage, bind_row), from_), options)
+
+
+def _rebind_spec(spec: ColumnSpec, from_: str | None) -> ColumnSpec:
+    """The spec with its old place: --from, or the model's bound_as (which --from must match)."""
+    from dataclasses import replace
+
+    if from_ is None:
+        if spec.bound_as is None:
+            raise ConfigurationError(
+                f"rebind {spec.table}.{spec.column}: name the old table and column with --from "
+                "OLD_TABLE.OLD_COLUMN (or pass --metadata with the model's bound_as)"
+            )
+        return spec
+    table, dot, column = from_.rpartition(".")
+    if not dot or not table or not column:
+        raise ConfigurationError(f"--from is OLD_TABLE.OLD_COLUMN, not {from_!r}")
+    if spec.bound_as is not None and spec.bound_as != (table, column):
+        raise ConfigurationError(
+            f"--from {from_} contradicts the model's bound_as={spec.bound_as!r} for {spec.table}.{spec.column}"
+        )
+    return replace(spec, bound_as=(table, column))
 
 
 def foreign_source(name: str, keys: str) -> Any:

@@ -1,4 +1,5 @@
-"""What the ``fieldcrypt`` CLI's ``reencrypt`` and ``status`` commands call for ``dynamodb:`` targets.
+"""What the ``fieldcrypt`` CLI's ``reencrypt``, ``rebind`` and ``status`` commands call for
+``dynamodb:`` targets.
 
 No click here: the CLI parses options and prints; these functions do the work and return
 JSON-serialisable results (or a :class:`~fieldcrypt.reports.ColumnStatus`), so they are tested
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fieldcrypt.dynamodb.rebind import Rebinder
 from fieldcrypt.dynamodb.reencrypt import Reencryptor
 from fieldcrypt.dynamodb.status import table_status
 from fieldcrypt.dynamodb.tables import check_segment, parse_target
@@ -43,27 +45,78 @@ def run_reencrypt(
         ConfigurationError: a malformed target, an out-of-range segment, a missing table.
         KeyAccessError: KMS refused or is unreachable (progress so far is checkpointed).
     """
-    table, attribute = parse_target(target)
-    index, total = segment if segment is not None else (0, 1)
-    check_segment(index, total)
-    job = Reencryptor(
-        dynamodb_client(region, endpoint_url),
-        table,
-        attribute,
+    return _run_job(
+        Reencryptor,
+        "reencrypt",
+        target,
+        segment,
+        workers,
+        endpoint_url,
+        region,
         keyring=keyring,
-        total_segments=total * workers,
         batch_size=batch_size,
         max_kms_calls_per_second=max_kms_calls_per_second,
         dry_run=dry_run,
         checkpoint_dir=checkpoint_dir,
         progress=progress,
     )
+
+
+def run_rebind(
+    target: str,
+    from_: str,
+    *,
+    segment: tuple[int, int] | None,
+    workers: int = 1,
+    endpoint_url: str | None,
+    region: str | None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Re-bind ``dynamodb:TABLE.ATTRIBUTE`` from ``OLD_TABLE.OLD_ATTRIBUTE`` (after a table copy or
+    an attribute rename): every value still bound to the old names is encrypted again at its own
+    place (and moved to the new attribute name). ``options`` as :func:`run_reencrypt`'s.
+
+    Raises:
+        ConfigurationError: a malformed target or ``from_``, an out-of-range segment, a missing table.
+        KeyAccessError: KMS refused or is unreachable (progress so far is checkpointed).
+    """
+    result = _run_job(
+        Rebinder,
+        "rebind",
+        target,
+        segment,
+        workers,
+        endpoint_url,
+        region,
+        from_=parse_target(from_),
+        **options,
+    )
+    return result | {"from": from_}
+
+
+def _run_job(
+    job_class: type[Reencryptor],
+    action: str,
+    target: str,
+    segment: tuple[int, int] | None,
+    workers: int,
+    endpoint_url: str | None,
+    region: str | None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Run this process's share of a segmented job: segment ``i`` of ``n``, split over ``workers``
+    threads as DynamoDB segments ``i, i+n, ...`` of ``n*workers``."""
+    table, attribute = parse_target(target)
+    index, total = segment if segment is not None else (0, 1)
+    check_segment(index, total)
+    client = dynamodb_client(region, endpoint_url)
+    job = job_class(client, table, attribute, total_segments=total * workers, **options)
     counts: dict[str, Any] = job.run([index + total * w for w in range(workers)], workers=workers)
     return {
-        "action": "reencrypt",
+        "action": action,
         "target": target,
         "segment": f"{index}/{total}",
-        "dry_run": dry_run,
+        "dry_run": options["dry_run"],
     } | counts
 
 

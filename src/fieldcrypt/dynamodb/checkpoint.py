@@ -26,11 +26,14 @@ class SegmentState:
 
 
 class Checkpoints:
-    """Reads and writes segment states under ``directory`` (None: keep nothing, start over)."""
+    """Reads and writes segment states under ``directory`` (None: keep nothing, start over).
+    ``job`` keeps another kind of job's files apart (re-encryption's have no prefix)."""
 
-    def __init__(self, directory: str | os.PathLike[str] | None, table: str, attribute: str, total: int):
+    def __init__(
+        self, directory: str | os.PathLike[str] | None, table: str, attribute: str, total: int, job: str = ""
+    ):
         self._directory = directory
-        self._stem = f"dynamodb-{table}.{attribute}"
+        self._stem = f"dynamodb-{job}{table}.{attribute}"
         self._total = total
 
     def file(self, segment: int) -> ProgressFile:

@@ -14,11 +14,12 @@ from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 from fieldcrypt import audit, index_records
+from fieldcrypt.column import open_at
 from fieldcrypt.dynamodb import values, wire
 from fieldcrypt.dynamodb.tables import key_names
 from fieldcrypt.errors import ConfigurationError, DecryptionError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.place import Place, RowKey
+from fieldcrypt.place import Place, RowKey, old_names
 from fieldcrypt.registry import get_keyring
 
 if TYPE_CHECKING:
@@ -43,6 +44,11 @@ class EncryptedField:
             ``searchable``).
         normalizer: applied to the value's payload (the ``str`` of an ``S``, the number text of an
             ``N``...) before indexing, on writes and searches alike (e.g. strip dashes).
+        bound_as: ``(old_table, old_attribute)`` after a table or attribute rename: values still
+            bound to the old names decrypt through a second try there, an item lacking the
+            attribute reads ``old_attribute`` instead, and searches also match tokens made at the
+            old place. Writes use the new names. ``fieldcrypt rebind`` moves the old values
+            (docs/dynamodb.md, "Schema changes").
 
     Raises:
         ConfigurationError: an unknown kind, or no keyring.
@@ -54,6 +60,7 @@ class EncryptedField:
     searchable: bool = False
     index_attribute: str | None = None
     normalizer: Callable[[Any], Any] | None = None
+    bound_as: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in values.KINDS:
@@ -63,6 +70,7 @@ class EncryptedField:
         if not self.keyring or not isinstance(self.keyring, str | Keyring):
             raise ConfigurationError("keyring must be a registered keyring's name or a Keyring")
         object.__setattr__(self, "searchable", bool(self.searchable or self.index_attribute))
+        object.__setattr__(self, "bound_as", old_names(self.bound_as, "attribute"))
 
     def resolve_keyring(self) -> Keyring:
         return get_keyring(self.keyring) if isinstance(self.keyring, str) else self.keyring
@@ -161,11 +169,14 @@ class ItemEncryptor:
             ConfigurationError: the item lacks its key attributes (read them with the values).
         """
         out: dict[str, dict[str, Any]] = {name: dict(value) for name, value in item.items()}
-        for name, field, value, place in self._declared(item):
+        for name, field, value, place in self._declared(item, reading=True):
             stored = value.get("B") if len(value) == 1 else None
             if not isinstance(stored, bytes | bytearray):
                 raise DecryptionError(**place.where())
-            plaintext = field.resolve_keyring().decrypt(bytes(stored), place)
+            plaintext = open_at(field.resolve_keyring(), bytes(stored), self._places(field, place))
+            old = self._renamed_from(name, field)
+            if old is not None and name not in item:
+                del out[old]  # read under its new name
             try:
                 out[name] = values.from_plaintext(field.kind, plaintext)
             except (ValueError, TypeError, KeyError, UnicodeDecodeError):
@@ -194,7 +205,13 @@ class ItemEncryptor:
             TypeError: a value of another DynamoDB type than the field declares.
         """
         keyring, place, plaintext = self._index_input(attribute, value, writing=False)
-        return keyring.blind_index_candidates(plaintext, place)
+        tokens = keyring.blind_index_candidates(plaintext, place)
+        field = self.fields[attribute]
+        if field.bound_as is not None:  # items not yet re-bound keep tokens made at the old place
+            old = Place(*field.bound_as)
+            index_records.check(keyring, old, field.normalizer, writing=False)
+            tokens += keyring.blind_index_candidates(plaintext, old)
+        return tokens
 
     def _index_input(
         self, attribute: str, value: AttributeValue, *, writing: bool
@@ -208,6 +225,15 @@ class ItemEncryptor:
         keyring, place = field.resolve_keyring(), self._column_places[attribute]
         index_records.check(keyring, place, field.normalizer, writing=writing)
         return keyring, place, plaintext
+
+    @staticmethod
+    def _places(field: EncryptedField, place: Place) -> tuple[Place, ...]:
+        """Where a value may be bound: its own place, then the old one after a rename."""
+        return (place,) if field.bound_as is None else (place, Place(*field.bound_as, place.row))
+
+    @staticmethod
+    def _renamed_from(name: str, field: EncryptedField) -> str | None:
+        return None if field.bound_as is None or field.bound_as[1] == name else field.bound_as[1]
 
     def verified(self, attribute: str, value: AttributeValue, items: Iterable[Item]) -> list[dict[str, Any]]:
         """The items of a blind-index query that truly hold ``value``, decrypted.
@@ -247,9 +273,12 @@ class ItemEncryptor:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _declared(self, item: Item) -> list[tuple[str, EncryptedField, AttributeValue, Place]]:
+    def _declared(
+        self, item: Item, *, reading: bool = False
+    ) -> list[tuple[str, EncryptedField, AttributeValue, Place]]:
         """Each declared attribute present in ``item``, with the place its value is bound to
         (a list, not a generator: this runs per item and a generator costs more to drive).
+        ``reading``: a renamed attribute's value is found under its old name too.
 
         Raises:
             ConfigurationError: the item lacks its key attributes.
@@ -258,6 +287,10 @@ class ItemEncryptor:
         row: RowKey | None = None
         for name, field in self.fields.items():
             value = item.get(name)
+            if (
+                value is None and reading and field.bound_as is not None
+            ):  # an attribute rename not yet re-bound
+                value = item.get(field.bound_as[1])
             if value is None:
                 continue
             if row is None:  # computed once per item, and only when there is a value to bind

@@ -63,6 +63,9 @@ class Reencryptor:
             resume), e.g. to drive a progress bar.
     """
 
+    outcomes: tuple[str, ...] = COUNTS  # the outcomes a run reports (a subclass's job may have others)
+    checkpoint_job = ""  # a subclass's checkpoint files are kept apart from these
+
     def __init__(
         self,
         client: DynamoDBClient,
@@ -80,7 +83,7 @@ class Reencryptor:
         check_segment(0, total_segments)
         if not 1 <= batch_size <= 10_000:
             raise ConfigurationError("batch size must be between 1 and 10000 items")
-        self.column = EncryptedColumn.open(client, table, attribute)
+        self.column = EncryptedColumn.open(client, table, attribute, self.also_read())
         # Only this job's KMS calls wait for the bucket; the application's share the client.
         self.limiter = (
             ratelimit.TokenBucket(max_kms_calls_per_second, burst=1) if max_kms_calls_per_second else None
@@ -89,17 +92,23 @@ class Reencryptor:
         self.total_segments = total_segments
         self.batch_size = batch_size
         self.dry_run = dry_run
-        self.checkpoints = Checkpoints(None if dry_run else checkpoint_dir, table, attribute, total_segments)
+        self.checkpoints = Checkpoints(
+            None if dry_run else checkpoint_dir, table, attribute, total_segments, self.checkpoint_job
+        )
         self.progress = progress
         self._scanned = 0
         self._scanned_lock = threading.Lock()
+
+    def also_read(self) -> tuple[str, ...]:
+        """Attributes read with the attribute (none here; a re-binding reads the old name)."""
+        return ()
 
     def run(self, segments: Iterable[int] | None = None, *, workers: int = 1) -> dict[str, int]:
         """Run the given segments (default: all), ``workers`` at a time; returns summed counts."""
         chosen = list(range(self.total_segments)) if segments is None else list(segments)
         for segment in chosen:
             check_segment(segment, self.total_segments)
-        total: Counter[str] = Counter({name: 0 for name in COUNTS})
+        total: Counter[str] = Counter({name: 0 for name in self.outcomes})
         if workers <= 1:
             results = [self.run_segment(s) for s in chosen]
         else:
@@ -112,7 +121,7 @@ class Reencryptor:
     def run_segment(self, segment: int) -> dict[str, int]:
         """Run one segment from its checkpoint to its end; returns this run's counts."""
         state = self.checkpoints.load(segment)
-        counts: Counter[str] = Counter({name: 0 for name in COUNTS})
+        counts: Counter[str] = Counter({name: 0 for name in self.outcomes})
         before = Counter(state.counts)  # what earlier runs of this segment did
         if before["scanned"]:
             self._count_scanned(before["scanned"])  # progress starts at the resumed position

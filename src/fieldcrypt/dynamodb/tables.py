@@ -61,21 +61,31 @@ def key_names(client: DynamoDBClient, table: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class EncryptedColumn:
-    """One attribute of one table, with the table's key attribute names in schema order."""
+    """One attribute of one table, with the table's key attribute names in schema order.
+    ``also``: further attributes read with it (a renamed attribute's old name, its blind index)."""
 
     client: DynamoDBClient
     table: str
     attribute: str
     key_names: tuple[str, ...]
+    also: tuple[str, ...] = ()
 
     @classmethod
-    def open(cls, client: DynamoDBClient, table: str, attribute: str) -> EncryptedColumn:
+    def open(
+        cls, client: DynamoDBClient, table: str, attribute: str, also: tuple[str, ...] = ()
+    ) -> EncryptedColumn:
         names = key_names(client, table)
-        if attribute in names:
-            raise ConfigurationError(
-                f"{table}.{attribute} is a key attribute; key attributes are never encrypted"
-            )
-        return cls(client, table, attribute, names)
+        for name in (attribute, *also):
+            if name in names:
+                raise ConfigurationError(
+                    f"{table}.{name} is a key attribute; key attributes are never encrypted"
+                )
+        return cls(client, table, attribute, names, also)
+
+    def _projection(self, with_keys: bool) -> dict[str, str]:
+        """ExpressionAttributeNames of what is read: the attribute, ``also`` and (scans) the key."""
+        keys = {f"#k{i}": name for i, name in enumerate(self.key_names)} if with_keys else {}
+        return keys | {"#a": self.attribute} | {f"#x{i}": name for i, name in enumerate(self.also)}
 
     def place(self, item: dict[str, Any]) -> Place:
         return Place(self.table, self.attribute, wire.row_key(item, self.key_names))
@@ -87,7 +97,7 @@ class EncryptedColumn:
         self, segment: int, total: int, start: dict[str, Any] | None, batch_size: int
     ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
         """Pages of (items, LastEvaluatedKey) of one segment, from ``start``; keys and attribute only."""
-        names = {f"#k{i}": name for i, name in enumerate(self.key_names)} | {"#a": self.attribute}
+        names = self._projection(with_keys=True)
         while True:
             params: dict[str, Any] = {
                 "TableName": self.table,
@@ -107,11 +117,17 @@ class EncryptedColumn:
 
     def read(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """The attribute's current stored value (consistent read), or None if the item is gone."""
+        found = self.read_item(item)
+        return None if found is None else dict(found.get(self.attribute) or {}) or None
+
+    def read_item(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """The item's key, attribute and ``also`` as stored now (consistent read), or None if gone."""
+        names = self._projection(with_keys=False)
         found = self.client.get_item(
             TableName=self.table,
             Key=self.key(item),
             ConsistentRead=True,
-            ProjectionExpression="#a",
-            ExpressionAttributeNames={"#a": self.attribute},
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
         ).get("Item")
-        return None if found is None else dict(found.get(self.attribute) or {}) or None
+        return None if found is None else self.key(item) | dict(found)

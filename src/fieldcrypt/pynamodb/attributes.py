@@ -18,9 +18,10 @@ from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import SetAction
 
 from fieldcrypt import index_records
+from fieldcrypt.column import open_at
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.place import Place
+from fieldcrypt.place import Place, old_names
 from fieldcrypt.pynamodb import _compat, binding
 from fieldcrypt.pynamodb.values import codec_for
 from fieldcrypt.registry import get_keyring
@@ -49,6 +50,11 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         keyring: a registered keyring's name (resolved at first use) or a :class:`Keyring`.
         null: allow ``None`` (stored as an absent attribute); defaults to the inner attribute's.
         attr_name: the DynamoDB attribute name, if not the Python one.
+        bound_as: ``(old_table, old_attribute)`` after a table or attribute rename: values written
+            before it stay bound to the old names and read through a second try at that place,
+            and an item lacking this attribute reads ``old_attribute`` instead (an attribute rename
+            not yet re-bound). Writes go to the new names only. ``fieldcrypt rebind`` moves the old
+            values; then drop ``bound_as`` (docs/dynamodb.md, "Schema changes").
 
     Raises:
         ConfigurationError: an unsupported inner type, or an inner hash/range key.
@@ -63,6 +69,7 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         keyring: str | Keyring,
         null: bool | None = None,
         attr_name: str | None = None,
+        bound_as: tuple[str, str] | None = None,
     ) -> None:
         if not isinstance(inner, Attribute):
             raise ConfigurationError("EncryptedAttribute wraps a PynamoDB attribute, e.g. UnicodeAttribute()")
@@ -77,6 +84,7 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         self.inner = inner
         self.codec = codec_for(inner)
         self._keyring = keyring
+        self.bound_as = old_names(bound_as, "attribute")
         self._column_places: dict[str, Place] = {}
         super().__init__(null=_flag(inner, "null") if null is None else null, attr_name=attr_name)
 
@@ -103,7 +111,11 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
 
     def deserialize(self, value: Any) -> Any:
         place = self._place()
-        plaintext = self.keyring.decrypt(value if type(value) is bytes else bytes(value), place)
+        blob = value if type(value) is bytes else bytes(value)
+        if self.bound_as is None:
+            plaintext = self.keyring.decrypt(blob, place)
+        else:  # renamed: its own place first, then the old one (values not yet re-bound)
+            plaintext = open_at(self.keyring, blob, (place, Place(*self.bound_as, place.row)))
         try:
             return self.codec.from_bytes(plaintext)
         except (ValueError, TypeError, KeyError, UnicodeDecodeError):
@@ -126,11 +138,27 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         return self.keyring.blind_index(plain, place)
 
     def blind_candidates(self, value: Any, table: str, normalizer: Callable[[Any], Any]) -> list[bytes]:
-        """Every token ``value`` may be stored under; never creates a key."""
+        """Every token ``value`` may be stored under (after a rename, also the tokens at the old
+        place that items not yet re-bound keep); never creates a key."""
         self.plaintext(value, table)
-        place = self._column_place(table)
-        index_records.check(self.keyring, place, None if normalizer is _same else normalizer, writing=False)
-        return self.keyring.blind_index_candidates(self.plaintext(normalizer(value), table), place)
+        places = [self._column_place(table)]
+        if self.bound_as is not None:
+            places.append(Place(*self.bound_as))
+        plain = self.plaintext(normalizer(value), table)
+        tokens: list[bytes] = []
+        for place in places:
+            index_records.check(
+                self.keyring, place, None if normalizer is _same else normalizer, writing=False
+            )
+            tokens.extend(self.keyring.blind_index_candidates(plain, place))
+        return tokens
+
+    @property
+    def renamed_from(self) -> str | None:
+        """The attribute's old DynamoDB name when ``bound_as`` names another attribute."""
+        if self.bound_as is None or self.bound_as[1] == self.attr_name:
+            return None
+        return self.bound_as[1]
 
     def _column_place(self, table: str) -> Place:
         """The row-less place tokens are computed for (one per table: built once, not per item)."""

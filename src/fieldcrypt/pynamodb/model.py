@@ -60,6 +60,15 @@ class EncryptedModelMeta(MetaModel):
                         f"{key.attr_name!r}; key it on a BlindIndexAttribute instead"
                     )
         cls._fieldcrypt_encrypted = encrypted
+        # Attribute renames (bound_as naming another attribute): new DynamoDB name -> old one.
+        cls._fieldcrypt_renamed = {new: a.renamed_from for new, a in encrypted.items() if a.renamed_from}
+        declared = {a.attr_name for a in attributes.values()}
+        for new, old in cls._fieldcrypt_renamed.items():
+            if old in declared:
+                raise ConfigurationError(
+                    f"{name}.{new}: bound_as names attribute {old!r}, which {name} still declares; "
+                    "an item must hold a renamed value under one name only"
+                )
         cls._fieldcrypt_blind = blind
         # Python names, computed once: serialize runs per item and should not rescan attributes.
         cls._fieldcrypt_encrypted_names = tuple(
@@ -81,6 +90,7 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
     """
 
     _fieldcrypt_encrypted: dict[str, EncryptedAttribute[Any]]  # by DynamoDB attribute name
+    _fieldcrypt_renamed: dict[str, str]  # renamed encrypted attributes: new DynamoDB name -> old
     _fieldcrypt_blind: dict[str, BlindIndexAttribute]
     _fieldcrypt_encrypted_names: tuple[str, ...]  # Python names
     _fieldcrypt_blind_names: tuple[str, ...]
@@ -127,6 +137,7 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
 
     def deserialize(self, attribute_values: dict[str, dict[str, Any]]) -> None:
         cls = type(self)
+        attribute_values = cls._under_new_names(attribute_values)
         names = cls._key_attr_names()
         row = wire.row_key(attribute_values, names) if all(n in attribute_values for n in names) else None
         with bound(Binding(cls, cls.Meta.table_name, row if row is not None else self._row())):
@@ -134,6 +145,7 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
 
     @classmethod
     def from_raw_data(cls: type[_M], data: dict[str, Any]) -> _M:
+        data = cls._under_new_names(data)
         if data is None or not any(name in data for name in cls._fieldcrypt_encrypted):
             return super().from_raw_data(data)  # nothing to decrypt: no key needed
         row = wire.row_key(data, cls._key_attr_names())
@@ -194,6 +206,23 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
     # -- internals --------------------------------------------------------------------------
 
     @classmethod
+    def _under_new_names(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """An item not yet re-bound after an attribute rename: its old attribute read as the new
+        one (bound_as). Items without old names are returned as they are (no copy)."""
+        renamed = cls._fieldcrypt_renamed
+        if (
+            not renamed
+            or data is None
+            or not any(new not in data and old in data for new, old in renamed.items())
+        ):
+            return data
+        moved = dict(data)
+        for new, old in renamed.items():
+            if new not in moved and old in moved:
+                moved[new] = moved.pop(old)
+        return moved
+
+    @classmethod
     def _key_attr_names(cls) -> list[str]:
         return cls._fieldcrypt_key_attr_names  # computed once, by the metaclass
 
@@ -240,6 +269,9 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
                     resolved.append(RemoveAction(Path(target)))
                 else:
                     resolved.append(SetAction(Path(target), Value({"B": target.serialize(value)})))
+                old = self._fieldcrypt_renamed.get(target.attr_name)
+                if old is not None:  # a renamed attribute's old copy must not outlive a write
+                    resolved.append(RemoveAction(Path([old])))
                 for blind in self._blind_indexes_of(target):
                     if value is None:
                         resolved.append(RemoveAction(Path(blind)))

@@ -23,7 +23,7 @@ from fieldcrypt.column import Sealed, open_at
 from fieldcrypt.errors import ConfigurationError, DecryptionError, InvalidValueError, QueryNotSupportedError
 from fieldcrypt.foreign import ForeignFormat, ForeignValueError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.place import Place, RowKey
+from fieldcrypt.place import Place, RowKey, old_names
 from fieldcrypt.registry import follow, get_keyring
 from fieldcrypt.sqlalchemy import redaction
 from fieldcrypt.sqlalchemy.comparator import EncryptedComparator
@@ -112,14 +112,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
                 _value_count(inner),
                 allowed=allow_low_cardinality_index,
             )
-        if bound_as is not None and not (
-            isinstance(bound_as, tuple)
-            and len(bound_as) == 2
-            and all(isinstance(p, str) and p for p in bound_as)
-        ):
-            raise ConfigurationError(
-                f"bound_as must be a (table, column) tuple of the column's old names, not {bound_as!r}"
-            )
+        bound_as = old_names(bound_as)
         self._codec = _storage.codec_for(inner)
         self.type_ = inner
         self.keyring = keyring
