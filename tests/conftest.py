@@ -159,10 +159,10 @@ _DROP_SCHEMA = {
 @pytest.fixture(autouse=True)
 def _clean_registry() -> Iterator[None]:
     """Each test starts and ends with no registered keyrings."""
-    for name in list(registry.registered()):
+    for name in [*registry.registered(), *registry.registered_tenant_keyrings()]:
         registry.unregister(name)
     yield
-    for name in list(registry.registered()):
+    for name in [*registry.registered(), *registry.registered_tenant_keyrings()]:
         registry.unregister(name)
 
 

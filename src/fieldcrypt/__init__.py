@@ -27,6 +27,7 @@ from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status
 from fieldcrypt.place import Place
 from fieldcrypt.registry import get_keyring, register, unregister
 from fieldcrypt.stores import KeyStore, MemoryKeyStore
+from fieldcrypt.tenants import TenantKeyrings
 
 if TYPE_CHECKING:
     from fieldcrypt.keys.kms import KmsMasterKey
@@ -61,6 +62,7 @@ __all__ = [
     "RsaProducerKey",
     "SqlKeyStore",
     "Status",
+    "TenantKeyrings",
     "UnsupportedFormatError",
     "get_keyring",
     "register",

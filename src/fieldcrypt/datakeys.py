@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 
 from fieldcrypt import _aead, anchor, audit
@@ -37,6 +38,7 @@ class DataKeys:
     """The key-store side of a keyring (see the module docstring); set up by ``Keyring``."""
 
     name: str
+    tenant: str | None
     master_key: MasterKey
     master_keys: tuple[MasterKey, ...]
     key_store: KeyStore
@@ -129,14 +131,30 @@ class DataKeys:
             purpose=purpose,
             status=Status.ACTIVE,
             created_at=utcnow(),
-            wraps={
-                self.master_key.key_id: self.master_key.wrap(
-                    data_key, kms_context(self.name, key_id, purpose)
-                )
-            },
+            wraps={self.master_key.key_id: self._wrap(data_key, kms_context(self.name, key_id, purpose))},
             generation=generation,
         )
         return record, data_key
+
+    def _wrap(self, data_key: bytes, context: dict[str, str]) -> bytes:
+        with self._naming_tenant():
+            return self.master_key.wrap(data_key, context)
+
+    @contextmanager
+    def _naming_tenant(self) -> Iterator[None]:
+        """A tenant's keyring says whose key failed: with one KMS key per customer, the operator
+        must know which customer's key is disabled or denied (and that the others are not)."""
+        try:
+            yield
+        except KeyAccessError as exc:
+            if self.tenant is None or exc.tenant is not None:
+                raise
+            raise KeyAccessError(
+                f"tenant {self.tenant!r}: {exc}",
+                master_key_id=exc.master_key_id,
+                code=exc.code,
+                tenant=self.tenant,
+            ) from exc
 
     def _cache_new_key(self, purpose: Purpose, key_id: str, data_key: bytes) -> None:
         loaded: object = _aead.Aead(data_key) if purpose is Purpose.ENCRYPTION else _aead.HmacKey(data_key)
@@ -190,7 +208,8 @@ class DataKeys:
         return self._anchor.mac_key(found, secret)
 
     def _create_anchor(self) -> DataKeyRecord:
-        record, secret = self._anchor.new(self.master_key)
+        with self._naming_tenant():
+            record, secret = self._anchor.new(self.master_key)
         try:
             self.key_store.put(record)
         except KeyStoreConflict:  # another process made it first: use theirs
@@ -258,6 +277,16 @@ class DataKeys:
         where = place.where() if place is not None else {}
         if record.status is Status.DESTROYED or not record.wraps:
             raise KeyDestroyedError(record.key_id, **where)
+        with self._naming_tenant():
+            return self._unwrap_under(record, where, committed, using)
+
+    def _unwrap_under(
+        self,
+        record: DataKeyRecord,
+        where: dict[str, str | None],
+        committed: bool,
+        using: Sequence[MasterKey] | None,
+    ) -> bytes:
         context = kms_context(record.keyring, record.key_id, record.purpose)
         for master_key, recorded_id, wrapped in self._unwrap_candidates(record, using):
             try:

@@ -36,10 +36,18 @@ class InvalidValueError(FieldcryptError, ValueError):
 class KeyAccessError(FieldcryptError):
     """A master key could not be used (KMS denied, disabled, missing, throttled, unreachable)."""
 
-    def __init__(self, message: str, *, master_key_id: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        master_key_id: str | None = None,
+        code: str | None = None,
+        tenant: str | None = None,
+    ):
         super().__init__(message)
         self.master_key_id = master_key_id
         self.code = code
+        self.tenant = tenant  # the tenant whose keyring failed (fieldcrypt.tenants), if any
 
 
 class DecryptionError(FieldcryptError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import NoReturn
 
-from fieldcrypt import _aead, anchor, audit
+from fieldcrypt import _aead, anchor, audit, tenant_ids
 from fieldcrypt import format as fmt
 from fieldcrypt.cache import CacheEntry, DataKeyCache
 from fieldcrypt.datakeys import DataKeys, Slot
@@ -65,7 +65,8 @@ class Keyring(DataKeys):
     """Envelope encryption for one family of fields (for example ``"pii"``).
 
     Args:
-        name: how columns and attributes refer to this keyring.
+        name: how columns and attributes refer to this keyring; ``family/tenant`` names a
+            tenant's keyring (made by :class:`~fieldcrypt.tenants.TenantKeyrings`).
         master_key: wraps new data keys; also unwraps existing ones.
         key_store: where wrapped data keys live (shared by all processes).
         also_decrypt_with: further master keys allowed to unwrap (e.g. the old one mid-rewrap).
@@ -102,8 +103,8 @@ class Keyring(DataKeys):
         clock_skew: timedelta = timedelta(minutes=5),
         anchor_id: str | None = None,
     ) -> None:
-        if not name or not name.replace("_", "").replace("-", "").isalnum():
-            raise ConfigurationError(f"keyring name {name!r} must be letters, digits, '-' or '_'")
+        # "pii/acme" is tenant acme's keyring of family pii (fieldcrypt.tenants).
+        self.tenant: str | None = tenant_ids.split_name(name)[1]
         if not isinstance(master_key, MasterKey):
             raise ConfigurationError("master_key must be a MasterKey (LocalMasterKey, KmsMasterKey)")
         if not isinstance(key_store, KeyStore):

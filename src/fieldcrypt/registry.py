@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TypeVar, overload
 
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keyring import Keyring
+from fieldcrypt.tenants import TenantKeyrings
+
+T = TypeVar("T")
 
 _keyrings: dict[str, Keyring] = {}
+_tenant_keyrings: dict[str, TenantKeyrings] = {}
 _lock = threading.Lock()
 
 
@@ -21,16 +26,28 @@ class _Generation:
 _generation = _Generation()
 
 
-def register(keyring: Keyring, *, replace: bool = False) -> Keyring:
-    """Make ``keyring`` resolvable by its name. Registering a second one under a taken name is an
-    error unless ``replace=True`` (tests and reconfiguration), so two configurations never race."""
+@overload
+def register(keyring: Keyring, *, replace: bool = False) -> Keyring: ...
+@overload
+def register(keyring: TenantKeyrings, *, replace: bool = False) -> TenantKeyrings: ...
+def register(keyring: Keyring | TenantKeyrings, *, replace: bool = False) -> Keyring | TenantKeyrings:
+    """Make ``keyring`` (a :class:`Keyring` or :class:`TenantKeyrings`) resolvable by its name.
+    Registering a second one under a taken name is an error unless ``replace=True`` (tests and
+    reconfiguration), so two configurations never race."""
+    if not isinstance(keyring, (Keyring, TenantKeyrings)):
+        raise ConfigurationError("register takes a Keyring or TenantKeyrings")
     with _lock:
-        existing = _keyrings.get(keyring.name)
+        existing = _keyrings.get(keyring.name) or _tenant_keyrings.get(keyring.name)
         if existing is not None and existing is not keyring and not replace:
             raise ConfigurationError(
                 f"a keyring named {keyring.name!r} is already registered; pass replace=True to swap it"
             )
-        _keyrings[keyring.name] = keyring
+        _keyrings.pop(keyring.name, None)
+        _tenant_keyrings.pop(keyring.name, None)
+        if isinstance(keyring, TenantKeyrings):
+            _tenant_keyrings[keyring.name] = keyring
+        else:
+            _keyrings[keyring.name] = keyring
         _generation.value += 1
     return keyring
 
@@ -38,6 +55,7 @@ def register(keyring: Keyring, *, replace: bool = False) -> Keyring:
 def unregister(name: str) -> None:
     with _lock:
         _keyrings.pop(name, None)
+        _tenant_keyrings.pop(name, None)
         _generation.value += 1
 
 
@@ -45,12 +63,39 @@ def get_keyring(name: str) -> Keyring:
     """The registered keyring called ``name``.
 
     Raises:
-        ConfigurationError: nothing is registered under that name.
+        ConfigurationError: nothing is registered under that name, or it is per tenant.
     """
+    return _lookup(
+        name,
+        _keyrings,
+        _tenant_keyrings,
+        "is per tenant (TenantKeyrings): a column or attribute using it must name its tenant "
+        'column or attribute (tenant="tenant_id")',
+    )
+
+
+def get_tenant_keyrings(name: str) -> TenantKeyrings:
+    """The registered :class:`TenantKeyrings` called ``name``.
+
+    Raises:
+        ConfigurationError: nothing is registered under that name, or it is an ordinary keyring.
+    """
+    return _lookup(
+        name,
+        _tenant_keyrings,
+        _keyrings,
+        "is one keyring, not per tenant: drop tenant=... from the column or attribute, or "
+        "register TenantKeyrings under that name",
+    )
+
+
+def _lookup(name: str, kind: dict[str, T], other_kind: Mapping[str, object], if_other: str) -> T:
     try:
-        return _keyrings[name]
+        return kind[name]
     except KeyError:
-        known = ", ".join(sorted(_keyrings)) or "none"
+        if name in other_kind:
+            raise ConfigurationError(f"keyring {name!r} {if_other}") from None
+        known = ", ".join(sorted({*_keyrings, *_tenant_keyrings})) or "none"
         raise ConfigurationError(
             f"no keyring named {name!r} is registered (registered: {known}); "
             "call fieldcrypt.register(Keyring(...)) at application start-up"
@@ -60,6 +105,11 @@ def get_keyring(name: str) -> Keyring:
 def registered() -> dict[str, Keyring]:
     with _lock:
         return dict(_keyrings)
+
+
+def registered_tenant_keyrings() -> dict[str, TenantKeyrings]:
+    with _lock:
+        return dict(_tenant_keyrings)
 
 
 def follow(name: str) -> Callable[[], Keyring]:
@@ -72,15 +122,24 @@ def follow(name: str) -> Callable[[], Keyring]:
     Raises (when called):
         ConfigurationError: nothing is registered under that name.
     """
-    seen = -1
-    keyring: Keyring | None = None
+    return _following(get_keyring, name)
 
-    def current() -> Keyring:
-        nonlocal seen, keyring
+
+def follow_tenants(name: str) -> Callable[[], TenantKeyrings]:
+    """As :func:`follow`, for the :class:`TenantKeyrings` registered as ``name``."""
+    return _following(get_tenant_keyrings, name)
+
+
+def _following(resolve: Callable[[str], T], name: str) -> Callable[[], T]:
+    seen = -1
+    found: T | None = None
+
+    def current() -> T:
+        nonlocal seen, found
         generation = _generation.value
-        if generation != seen or keyring is None:
-            keyring = get_keyring(name)
+        if generation != seen or found is None:
+            found = resolve(name)
             seen = generation
-        return keyring
+        return found
 
     return current

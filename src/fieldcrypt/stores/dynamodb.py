@@ -27,6 +27,7 @@ agrees on one current key.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -123,6 +124,31 @@ class DynamoDBKeyStore:
             if not start:
                 break
         return self._reports.sort_out(keyring, parsed, every_purpose=purpose is None)
+
+    def keyring_names(self, prefix: str = "") -> builtins.list[str]:
+        """The names of the keyrings with records here that start with ``prefix``, sorted (a
+        scan of the table: for operations, not the request path)."""
+        names: set[str] = set()
+        start: dict[str, Any] | None = None
+        while True:
+            params: dict[str, Any] = {
+                "TableName": self.table,
+                "ProjectionExpression": "#keyring",
+                "ExpressionAttributeNames": {"#keyring": "keyring"},
+                "ConsistentRead": True,
+            }
+            if prefix:
+                params["FilterExpression"] = "begins_with(#keyring, :prefix)"
+                params["ExpressionAttributeValues"] = {":prefix": {"S": prefix}}
+            if start is not None:
+                params["ExclusiveStartKey"] = start
+            page = self._call("Scan", lambda p=params: self.client.scan(**p))  # type: ignore[misc]
+            names.update(
+                item["keyring"]["S"] for item in page.get("Items", []) if "S" in item.get("keyring", {})
+            )
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return sorted(names)
 
     def damaged(self, keyring: str) -> DamagedRows:
         self.list(keyring)

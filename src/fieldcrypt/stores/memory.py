@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Callable
 
@@ -28,6 +29,11 @@ class MemoryKeyStore:
                 if r.keyring == keyring and (purpose is None or r.purpose == purpose)
             ]
         return sorted(found, key=lambda r: (r.created_at, r.key_id))
+
+    def keyring_names(self, prefix: str = "") -> builtins.list[str]:
+        """The names of the keyrings with records here that start with ``prefix``, sorted."""
+        with self._lock:
+            return sorted({r.keyring for r in self._records.values() if r.keyring.startswith(prefix)})
 
     def put(self, record: DataKeyRecord) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 import threading
 import weakref
@@ -170,6 +171,13 @@ class SqlKeyStore:
             rows = conn.execute(query).all()
         parsed = [_parse(r) for r in rows]
         return self._reports.sort_out(keyring, parsed, every_purpose=purpose is None)
+
+    def keyring_names(self, prefix: str = "") -> builtins.list[str]:
+        """The names of the keyrings with records here that start with ``prefix``, sorted."""
+        column = self.table.c.keyring
+        query = select(column).distinct().where(column.startswith(prefix, autoescape=True))
+        with self._table_required(), self._engine.connect() as conn:
+            return sorted(str(name) for name in conn.execute(query).scalars())
 
     def damaged(self, keyring: str) -> DamagedRows:
         self.list(keyring)
