@@ -5,7 +5,8 @@
   and, when searchable, its blind-index column, appended just before the column itself.
 * ``Column`` / ``PrimaryKeyConstraint`` ``after_parent_attach``: a table with row-bound columns
   and a key that cannot be an exact row key (a Float) is refused as it is declared.
-* ``Engine.before_execute``: INSERT/UPDATE statements writing encrypted columns on MariaDB/MySQL
+* ``Engine.before_execute``: a ``schema_translate_map`` that moves a table is refused unless its
+  encrypted columns can follow it (:mod:`fieldcrypt.sqlalchemy.translate`); INSERT/UPDATE statements writing encrypted columns on MariaDB/MySQL
   check that the session is in strict mode (:mod:`fieldcrypt.storage.sql_mode`); they keep blind
   indexes in step and seal row-bound values given as parameter dictionaries or updated by primary
   key; upserts' UPDATE halves are checked and get their blind-index columns
@@ -30,11 +31,11 @@ from typing import Any
 from sqlalchemy import Column, Engine, PrimaryKeyConstraint, Table, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapper, Session
-from sqlalchemy.sql import Select, visitors
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Delete, Insert, Update
 
-from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
-from fieldcrypt.sqlalchemy import _compat, blind_index, redaction, row_binding, upsert, verify
+from fieldcrypt.errors import QueryNotSupportedError
+from fieldcrypt.sqlalchemy import _compat, blind_index, redaction, row_binding, translate, upsert, verify
 from fieldcrypt.sqlalchemy.types import Encrypted
 from fieldcrypt.storage import sql_mode
 from fieldcrypt.storage.row_keys import check_key_types
@@ -69,18 +70,23 @@ def _before_execute(
     execution_options: Any,
 ) -> tuple[Any, Sequence[Mapping[str, Any]], Mapping[str, Any]]:
     redaction.warn_if_rows_logged(conn)
+    translation = execution_options.get(translate.TRANSLATE)
+    if translation:
+        translate.refuse_unfollowable(clauseelement, translation)
     if isinstance(clauseelement, Insert | Update):
         table = clauseelement.table
         sql_mode.require_strict(conn, lambda: any(isinstance(c.type, Encrypted) for c in table.columns))
     if isinstance(clauseelement, Insert):
         if clauseelement.select is not None:
             verify.refuse_unverified(clauseelement, execution_options)
-        multiparams, params = row_binding.seal_insert_params(clauseelement, multiparams, params)
+        multiparams, params = row_binding.seal_insert_params(clauseelement, multiparams, params, translation)
         clauseelement = upsert.maintain_upsert(clauseelement)
         blind_index.refuse_duplicates_on_insert(conn, clauseelement, multiparams, params)
     elif isinstance(clauseelement, Update):
         verify.refuse_unverified(clauseelement, execution_options)
-        clauseelement, multiparams, params = row_binding.seal_update(conn, clauseelement, multiparams, params)
+        clauseelement, multiparams, params = row_binding.seal_update(
+            conn, clauseelement, multiparams, params, translation
+        )
         clauseelement, multiparams, params = blind_index.maintain_on_update(
             conn, clauseelement, multiparams, params
         )
@@ -89,30 +95,7 @@ def _before_execute(
         verify.refuse_unverified(clauseelement, execution_options)
     elif isinstance(clauseelement, Delete):
         verify.refuse_unverified(clauseelement, execution_options)
-    translate = execution_options.get("schema_translate_map")
-    if translate:
-        _refuse_translated(clauseelement, translate)
     return clauseelement, multiparams, params
-
-
-def _refuse_translated(statement: Any, translate: Mapping[str | None, str | None]) -> None:
-    # A column's place is fixed when it joins its table, and SQLAlchemy compiles (and caches the
-    # processors of) a statement once for every schema_translate_map: a value could not be bound
-    # to the schema it is really written to, so a copy between tenants' schemas would decrypt.
-    # Refused until places can follow the translation; declare one Table per schema instead.
-    for element in visitors.iterate(statement):
-        if not isinstance(element, Table) or element.schema not in translate:
-            continue
-        if translate[element.schema] == element.schema:
-            continue
-        encrypted = [c.name for c in element.columns if isinstance(c.type, Encrypted)]
-        if encrypted:
-            raise ConfigurationError(
-                f"{element.fullname}.{encrypted[0]} is encrypted and bound to its declared schema, "
-                "but schema_translate_map moves it to another: a value copied between the "
-                "translated schemas would still decrypt; declare the table per schema "
-                "(Table.to_metadata(..., schema=...)) instead of translating it"
-            )
 
 
 def _refuse_ordering(select: Select[Any]) -> None:

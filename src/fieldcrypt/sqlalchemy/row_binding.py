@@ -12,6 +12,7 @@ downgrade to table/column binding.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Column, ColumnDefault, event, inspect
@@ -26,7 +27,7 @@ from fieldcrypt.column import open_at
 from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
 from fieldcrypt.place import Place, RowKey
 from fieldcrypt.registry import get_keyring
-from fieldcrypt.sqlalchemy import _compat, blind_index, unique
+from fieldcrypt.sqlalchemy import _compat, blind_index, translate, unique
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
 from fieldcrypt.storage.row_keys import canonical_key
 
@@ -76,9 +77,11 @@ def python_default(column: Column[Any]) -> Any:
         ) from None
 
 
-def seal(type_: Encrypted[Any], value: Any, row: RowKey) -> Sealed:
-    """Encrypt ``value`` for its column and row; carries the blind-index token when searchable."""
-    table, column = type_._where()
+def seal(type_: Encrypted[Any], value: Any, row: RowKey, table: str | None = None) -> Sealed:
+    """Encrypt ``value`` for its column and row; carries the blind-index token when searchable.
+    ``table``: the place's table where a ``schema_translate_map`` moves the declared one."""
+    declared, column = type_._where()
+    table = table or declared
     try:
         plain = type_.encoder()(value)
     except TypeError as exc:
@@ -89,43 +92,56 @@ def seal(type_: Encrypted[Any], value: Any, row: RowKey) -> Sealed:
     return Sealed(blob, blind_index.token(type_, value), unique.older_tokens(type_, value))
 
 
-def open_sealed(type_: Encrypted[Any], sealed: Sealed, row: RowKey) -> Any:
-    """Decrypt a row-bound value read from ``row``. Raises DecryptionError naming the row."""
-    places = type_.places(row)
+def open_sealed(type_: Encrypted[Any], sealed: Sealed, row: RowKey, table: str | None = None) -> Any:
+    """Decrypt a row-bound value read from ``row`` (of ``table``, where a ``schema_translate_map``
+    moved the declared one). Raises DecryptionError naming the row."""
+    places = type_.places(row, table)
     return type_.codec.decode(open_at(get_keyring(type_.keyring), sealed.blob, places), places[0])
 
 
 def seal_insert_params(
-    statement: Insert, multiparams: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+    statement: Insert,
+    multiparams: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    translation: translate.Translation | None = None,
 ) -> tuple[Sequence[Mapping[str, Any]], Mapping[str, Any]]:
-    """Seal row-bound values of a Core INSERT given as parameter dictionaries."""
+    """Seal row-bound values of a Core INSERT given as parameter dictionaries, to the table
+    the statement reaches (``translation``: its ``schema_translate_map``)."""
     columns = row_bound_columns(statement.table)
     if not columns:
         return multiparams, params
+    place_table = translate.effective_name(statement.table, translation)
     if multiparams:
-        return [_sealed(statement.table, columns, p) for p in multiparams], params
-    return multiparams, _sealed(statement.table, columns, params) if params else params
+        return [_sealed(statement.table, columns, p, place_table) for p in multiparams], params
+    return multiparams, _sealed(statement.table, columns, params, place_table) if params else params
 
 
-def _sealed(table: Any, columns: list[Column[Any]], params: Mapping[str, Any]) -> Mapping[str, Any]:
+def _sealed(
+    table: Any, columns: list[Column[Any]], params: Mapping[str, Any], place_table: str
+) -> Mapping[str, Any]:
     todo = [c for c in columns if params.get(c.key) is not None and type(params[c.key]) is not Sealed]
     if not todo:
         return params
     missing = {c.key: python_default(c) for c in table.primary_key.columns if params.get(c.key) is None}
     params = {**params, **{k: v for k, v in missing.items() if v is not None}}
     row = row_key(table, params, todo[0].name)
-    return {**params, **{c.key: seal(_enc(c), params[c.key], row) for c in todo}}
+    return {**params, **{c.key: seal(_enc(c), params[c.key], row, place_table) for c in todo}}
 
 
 def seal_update(
-    conn: Connection, statement: Update, multiparams: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+    conn: Connection,
+    statement: Update,
+    multiparams: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    translation: translate.Translation | None = None,
 ) -> tuple[Update, Sequence[Mapping[str, Any]], Mapping[str, Any]]:
     """Seal row-bound values of an UPDATE whose WHERE names one row by its whole primary key.
 
     That is the shape of ORM ``bulk_update_mappings``, ORM bulk UPDATE by primary key
     (``session.execute(update(Model), [...])``) and ``update(t).where(t.c.id == ...)``: each
     parameter set (or the statement's own ``.values()``) is sealed to the row its key names, or
-    to the new key when the UPDATE also changes the primary key.
+    to the new key when the UPDATE also changes the primary key, in the table the statement
+    reaches (``translation``: its ``schema_translate_map``).
 
     Raises:
         QueryNotSupportedError: a row-bound column is set by an UPDATE that does not name its
@@ -136,69 +152,81 @@ def seal_update(
     columns = row_bound_columns(statement.table)
     if not columns:
         return statement, multiparams, params
-    pins = _pinned_primary_key(statement)
+    table: Any = statement.table
     inline = {
         target if isinstance(target, str) else target.key for target in _compat.update_targets(statement)
     }
-    table: Any = statement.table
     keys = {c.key for c in table.primary_key.columns}
     bound = {c.key for c in columns}
     compiled = statement.compile(dialect=conn.dialect).params if inline & (keys | bound) else {}
-    set_inline = {k: compiled.get(k) for k in inline & (keys | bound)}
+    rows = _UpdatedRows(
+        table,
+        columns,
+        _pinned_primary_key(statement),
+        {k: compiled.get(k) for k in inline & (keys | bound)},
+        translate.effective_name(table, translation),
+    )
     if multiparams:
-        multiparams = [_seal_set(statement, columns, pins, p, p, set_inline) for p in multiparams]
+        multiparams = [rows.sealed(p, p) for p in multiparams]
     elif params:
-        params = _seal_set(statement, columns, pins, params, params, set_inline)
+        params = rows.sealed(params, params)
     elif inline & keys:
-        _seal_set(statement, columns, pins, {}, {}, set_inline)  # refuses a key change alone
+        rows.sealed({}, {})  # refuses a key change that leaves row-bound values behind
     if inline & bound:
-        given = {k: v for k, v in set_inline.items() if k in bound}
-        sealed = _seal_set(statement, columns, pins, given, params, set_inline)
+        given = {k: v for k, v in rows.inline.items() if k in bound}
+        sealed = rows.sealed(given, params)
         changed = {k: v for k, v in sealed.items() if v is not given[k]}
         if changed:
             statement = statement.values(changed)
     return statement, multiparams, params
 
 
-def _seal_set(
-    statement: Update,
-    columns: list[Column[Any]],
-    pins: list[BindParameter[Any]] | None,
-    values: Mapping[str, Any],
-    params: Mapping[str, Any],
-    inline: Mapping[str, Any],
-) -> Mapping[str, Any]:
-    """``values`` with each plaintext of a row-bound column sealed to the row ``pins`` name (or
-    to the new key, when ``params`` or the statement's ``inline`` values assign one)."""
-    table: Any = statement.table
-    assigned = {**inline, **{k: v for k, v in params.items() if k in table.c}}
-    moved = [c for c in table.primary_key.columns if c.key in assigned]
-    if moved:
-        kept = [c for c in columns if c.key not in assigned]
-        if kept:
+@dataclass(frozen=True)
+class _UpdatedRows:
+    """What an UPDATE of a row-bound table tells about the rows it writes."""
+
+    table: Any
+    columns: list[Column[Any]]  # its row-bound columns
+    pins: list[BindParameter[Any]] | None  # the WHERE's primary-key parameters, in key order
+    inline: Mapping[str, Any]  # the key and row-bound values its .values() assign
+    place_table: str  # the places' table, after schema_translate_map
+
+    def sealed(self, values: Mapping[str, Any], params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``values`` with each plaintext of a row-bound column sealed to the row the WHERE
+        names (or to the new key, when ``params`` or the statement's ``.values()`` assign one)."""
+        table = self.table
+        assigned = {**self.inline, **{k: v for k, v in params.items() if k in table.c}}
+        moved = [c for c in table.primary_key.columns if c.key in assigned]
+        if moved:
+            kept = [c for c in self.columns if c.key not in assigned]
+            if kept:
+                raise QueryNotSupportedError(
+                    f"{table.name}.{kept[0].name} is bound to its row's primary key, and this "
+                    f"statement moves the row to a new {table.name}.{moved[0].name} without writing "
+                    "it: its value would no longer decrypt; change the key through the ORM (which "
+                    "re-encrypts the row's values) or set every row-bound column in the same UPDATE"
+                )
+        todo = [
+            c for c in self.columns if values.get(c.key) is not None and type(values[c.key]) is not Sealed
+        ]
+        if not todo:
+            return values
+        if self.pins is None and len(moved) < len(table.primary_key.columns):
             raise QueryNotSupportedError(
-                f"{table.name}.{kept[0].name} is bound to its row's primary key, and this statement "
-                f"moves the row to a new {table.name}.{moved[0].name} without writing it: its value would no "
-                "longer decrypt; change the key through the ORM (which re-encrypts the row's "
-                "values) or set every row-bound column in the same UPDATE"
+                f"{table.name}.{todo[0].name} is bound to its row, but this UPDATE does not name one "
+                "row by its whole primary key (WHERE pk = ...), so the row each value lands in is "
+                "unknown; update by primary key (session.execute(update(Model), [{pk..., col...}]) "
+                "or bulk_update_mappings) or load and change the objects"
             )
-    todo = [c for c in columns if values.get(c.key) is not None and type(values[c.key]) is not Sealed]
-    if not todo:
-        return values
-    if pins is None and len(moved) < len(table.primary_key.columns):
-        raise QueryNotSupportedError(
-            f"{table.name}.{todo[0].name} is bound to its row, but this UPDATE does not name one row "
-            "by its whole primary key (WHERE pk = ...), so the row each value lands in is unknown; "
-            "update by primary key (session.execute(update(Model), [{pk..., col...}]) or "
-            "bulk_update_mappings) or load and change the objects"
-        )
-    pinned = dict(zip([c.key for c in table.primary_key.columns], pins or [], strict=False))
-    parts = [
-        assigned[c.key] if c.key in assigned else params.get(pinned[c.key].key, pinned[c.key].effective_value)
-        for c in table.primary_key.columns
-    ]
-    row = row_key(table, parts, todo[0].name)
-    return {**values, **{c.key: seal(_enc(c), values[c.key], row) for c in todo}}
+        pinned = dict(zip([c.key for c in table.primary_key.columns], self.pins or [], strict=False))
+        parts = [
+            assigned[c.key]
+            if c.key in assigned
+            else params.get(pinned[c.key].key, pinned[c.key].effective_value)
+            for c in table.primary_key.columns
+        ]
+        row = row_key(table, parts, todo[0].name)
+        return {**values, **{c.key: seal(_enc(c), values[c.key], row, self.place_table) for c in todo}}
 
 
 def _pinned_primary_key(statement: Update) -> list[BindParameter[Any]] | None:
@@ -245,10 +273,14 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
     pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
     pk_columns = [c for c in mapper.primary_key if isinstance(c, Column)]
     pk_types = [c.type for c in pk_columns]
-    where = f"{getattr(mapper.local_table, 'name', '?')}.{props[0][1].name}"
+    described = f"{getattr(mapper.local_table, 'name', '?')}.{props[0][1].name}"
 
-    def before_write(_mapper: Any, _conn: Any, target: Any, *, insert: bool) -> None:
+    def before_write(_mapper: Any, conn: Any, target: Any, *, insert: bool) -> None:
         state = inspect(target)
+        translation = conn.get_execution_options().get(translate.TRANSLATE)
+        if translation:
+            translate.refuse_unfollowable(mapper.local_table, translation)  # before sealing anything
+        place_table = translate.effective_name(mapper.local_table, translation)
         pk_changed = not insert and any(state.attrs[k].history.has_changes() for k in pk_keys)
         if insert:
             for key, column in zip(pk_keys, pk_columns, strict=True):
@@ -274,7 +306,7 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
             if value is None or type(value) is Sealed:
                 continue
             stash[key] = value
-            state.dict[key] = seal(_enc(col), value, row)
+            state.dict[key] = seal(_enc(col), value, row, place_table)
         if stash:
             state.info[_STASH] = stash
 
@@ -283,15 +315,16 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
         for key, value in inspect(target).info.pop(_STASH, {}).items():
             set_committed_value(target, key, value)
 
-    def on_load(target: Any, *_: Any) -> None:
+    def on_load(target: Any, context: Any, *_: Any) -> None:
         state = inspect(target)
         if state.identity is None:
             return
-        row = canonical_key(pk_types, state.identity, where)
+        row = canonical_key(pk_types, state.identity, described)
+        table = translate.effective_name(mapper.local_table, translate.loaded_translation(context))
         for key, col in props:
             value = state.dict.get(key)
             if type(value) is Sealed:
-                set_committed_value(target, key, open_sealed(_enc(col), value, row))
+                set_committed_value(target, key, open_sealed(_enc(col), value, row, table))
 
     event.listen(mapper, "before_insert", lambda m, c, t: before_write(m, c, t, insert=True))
     event.listen(mapper, "before_update", lambda m, c, t: before_write(m, c, t, insert=False))

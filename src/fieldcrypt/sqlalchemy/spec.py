@@ -7,7 +7,7 @@ type, so a column's options are never restated (and never drift) anywhere else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +15,7 @@ from sqlalchemy import MetaData, Table
 
 from fieldcrypt.column import ColumnSpec
 from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.sqlalchemy import translate
 from fieldcrypt.sqlalchemy.types import Encrypted
 from fieldcrypt.storage import sql as _storage
 
@@ -50,8 +51,15 @@ def spec_of(type_: Encrypted[Any], primary_key: Sequence[str] = ()) -> ColumnSpe
     )
 
 
-def column_spec(table_name: str, column_name: str, metadata_or_table: MetaData | Table) -> ColumnSpec:
-    """The spec of ``table_name.column_name`` in a MetaData (or Table).
+def column_spec(
+    table_name: str,
+    column_name: str,
+    metadata_or_table: MetaData | Table,
+    *,
+    schema_translate_map: Mapping[str | None, str | None] | None = None,
+) -> ColumnSpec:
+    """The spec of ``table_name.column_name`` in a MetaData (or Table); with
+    ``schema_translate_map``, of the table the map moves it to (the place includes the schema).
 
     Raises:
         ConfigurationError: no such table or column, or the column is not encrypted.
@@ -63,8 +71,9 @@ def column_spec(table_name: str, column_name: str, metadata_or_table: MetaData |
     if column is None or not isinstance(column.type, Encrypted):
         raise ConfigurationError(f"{table_name}.{column_name} is not an encrypted column")
     type_: Encrypted[Any] = column.type
-    if type_.place != (table.fullname, column.name):
-        type_ = type_.bound_to(table.fullname, column.name)  # the schema is part of the place
+    where = translate.effective_name(table, schema_translate_map)
+    if type_.place != (where, column.name):
+        type_ = type_.bound_to(where, column.name)  # the schema is part of the place
     return spec_of(type_, [c.name for c in table.primary_key.columns])
 
 

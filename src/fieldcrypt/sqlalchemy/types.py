@@ -176,9 +176,11 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             )
         return self.place
 
-    def places(self, row: RowKey | None = None) -> tuple[Place, ...]:
-        """Where this column's values may be bound: its own place, then its old one (``bound_as``)."""
-        own = Place(*self._where(), row)
+    def places(self, row: RowKey | None = None, table: str | None = None) -> tuple[Place, ...]:
+        """Where this column's values may be bound: its own place (in ``table``, where a
+        ``schema_translate_map`` moves the declared one), then its old one (``bound_as``)."""
+        declared, column = self._where()
+        own = Place(table or declared, column, row)
         return (own,) if self.bound_as is None else (own, Place(*self.bound_as, row))
 
     def _keyring(self) -> Keyring:
