@@ -167,6 +167,15 @@ def _clean_registry() -> Iterator[None]:
 
 
 @pytest.fixture
+def recorder() -> Iterator[Any]:
+    """fieldcrypt's metrics, recorded by an SDK meter provider with an in-memory reader."""
+    from metrics_helpers import recording
+
+    with recording() as recorder:
+        yield recorder
+
+
+@pytest.fixture
 def local_keyring() -> fieldcrypt.Keyring:
     """A keyring named "pii" with a fresh local master key and an in-memory key store."""
     return fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())

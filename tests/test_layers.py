@@ -38,6 +38,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.cardinality",
         "fieldcrypt.progress",  # progress lines for logs and non-terminal stderr
         "fieldcrypt.scheduler",  # --segment auto: the segment a job scheduler assigned
+        "fieldcrypt.metrics",  # OpenTelemetry instruments (the otel extra), fed by every layer
     ),
     "keys & stores": ("fieldcrypt.keys", "fieldcrypt.stores"),
     "keyring": (
@@ -121,6 +122,7 @@ HOSTS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.cli",
     ),
     "cryptography": ("fieldcrypt._aead",),
+    "opentelemetry": ("fieldcrypt.metrics",),  # the otel extra, looked up on first use
     # The test double's moto fixes: one module, imported only when moto_server() is called.
     "moto": ("fieldcrypt.testing.moto_shims",),
 }

@@ -33,6 +33,9 @@ ENTRY_POINTS = {
     "alembic": NO_CLICK + "import fieldcrypt.alembic\nfrom fieldcrypt.config import build_keyring, load\n"
     "assert load().keyring == 'pii'\n",
     "dynamodb": "from fieldcrypt.pynamodb import EncryptedAttribute, EncryptedModel\n",
+    # The API alone (no SDK): metrics are on, nothing records, the round trip is untouched.
+    "otel": ROUND_TRIP + "from fieldcrypt import metrics\nassert metrics._otel() is not None\n"
+    "assert 'encrypt' not in vars(k), 'a keyring was wrapped although nothing records'\n",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from fieldcrypt import metrics
 from fieldcrypt.keys.record import DataKeyRecord
 
 logger = logging.getLogger("fieldcrypt.audit")
@@ -31,3 +32,10 @@ def warn(event: str, **fields: str | None) -> None:
         return
     shown = {"event": event, **{k: v for k, v in fields.items() if v is not None}}
     logger.warning(" ".join(f"{k}={v}" for k, v in shown.items()), extra={"fieldcrypt": shown})
+
+
+def blind_index_mismatch(table: str, column: str, row: str | None) -> None:
+    """A blind-index match that does not decrypt to the searched value was dropped: logged here with
+    the row's key, and counted in ``fieldcrypt.blind_index.dropped`` by table and column only."""
+    metrics.blind_index_dropped(table, column)
+    warn("blind_index.mismatch", table=table, column=column, row=row)

@@ -20,6 +20,10 @@ replicating, a rewrap in progress); bounded by ``max_failures`` (default 1000) l
 themselves. Transient KMS failures (:class:`~fieldcrypt.errors.KeyAccessError`) are not
 remembered: retries and the outage fallback must reach KMS again.
 
+What a cache did is counted for ``fieldcrypt.metrics`` without a cost per value: hits are read
+from the use counters the entries keep anyway (to enforce ``max_uses``), misses and evictions
+are counted where the lock is already held (:func:`process_totals`).
+
 Slots are chosen by the caller. A keyring puts its identity into every slot, as the small number
 :meth:`DataKeyCache.scope` gives it (an int hashes faster than the identity, on every read), so
 keyrings sharing one cache never read through each other's keys.
@@ -30,7 +34,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import OrderedDict
+import weakref
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -56,6 +61,16 @@ class CacheEntry(Generic[T]):
         # itertools.count is atomic under the GIL, so threads never lose a count.
         return next(self._uses) <= self.max_uses and self.clock() < self.expires_at
 
+    def hits(self, refused: int = 0) -> int:
+        """Uses within bounds after the first (the load), read without counting a use.
+
+        An ``itertools.count`` shows its next number only in its repr ("count(7)"). ``refused``:
+        uses known to have found the key expired (the evicting lookup's); another lookup racing
+        the expiry still counts as a hit.
+        """
+        used = int(repr(self._uses)[6:-1]) - 1 - refused
+        return max(min(used, self.max_uses) - 1, 0)
+
 
 @dataclass(frozen=True)
 class _Failure:
@@ -68,6 +83,22 @@ class _Loading:
     done: threading.Event = field(default_factory=threading.Event)
     entry: CacheEntry[object] | None = None
     error: BaseException | None = None
+
+
+@dataclass
+class CacheCounts:
+    """What caches did: hits, misses (loads begun), evictions by reason, keys held now."""
+
+    hits: int = 0
+    misses: int = 0
+    evictions: Counter[str] = field(default_factory=Counter)
+    keys: int = 0
+
+    def add(self, other: CacheCounts) -> None:
+        self.hits += other.hits
+        self.misses += other.misses
+        self.evictions.update(other.evictions)
+        self.keys += other.keys
 
 
 class DataKeyCache:
@@ -103,6 +134,10 @@ class DataKeyCache:
         self._scopes: dict[tuple[str, tuple[str, ...], int], tuple[int, object]] = {}
         self._scope_numbers = itertools.count(1)
         self._lock = threading.Lock()
+        self._counts = CacheCounts()  # of removed entries and loads; live entries add their hits
+        with _gone_lock:
+            _live.add(self)
+        weakref.finalize(self, _retire, self._counts, self._entries)
 
     def scope(self, name: str, master_key_ids: tuple[str, ...], key_store: object) -> int:
         """The number naming a keyring identity in this cache: its name, master keys and store.
@@ -142,6 +177,10 @@ class DataKeyCache:
                     self._entries.move_to_end(key_id)
                     return cached  # type: ignore[return-value]
                 del self._entries[key_id]
+                if self._clock() >= cached.expires_at:  # refused to this lookup: here and lock-free
+                    self._evicted(cached, "expired", refused=2 if hot is cached else 1)
+                else:
+                    self._evicted(cached, "used_up")
             failed = self._failures.get(key_id)
             if failed is not None:
                 if self._clock() < failed.expires_at:
@@ -151,6 +190,7 @@ class DataKeyCache:
             owner = loading is None
             if loading is None:
                 loading = self._loading[key_id] = _Loading()
+                self._counts.misses += 1
         if not owner:
             loading.done.wait()
             if loading.entry is None:
@@ -172,7 +212,7 @@ class DataKeyCache:
                 if loading.entry is not None:
                     self._entries[key_id] = loading.entry
                     while len(self._entries) > self.max_entries:
-                        self._entries.popitem(last=False)
+                        self._evicted(self._entries.popitem(last=False)[1], "capacity")
                 elif isinstance(loading.error, DecryptionError) and self.failure_ttl:
                     expires = self._clock() + self.failure_ttl.total_seconds()
                     self._failures[key_id] = _Failure(loading.error, expires)
@@ -205,13 +245,27 @@ class DataKeyCache:
     def evict(self, key_id: Hashable) -> None:
         """Forget ``key_id``: its key and any remembered failure."""
         with self._lock:
-            self._entries.pop(key_id, None)
+            forgotten = self._entries.pop(key_id, None)
+            if forgotten is not None:
+                self._evicted(forgotten, "forgotten")
             self._failures.pop(key_id, None)
 
     def clear(self) -> None:
         with self._lock:
+            for entry in self._entries.values():
+                self._evicted(entry, "cleared")
             self._entries.clear()
             self._failures.clear()
+
+    def counts(self) -> CacheCounts:
+        """This cache's hits, misses and evictions so far, and the keys it holds now."""
+        with self._lock:
+            return _with_live(self._counts, self._entries)
+
+    def _evicted(self, entry: CacheEntry[object], reason: str, refused: int = 0) -> None:
+        # Called with the lock held: the entry's hits move to the cache's own count.
+        self._counts.hits += entry.hits(refused)
+        self._counts.evictions[reason] += 1
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -221,3 +275,32 @@ class DataKeyCache:
             f"DataKeyCache({len(self._entries)} keys, max_age={self.max_age}, "
             f"max_uses={self.max_uses}, max_entries={self.max_entries})"
         )
+
+
+_live: weakref.WeakSet[DataKeyCache] = weakref.WeakSet()
+_gone = CacheCounts()  # what caches since collected did, so process totals never go down
+_gone_lock = threading.Lock()
+
+
+def _with_live(counts: CacheCounts, entries: OrderedDict[Hashable, CacheEntry[object]]) -> CacheCounts:
+    out = CacheCounts(counts.hits, counts.misses, Counter(counts.evictions), len(entries))
+    out.hits += sum(entry.hits() for entry in list(entries.values()))
+    return out
+
+
+def _retire(counts: CacheCounts, entries: OrderedDict[Hashable, CacheEntry[object]]) -> None:
+    """A cache was collected: keep what it did in the process totals (its keys are gone)."""
+    done = _with_live(counts, entries)
+    done.keys = 0
+    with _gone_lock:
+        _gone.add(done)
+
+
+def process_totals() -> CacheCounts:
+    """Every data-key cache of this process together, those since collected included."""
+    with _gone_lock:
+        total = CacheCounts(_gone.hits, _gone.misses, Counter(_gone.evictions))
+        live = list(_live)
+    for cache in live:
+        total.add(cache.counts())
+    return total

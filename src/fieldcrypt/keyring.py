@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import NoReturn
 
-from fieldcrypt import _aead, anchor, audit, tenant_ids
+from fieldcrypt import _aead, anchor, audit, metrics, tenant_ids
 from fieldcrypt import format as fmt
 from fieldcrypt.cache import CacheEntry, DataKeyCache
 from fieldcrypt.datakeys import DataKeys, Slot
@@ -155,6 +155,8 @@ class Keyring(DataKeys):
         self._retry_rotation_at = 0.0  # after a failed rotation, when to try again (monotonic)
         self._index_prefixes: dict[bytes, bytes] = {}
         key_store.on_before_write_transaction(self._prepare_quietly)
+        # Counted under the family name: a tenant id never reaches a metric attribute.
+        metrics.count_values(self, tenant_ids.split_name(name)[0])  # free unless a provider records
 
     # -- values ---------------------------------------------------------------------------
 

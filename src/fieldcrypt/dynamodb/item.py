@@ -259,7 +259,7 @@ class ItemEncryptor:
                 kept.append(plain)
             else:
                 row = wire.row_key(item, self.key_attributes)
-                audit.warn("blind_index.mismatch", table=self.table, column=attribute, row=repr(row))
+                audit.blind_index_mismatch(self.table, attribute, repr(row))
         return kept
 
     def index_attribute(self, attribute: str) -> str:

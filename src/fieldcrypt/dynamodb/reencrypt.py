@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from fieldcrypt import format as fmt
-from fieldcrypt import ratelimit
+from fieldcrypt import metrics, ratelimit
 from fieldcrypt.dynamodb.checkpoint import Checkpoints, SegmentState
 from fieldcrypt.dynamodb.tables import EncryptedColumn, check_segment
 from fieldcrypt.errors import ConfigurationError, DecryptionError
@@ -96,6 +96,7 @@ class Reencryptor:
             None if dry_run else checkpoint_dir, table, attribute, total_segments, self.checkpoint_job
         )
         self.progress = progress
+        self._names = (table, attribute)  # the attributes of fieldcrypt.rotation.rows
         self._scanned = 0
         self._scanned_lock = threading.Lock()
 
@@ -134,9 +135,13 @@ class Reencryptor:
             segment, self.total_segments, state.start, self.batch_size
         ):
             target = self._target_key_id()
+            failed_before = counts["failed"]
             for item in items:
                 counts["scanned"] += 1
                 counts[self._one(item, target, counts)] += 1
+            if not self.dry_run:
+                failed = counts["failed"] - failed_before
+                metrics.rows("reencrypt", *self._names, processed=len(items), failed=failed)
             state = SegmentState(start=next_start, done=not next_start, counts=dict(before + counts))
             self.checkpoints.save(segment, state)
             self._count_scanned(len(items))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from fieldcrypt import metrics
 from fieldcrypt.errors import ConfigurationError, KeyAccessError
 from fieldcrypt.keys import kms_logging
 from fieldcrypt.keys.master import UnwrapFailed
@@ -214,12 +216,24 @@ class KmsMasterKey:
         return bytes(response["CiphertextBlob"])
 
     def call(self, operation: str, **params: Any) -> Any:
-        """One KMS request on this key's client, its failures mapped to fieldcrypt's errors.
+        """One KMS request on this key's client, its failures mapped to fieldcrypt's errors, counted
+        and timed in ``fieldcrypt.kms.requests`` / ``fieldcrypt.kms.duration`` (fieldcrypt.metrics).
 
         Raises:
             UnwrapFailed: KMS says the ciphertext or its context is wrong.
             KeyAccessError: anything else (denied, disabled, missing, throttled, unreachable).
         """
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return self._send(operation, params)
+        except BaseException as exc:
+            outcome = _outcome(exc)
+            raise
+        finally:
+            metrics.kms_request(operation, outcome, time.perf_counter() - started)
+
+    def _send(self, operation: str, params: dict[str, Any]) -> Any:
         method = getattr(self._client, _METHODS[operation])
         try:
             return method(**params)
@@ -248,6 +262,15 @@ class KmsMasterKey:
 
     def __repr__(self) -> str:
         return f"KmsMasterKey({self.arn!r})"
+
+
+def _outcome(error: BaseException) -> str:
+    """A failed request's ``outcome`` attribute: KMS's error code, else the botocore error's name."""
+    cause = error.__cause__ if isinstance(error, UnwrapFailed | KeyAccessError) else None
+    found = cause if cause is not None else error
+    if isinstance(found, ClientError):
+        return found.response.get("Error", {}).get("Code", "") or "ClientError"
+    return type(found).__name__
 
 
 def _explain(code: str, arn: str, operation: str) -> str:

@@ -192,11 +192,8 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
                                 yield item
                             else:
                                 row = item._row()
-                                audit.warn(
-                                    "blind_index.mismatch",
-                                    table=table,
-                                    column=encrypted.attr_name,
-                                    row=None if row is None else repr(row),
+                                audit.blind_index_mismatch(
+                                    table, encrypted.attr_name, None if row is None else repr(row)
                                 )
                     return
         raise ConfigurationError(

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from fieldcrypt import ratelimit
+from fieldcrypt import metrics, ratelimit
 from fieldcrypt.errors import DecryptionError, KeyAccessError
 from fieldcrypt.reports import Report as _Report
 from fieldcrypt.rotation.actions import ACTIONS, Action
@@ -140,6 +140,8 @@ def run(
         for pk, exc in failures:
             report.failed += 1
             note_failure(report.failures, target.row_key(pk), exc)
+        if not dry_run:
+            metrics.rows(action, spec.table, spec.column, processed=len(rows), failed=len(failures))
         report.batches += 1
         report.scanned += len(rows)
         report.to_change += len(changes) if dry_run else page_written + missed

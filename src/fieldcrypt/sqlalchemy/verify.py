@@ -197,7 +197,7 @@ def _matches(check: _Check, added: Sequence[Any]) -> bool:
     ok = value is not None and (type_.index_plaintext(value) in search.searched) != check.negated
     if not ok:
         table, column = type_._where()
-        audit.warn("blind_index.mismatch", table=table, column=column, row=None if key is None else repr(key))
+        audit.blind_index_mismatch(table, column, None if key is None else repr(key))
     return ok
 
 

@@ -1,0 +1,54 @@
+"""DynamoDB's metrics: planted blind-index matches dropped, re-encryption progress (moto)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ddb_models import Patient
+from test_ddb_verified_lookup import ATTACKER, VICTIM, _plant
+
+import fieldcrypt
+from fieldcrypt.dynamodb.reencrypt import Reencryptor
+from metrics_helpers import Recorder, attrs
+
+pytestmark = pytest.mark.usefixtures("tables")
+
+
+def test_a_planted_match_dropped_by_lookup_is_counted(recorder: Recorder, ddb: Any) -> None:
+    """Model.lookup drops the item carrying the victim's copied token: blind_index.dropped counts it by table and attribute."""
+    Patient("victim", ssn=VICTIM).save()
+    Patient("attacker", ssn=ATTACKER).save()
+    _plant(ddb)
+    before = recorder.collect()
+    assert [p.patient_id for p in Patient.lookup("ssn", VICTIM)] == ["victim"]
+    assert recorder.delta(before)["fieldcrypt.blind_index.dropped"] == {
+        attrs(table="patients", column="ssn"): 1
+    }
+
+
+def test_reencryption_progress_counts_items_processed_and_failed(
+    recorder: Recorder, ddb: Any, keyring: fieldcrypt.Keyring
+) -> None:
+    """A re-encryption of 6 items, one tampered, counts 6 processed and 1 failed under operation reencrypt."""
+    for i in range(6):
+        Patient(f"p-{i}", ssn=f"000-00-000{i}").save()
+    item = ddb.get_item(TableName="patients", Key={"patient_id": {"S": "p-3"}})["Item"]
+    tampered = bytearray(item["ssn"]["B"])
+    assert b"000-00-0003" not in tampered  # stored as ciphertext
+    tampered[-1] ^= 1
+    ddb.update_item(
+        TableName="patients",
+        Key={"patient_id": {"S": "p-3"}},
+        UpdateExpression="SET ssn = :v",
+        ExpressionAttributeValues={":v": {"B": bytes(tampered)}},
+    )
+    keyring.rotate()
+    before = recorder.collect()
+    counts = Reencryptor(ddb, "patients", "ssn", keyring=keyring, batch_size=4).run()
+    assert (counts["scanned"], counts["failed"]) == (6, 1)
+    where = {"operation": "reencrypt", "table": "patients", "column": "ssn"}
+    assert recorder.delta(before)["fieldcrypt.rotation.rows"] == {
+        attrs(**where, outcome="processed"): 6,
+        attrs(**where, outcome="failed"): 1,
+    }
