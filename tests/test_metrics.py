@@ -63,7 +63,8 @@ def test_tenants_keyrings_count_under_their_family_name_never_the_tenant(recorde
     changed = recorder.delta(before)
     assert changed["fieldcrypt.values.encrypted"] == {attrs(keyring=family): 2}
     assert changed["fieldcrypt.values.decrypted"] == {attrs(keyring=family): 2}
-    assert "4711" not in repr(recorder.collect()) and "4712" not in repr(recorder.collect())
+    assert "4711" not in repr(recorder.collect())
+    assert "4712" not in repr(recorder.collect())
 
 
 def test_a_tampered_value_is_counted_as_a_failure_by_kind(recorder: Recorder) -> None:
