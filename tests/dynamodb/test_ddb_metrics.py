@@ -6,10 +6,13 @@ from typing import Any
 
 import pytest
 from ddb_models import Patient
+from test_ddb_index_rotation import SSNS, encryptor
 from test_ddb_verified_lookup import ATTACKER, VICTIM, _plant
 
 import fieldcrypt
+from fieldcrypt import Purpose
 from fieldcrypt.dynamodb.reencrypt import Reencryptor
+from fieldcrypt.dynamodb.reindex import reindex
 from metrics_helpers import Recorder, attrs
 
 pytestmark = pytest.mark.usefixtures("tables")
@@ -51,4 +54,18 @@ def test_reencryption_progress_counts_items_processed_and_failed(
     assert recorder.delta(before)["fieldcrypt.rotation.rows"] == {
         attrs(**where, outcome="processed"): 6,
         attrs(**where, outcome="failed"): 1,
+    }
+
+
+def test_reindexing_counts_items_processed(recorder: Recorder, ddb: Any, keyring: fieldcrypt.Keyring) -> None:
+    """A DynamoDB reindex after an index-key rotation counts each item under operation reindex; a dry run nothing."""
+    for patient_id, ssn in SSNS.items():
+        Patient(patient_id, ssn=ssn).save()
+    keyring.rotate(Purpose.BLIND_INDEX)
+    before = recorder.collect()
+    reindex(ddb, encryptor(ddb), "ssn", dry_run=True)
+    assert "fieldcrypt.rotation.rows" not in recorder.delta(before)
+    assert reindex(ddb, encryptor(ddb), "ssn")["reindexed"] == len(SSNS)
+    assert recorder.delta(before)["fieldcrypt.rotation.rows"] == {
+        attrs(operation="reindex", table="patients", column="ssn", outcome="processed"): len(SSNS)
     }

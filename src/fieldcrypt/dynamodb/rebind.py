@@ -62,6 +62,7 @@ class Rebinder(Reencryptor):
 
     outcomes = COUNTS
     checkpoint_job = "rebind-"
+    operation = "rebind"
 
     def __init__(
         self,

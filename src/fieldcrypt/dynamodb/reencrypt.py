@@ -65,6 +65,7 @@ class Reencryptor:
 
     outcomes: tuple[str, ...] = COUNTS  # the outcomes a run reports (a subclass's job may have others)
     checkpoint_job = ""  # a subclass's checkpoint files are kept apart from these
+    operation = "reencrypt"  # the operation attribute of fieldcrypt.rotation.rows
 
     def __init__(
         self,
@@ -141,7 +142,7 @@ class Reencryptor:
                 counts[self._one(item, target, counts)] += 1
             if not self.dry_run:
                 failed = counts["failed"] - failed_before
-                metrics.rows("reencrypt", *self._names, processed=len(items), failed=failed)
+                metrics.rows(self.operation, *self._names, processed=len(items), failed=failed)
             state = SegmentState(start=next_start, done=not next_start, counts=dict(before + counts))
             self.checkpoints.save(segment, state)
             self._count_scanned(len(items))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from fieldcrypt import index_records
+from fieldcrypt import index_records, metrics
 from fieldcrypt.dynamodb.item import ItemEncryptor
 from fieldcrypt.errors import DecryptionError
 from fieldcrypt.keys.record import Purpose
@@ -52,7 +52,10 @@ def reindex(
     counts: Counter[str] = Counter({name: 0 for name in COUNTS})
     for item in job.scan(batch_size):
         counts["scanned"] += 1
-        counts[job.one(item, counts)] += 1
+        outcome = job.one(item, counts)
+        counts[outcome] += 1
+        if not dry_run:  # an item is a DynamoDB write or two: one instrument call is nothing beside it
+            metrics.rows("reindex", job.place.table, attribute, processed=1, failed=int(outcome == "failed"))
     if not dry_run and counts["failed"] == 0 and counts["conflicts_unresolved"] == 0 and job.key_id:
         index_records.reindexed(job.keyring, job.place, job.field.normalizer, job.key_id)
     return dict(counts)
