@@ -341,3 +341,19 @@ def test_bound_as_accepts_only_the_same_item_at_the_named_old_place(
         with pytest.raises(DecryptionError):
             renamed.get(person_id).tax_id  # noqa: B018
     assert renamed.get("p-05").tax_id == ssn(5)
+
+
+def test_rebind_progress_is_counted_under_operation_rebind(
+    people: type[EncryptedModel], ddb: Any, keyring: fieldcrypt.Keyring, recorder: Any
+) -> None:
+    """Rebinding a copied table's N items counts N processed in fieldcrypt.rotation.rows under operation rebind."""
+    from metrics_helpers import attrs
+
+    for item in _raw(ddb, "people").values():
+        ddb.put_item(TableName="people_v2", Item=item)
+    before = recorder.collect()
+    assert Rebinder(ddb, "people_v2", "ssn", from_=OLD, keyring=keyring).run()["rebound"] == N
+    _assert_ciphertext(ddb, "people_v2", "ssn", {f"p-{i:02d}": ssn(i) for i in range(N)})
+    assert recorder.delta(before)["fieldcrypt.rotation.rows"] == {
+        attrs(operation="rebind", table="people_v2", column="ssn", outcome="processed"): N
+    }
