@@ -134,6 +134,22 @@ def test_cache_hits_of_a_keyring_cost_nothing_per_value_and_survive_the_cache(re
     assert "fieldcrypt.cache.hits" not in recorder.delta(before)  # a process total never goes down
 
 
+def test_hits_of_evicted_and_cleared_keys_stay_counted() -> None:
+    """A key forgotten, cleared or pushed out keeps the hits it served in the cache's count (they never go down)."""
+    cache = DataKeyCache(max_entries=1)
+    for key in ("a", "b"):
+        for _ in range(4):
+            cache.get(key, lambda k=key: k.upper())  # 1 miss, 3 hits; "b" pushes "a" out
+    assert (cache.counts().hits, cache.counts().misses) == (6, 2)
+    cache.evict("b")
+    cache.get("c", lambda: "C")
+    cache.get("c", lambda: "C")
+    cache.clear()
+    counts = cache.counts()
+    assert (counts.hits, counts.misses, counts.keys) == (7, 3, 0)
+    assert counts.evictions == {"capacity": 1, "forgotten": 1, "cleared": 1}
+
+
 def test_reading_an_entrys_hits_does_not_use_it() -> None:
     """CacheEntry.hits() reads itertools.count's repr: reading a hundred times leaves the use budget untouched."""
     entry = CacheEntry("key", expires_at=10.0, max_uses=3, clock=lambda: 0.0)
