@@ -46,6 +46,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.keyring",
         "fieldcrypt.anchor",  # the keyring's anchor (record authentication), beside the keyring
         "fieldcrypt.datakeys",  # the keyring's key-store side: trusted records, new keys, unwrapping
+        "fieldcrypt.subjects",  # subject keys: one key per subject inside a keyring, erasable alone
         "fieldcrypt.column",  # ColumnSpec: a column's options, applied with a registered keyring
         "fieldcrypt.index_records",  # searchable columns' token options checked, index keys in use
         "fieldcrypt.registry",

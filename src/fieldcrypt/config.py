@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ ENV = {
     "key_store_url": "FIELDCRYPT_KEY_STORE_URL",
     "key_store_table": "FIELDCRYPT_KEY_STORE_TABLE",
     "key_store": "FIELDCRYPT_KEY_STORE",
+    "subject_key_store": "FIELDCRYPT_SUBJECT_KEY_STORE",
     "dynamodb_endpoint_url": "FIELDCRYPT_DYNAMODB_ENDPOINT_URL",
     "metadata": "FIELDCRYPT_METADATA",
     "anchor_id": "FIELDCRYPT_ANCHOR_ID",
@@ -70,6 +71,7 @@ class Settings:
     key_store_url: str | None = None
     key_store_table: str = "fieldcrypt_keys"
     key_store: str | None = None  # "dynamodb:TABLE", "sql:TABLE" or a SQLAlchemy URL (see key_store_for)
+    subject_key_store: str | None = None  # where subject keys live, same forms (default: key_store)
     dynamodb_endpoint_url: str | None = None
     metadata: str | None = None  # "package.module:Base.metadata": column options from the models
     anchor_id: str | None = None  # the keyring's anchor fingerprint, pinned (docs/threat-model.md)
@@ -149,6 +151,11 @@ def build_keyring(settings: Settings, *, public_key: str | None = None) -> Keyri
         also_decrypt_with=others,
         namespace=settings.namespace,
         anchor_id=settings.anchor_id,
+        subject_key_store=(
+            None
+            if settings.subject_key_store is None
+            else key_store_for(replace(settings, key_store=settings.subject_key_store))
+        ),
     )
     return register(keyring, replace=True)
 

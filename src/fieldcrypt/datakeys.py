@@ -79,7 +79,7 @@ class DataKeys:
         records = self.key_store.list(self.name)
         key = self._mac_key(records)
         states = {r.key_id: r.status.value for r in records}
-        for purpose in (Purpose.ENCRYPTION, Purpose.BLIND_INDEX):
+        for purpose in (Purpose.ENCRYPTION, Purpose.BLIND_INDEX, Purpose.SUBJECT_WRAP):
             choice = self._choose(records, purpose, key, report=False)
             states |= choice.refused
             states |= {r.key_id: "usable" for r in choice.usable}
@@ -157,7 +157,7 @@ class DataKeys:
             ) from exc
 
     def _cache_new_key(self, purpose: Purpose, key_id: str, data_key: bytes) -> None:
-        loaded: object = _aead.Aead(data_key) if purpose is Purpose.ENCRYPTION else _aead.HmacKey(data_key)
+        loaded: object = _aead.HmacKey(data_key) if purpose is Purpose.BLIND_INDEX else _aead.Aead(data_key)
         self.cache.entry(self._slot(purpose, key_id), lambda: loaded)
 
     def _mac_key(self, records: Sequence[DataKeyRecord]) -> bytes | None:
@@ -314,8 +314,13 @@ class DataKeys:
         """Cache slot: this keyring's scope, then the purpose, so a value can never borrow a
         blind-index key (or the anchor). An encryption key's slot ends with the header of the
         values it encrypts (version 1 + key id); a blind-index key's starts with b"B" and the
-        anchor's with b"A", bytes no value version uses."""
-        kind = {Purpose.ENCRYPTION: fmt.header_for(b""), Purpose.BLIND_INDEX: b"B", Purpose.ANCHOR: b"A"}
+        anchor's with b"A", a subject-wrapping key's with b"W": bytes no value version uses."""
+        kind = {
+            Purpose.ENCRYPTION: fmt.header_for(b""),
+            Purpose.BLIND_INDEX: b"B",
+            Purpose.ANCHOR: b"A",
+            Purpose.SUBJECT_WRAP: b"W",
+        }
         return self._scope, kind[purpose] + bytes.fromhex(key_id)
 
     def _unwrap_candidates(

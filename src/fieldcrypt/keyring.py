@@ -23,7 +23,7 @@ from typing import NoReturn
 from fieldcrypt import _aead, anchor, audit, metrics, tenant_ids
 from fieldcrypt import format as fmt
 from fieldcrypt.cache import CacheEntry, DataKeyCache
-from fieldcrypt.datakeys import DataKeys, Slot
+from fieldcrypt.datakeys import Slot
 from fieldcrypt.errors import (
     ConfigurationError,
     DecryptionError,
@@ -37,6 +37,7 @@ from fieldcrypt.keys.master import MasterKey, is_write_only
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, utcnow
 from fieldcrypt.place import Place
 from fieldcrypt.stores.base import KeyStore
+from fieldcrypt.subjects import SubjectKeys
 
 log = logging.getLogger("fieldcrypt")
 
@@ -61,7 +62,7 @@ class _Current:
     encryptions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
-class Keyring(DataKeys):
+class Keyring(SubjectKeys):
     """Envelope encryption for one family of fields (for example ``"pii"``).
 
     Args:
@@ -80,6 +81,10 @@ class Keyring(DataKeys):
             reported and never chosen.
         anchor_id: the fingerprint of this keyring's anchor (``fieldcrypt keys list`` prints it).
             Pinned, a replaced anchor is refused even in a process that never saw the real one.
+        subject_key_store: where subject keys live (fieldcrypt.subjects; default ``key_store``).
+            On DynamoDB give them a table of their own: ``list`` scans the key-store table.
+        subject_cache_entries: how many subjects' keys one process keeps unwrapped (an LRU, under
+            ``cache``'s ``max_age`` and ``max_uses``).
 
     With a write-only master key (:class:`~fieldcrypt.keys.kms_rsa.RsaProducerKey`) the keyring
     is a *producer*: it encrypts only under data keys it made itself, held in this process's
@@ -102,6 +107,8 @@ class Keyring(DataKeys):
         namespace: str | None = None,
         clock_skew: timedelta = timedelta(minutes=5),
         anchor_id: str | None = None,
+        subject_key_store: KeyStore | None = None,
+        subject_cache_entries: int = 10_000,
     ) -> None:
         # "pii/acme" is tenant acme's keyring of family pii (fieldcrypt.tenants).
         self.tenant: str | None = tenant_ids.split_name(name)[1]
@@ -123,6 +130,8 @@ class Keyring(DataKeys):
             )
         if clock_skew < timedelta(0):
             raise ConfigurationError("clock_skew must not be negative")
+        if subject_key_store is not None and not isinstance(subject_key_store, KeyStore):
+            raise ConfigurationError("subject_key_store must be a KeyStore (SqlKeyStore, MemoryKeyStore...)")
         self.name = name
         self.master_key = master_key
         self.master_keys: tuple[MasterKey, ...] = (master_key, *also_decrypt_with)
@@ -134,6 +143,12 @@ class Keyring(DataKeys):
         # Every cache slot names this keyring, so keyrings sharing a cache never read through
         # each other's keys (another master key or key store would refuse the unwrap).
         self._scope = self.cache.scope(name, tuple(m.key_id for m in self.master_keys), key_store)
+        self.subject_key_store = key_store if subject_key_store is None else subject_key_store
+        # Its own cache: subjects (10**6?) must not push the keyring's few data keys out.
+        self.subject_cache = DataKeyCache(
+            max_age=self.cache.max_age, max_uses=self.cache.max_uses, max_entries=subject_cache_entries
+        )
+        self._wrapping = None
         self.blind_index_bytes = blind_index_bytes
         self.clock_skew = clock_skew
         self._anchor = anchor.AnchorCheck(name, anchor_id)

@@ -223,7 +223,7 @@ def test_shred_runbook_runs_against_kms(
     monkeypatch.setenv("FIELDCRYPT_DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
     monkeypatch.setenv("FIELDCRYPT_MASTER_KEY_URI", old_arn)
     monkeypatch.setenv("FIELDCRYPT_KMS_ENDPOINT_URL", moto_endpoint)
-    (block,) = [b for b in GUIDE.read_text().split("```") if "$ fieldcrypt keys shred" in b]
+    (block,) = [b for b in GUIDE.read_text().split("```") if "$ fieldcrypt keys shred <key id>" in b]
     lines = [line[2:].split("  #")[0] for line in block.splitlines() if line.startswith("$ ")]
     filled = [
         line.replace("<key id>", doomed_key[:8])

@@ -55,6 +55,13 @@ OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
             "help": "Where data keys live [FIELDCRYPT_KEY_STORE; default fieldcrypt_keys in the database].",
         },
     ),
+    (
+        ("--subject-key-store",),
+        {
+            "metavar": "dynamodb:TABLE|sql:TABLE|URL",
+            "help": "Where subject keys live [FIELDCRYPT_SUBJECT_KEY_STORE; default the key store].",
+        },
+    ),
     (("--key-store-url",), {"metavar": "URL", "help": "Database of the SQL key store, if not the same one."}),
     (("--region",), {"metavar": "REGION", "help": "AWS region for KMS and DynamoDB [FIELDCRYPT_REGION]."}),
     (

@@ -1,4 +1,5 @@
-"""``fieldcrypt keys list|rotate|upgrade|rewrap|retire|destroy|shred``: data-key administration."""
+"""``fieldcrypt keys list|rotate|upgrade|rewrap|retire|destroy|shred|rekey-subjects``: data-key
+administration."""
 
 from __future__ import annotations
 
@@ -207,14 +208,33 @@ def destroy(state: State, key_id: str, yes: bool) -> None:
 
 
 @keys.command()
-@click.argument("key_id")
-@click.option("--to", "to", required=True, metavar="ARN|file:PATH|env:VAR", help="A new master key.")
+@click.argument("key_id", required=False)
+@click.option("--subject", metavar="ID", help="Erase one subject's own key instead (subject=... columns).")
+@click.option("--to", "to", metavar="ARN|file:PATH|env:VAR", help="A new master key (with KEY_ID).")
 @click.option("--yes", is_flag=True, help="Confirm: every value under this key becomes unreadable.")
 @click.option("--max-kms-calls-per-second", type=click.FloatRange(min=0, min_open=True), metavar="N")
 @click.pass_obj
-def shred(state: State, key_id: str, to: str, yes: bool, max_kms_calls_per_second: float | None) -> None:
+def shred(
+    state: State,
+    key_id: str | None,
+    subject: str | None,
+    to: str | None,
+    yes: bool,
+    max_kms_calls_per_second: float | None,
+) -> None:
     """Crypto-shred a data key in backups too: destroy it, move every other data key to a new
-    master key only, and print how to retire the old master keys. KEY_ID may be a prefix."""
+    master key only, and print how to retire the old master keys. KEY_ID may be a prefix.
+
+    With --subject ID instead: erase that subject's key (every value of that subject, in every
+    column declared with subject=...); other subjects are untouched. Backups: `keys
+    rekey-subjects` (docs/rotation.md, "Erasing one subject")."""
+    if (key_id is None) == (subject is None):
+        raise click.UsageError("name a data key (KEY_ID --to NEW_KEY) or a subject (--subject ID), not both")
+    if subject is not None:
+        _shred_subject(state, subject, yes)
+        return
+    if to is None or key_id is None:
+        raise click.UsageError("shredding a data key needs --to: the new master key for the others")
     from fieldcrypt.rotation.shred import retirement_steps
     from fieldcrypt.rotation.shred import shred as shred_key
 
@@ -235,6 +255,72 @@ def shred(state: State, key_id: str, to: str, yes: bool, max_kms_calls_per_secon
             f"data key {key_id} destroyed; {report.rewrapped} data keys rewrapped under {destination.key_id}, "
             f"{report.removed_copies} old copies removed. Pre-shred backups stay readable until you:\n"
             + "\n".join(f"  {n}. {step}" for n, step in enumerate(steps, 1))
+        ),
+    )
+
+
+SUBJECT_BACKUP_STEPS = [
+    "backups of the key store still hold the subject's key, wrapped under the keyring's current "
+    "subject-wrapping key: to reach them, run `fieldcrypt keys rekey-subjects`, then after "
+    "refresh_every `fieldcrypt keys rekey-subjects --finish`, then Runbook 6's master-key move "
+    "(`fieldcrypt keys rewrap --to NEW --remove-old`, retire the old master key); "
+    'docs/rotation.md, "Erasing one subject"',
+]
+
+
+def _shred_subject(state: State, subject: str, yes: bool) -> None:
+    if not yes:
+        raise click.UsageError(
+            "shredding a subject makes every value of that subject unreadable forever; pass --yes"
+        )
+    done = state.keyring.shred_subject(subject)
+    result = {
+        "keyring": done.keyring,
+        "subject_tag": done.subject_tag,  # never the id: it may be personal data
+        "had_key": done.had_key,
+        "already_shredded": done.already_shredded,
+        "next_steps": SUBJECT_BACKUP_STEPS,
+    }
+    said = (
+        "was already shredded"
+        if done.already_shredded
+        else "shredded"
+        if done.had_key
+        else ("had no key; a tombstone now refuses one")
+    )
+    state.out.result(
+        result,
+        lambda: state.out.say(
+            f"subject {done.subject_tag} of keyring {done.keyring} {said}.\n  " + SUBJECT_BACKUP_STEPS[0]
+        ),
+    )
+
+
+@keys.command("rekey-subjects")
+@click.option("--finish", is_flag=True, help="Second run: destroy the old subject-wrapping keys.")
+@click.pass_obj
+def rekey_subjects(state: State, finish: bool) -> None:
+    """Wrap every subject key under a new subject-wrapping key; with --finish (after the keyring's
+    refresh_every), destroy the old ones, so shredded subjects' keys in backups stop opening once
+    the old master key is retired."""
+    report = state.keyring.rekey_subjects(finish=finish)
+    result = {
+        "keyring": report.keyring,
+        "wrapping_key": report.wrapping_key,
+        "rewrapped": report.rewrapped,
+        "destroyed": report.destroyed,
+        "pending": report.pending,
+    }
+    then = (
+        "run it again with --finish once every process has re-read the keyring (refresh_every)"
+        if report.pending
+        else "now move the keyring to a new master key and retire the old one (Runbook 6)"
+    )
+    state.out.result(
+        result,
+        lambda: state.out.say(
+            f"{report.rewrapped} subject keys wrapped under {report.wrapping_key}; "
+            f"{len(report.destroyed)} old wrapping keys destroyed; {then}"
         ),
     )
 

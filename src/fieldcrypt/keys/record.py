@@ -15,6 +15,10 @@ class Purpose(enum.StrEnum):
     # The keyring's anchor: a random secret (never used on values) from which the key that
     # authenticates every other record is derived (fieldcrypt.keys.trust, docs/format.md).
     ANCHOR = "anchor"
+    # Wraps the keyring's subject keys locally (fieldcrypt.subjects): KMS-wrapped, authenticated.
+    SUBJECT_WRAP = "subject_wrap"
+    # One subject's own key, wrapped under a SUBJECT_WRAP key, filed under "<keyring>#subjects".
+    SUBJECT = "subject"
 
 
 class Status(enum.StrEnum):
