@@ -282,3 +282,20 @@ def test_shred_reaches_a_backup_only_after_the_rekey_and_the_master_key_move() -
     assert after.decrypt_for_subject("bob", bob, SSN) == b"b"
     with pytest.raises(KeyDestroyedError):
         after.decrypt_for_subject("alice", alice, SSN)
+
+
+def test_a_tenants_subject_keys_are_its_own_and_not_listed_as_a_tenant() -> None:
+    """A tenant keyring's subject keys sit under "<family>/<tenant>#subjects": stored_tenants lists the tenant once."""
+    from fieldcrypt.tenants import TenantKeyrings
+
+    master = LocalMasterKey.generate()
+    store = MemoryKeyStore()
+    tenants = TenantKeyrings("pii", key_store=store, master_key_for=lambda tenant: master)
+    acme, globex = tenants.keyring_for("acme"), tenants.keyring_for("globex")
+    value = acme.encrypt_for_subject("alice", "a", SSN)
+    globex.encrypt_for_subject("alice", "g", SSN)
+    assert tenants.stored_tenants() == ["acme", "globex"]
+    with pytest.raises(DecryptionError):
+        globex.decrypt_for_subject("alice", value, SSN)  # another tenant's subject of the same id
+    acme.shred_subject("alice")
+    assert globex.decrypt_for_subject("alice", globex.encrypt_for_subject("alice", "g2", SSN), SSN) == b"g2"

@@ -24,6 +24,7 @@ from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.master import LocalMasterKey, MasterKey
 from fieldcrypt.stores.base import KeyStore
 from fieldcrypt.stores.memory import MemoryKeyStore
+from fieldcrypt.subjects import SUBJECTS_SUFFIX
 from fieldcrypt.tenant_ids import TenantId
 
 __all__ = ["MasterKeySupplier", "TenantId", "TenantKeyrings"]
@@ -175,7 +176,12 @@ class TenantKeyrings:
             )
         prefix = self.name + tenant_ids.SEPARATOR
         found: list[str] = names(prefix)
-        return sorted(name[len(prefix) :] for name in found if name.startswith(prefix))
+        # A tenant keyring's subject keys are filed under "<its name>#subjects" (fieldcrypt.subjects).
+        return sorted(
+            name[len(prefix) :]
+            for name in found
+            if name.startswith(prefix) and not name.endswith(SUBJECTS_SUFFIX)
+        )
 
     def __repr__(self) -> str:
         return (

@@ -57,9 +57,12 @@ def test_keys_rekey_subjects_then_finish(
     assert (payload(first)["rewrapped"], len(payload(first)["pending"])) == (1, 1)
     early = payload(run("keys", "rekey-subjects", "--finish", json_output=True))
     assert early["destroyed"] == []  # refresh_every (a minute) has not passed: nothing destroyed yet
-    assert fieldcrypt.Keyring("pii", keyring.master_key, keyring.key_store).decrypt_for_subject(
-        "bob", value, SSN
-    ) == b"b"
+    assert (
+        fieldcrypt.Keyring("pii", keyring.master_key, keyring.key_store).decrypt_for_subject(
+            "bob", value, SSN
+        )
+        == b"b"
+    )
 
 
 def test_keys_shred_needs_a_key_or_a_subject(run: Callable[..., Result], keyring: fieldcrypt.Keyring) -> None:
