@@ -5,12 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from fieldcrypt.errors import KeyStoreConflict
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
 
-__all__ = ["DamagedRow", "DamagedRows", "KeyStore", "KeyStoreConflict", "RowReports", "damaged_row"]
+__all__ = [
+    "DamagedRow",
+    "DamagedRows",
+    "KeyStore",
+    "KeyStoreConflict",
+    "RowReports",
+    "damaged_row",
+    "insert_new",
+    "replace_revision",
+]
 
 log = logging.getLogger("fieldcrypt")
 
@@ -102,3 +111,39 @@ class KeyStore(Protocol):
         itself. Other stores ignore it.
         """
         ...
+
+
+class _Revisioned(Protocol):
+    @property
+    def revision(self) -> int: ...
+
+    def evolve(self, **changes: Any) -> Any: ...
+
+
+_R = TypeVar("_R", bound=_Revisioned)
+
+
+def insert_new(records: dict[str, _R], record_id: str, record: _R, taken: str) -> None:
+    """Keep ``record`` in an in-process dict under a new id (the caller holds its lock).
+
+    Raises:
+        KeyStoreConflict: ``taken``, when the id is in use.
+    """
+    if record_id in records:
+        raise KeyStoreConflict(taken)
+    records[record_id] = record
+
+
+def replace_revision(records: dict[str, _R], record_id: str, record: _R, changed: str) -> _R:
+    """Replace a record of an in-process dict if its stored revision is still ``record.revision``,
+    storing ``revision + 1`` (the key stores' compare-and-set; the caller holds the dict's lock).
+
+    Raises:
+        KeyStoreConflict: ``changed``, when the record is gone or another write came first.
+    """
+    stored = records.get(record_id)
+    if stored is None or stored.revision != record.revision:
+        raise KeyStoreConflict(changed)
+    new: _R = record.evolve(revision=record.revision + 1)
+    records[record_id] = new
+    return new

@@ -20,8 +20,7 @@ import weakref
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from fieldcrypt.errors import KeyStoreConflict
-from fieldcrypt.stores.base import KeyStore
+from fieldcrypt.stores.base import KeyStore, insert_new, replace_revision
 
 PURPOSE = "column_index"  # the record kind, in the key store's purpose field
 PREFIX = "ix:"
@@ -109,18 +108,13 @@ class MemoryIndexRecords:
 
     def put(self, record: IndexRecord) -> None:
         with self._lock:
-            if record.record_id in self._records:
-                raise KeyStoreConflict(f"{record.table}.{record.column} already has an index record")
-            self._records[record.record_id] = record
+            taken = f"{record.table}.{record.column} already has an index record"
+            insert_new(self._records, record.record_id, record, taken)
 
     def update(self, record: IndexRecord) -> IndexRecord:
         with self._lock:
-            stored = self._records.get(record.record_id)
-            if stored is None or stored.revision != record.revision:
-                raise KeyStoreConflict(f"the index record of {record.table}.{record.column} changed")
-            new = record.evolve(revision=record.revision + 1)
-            self._records[record.record_id] = new
-            return new
+            changed = f"the index record of {record.table}.{record.column} changed"
+            return replace_revision(self._records, record.record_id, record, changed)
 
 
 _records: weakref.WeakKeyDictionary[KeyStore, IndexRecords] = weakref.WeakKeyDictionary()

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
-from fieldcrypt.stores.base import DamagedRows, KeyStoreConflict
+from fieldcrypt.stores.base import DamagedRows, KeyStoreConflict, insert_new, replace_revision
 
 
 class MemoryKeyStore:
@@ -37,23 +37,23 @@ class MemoryKeyStore:
 
     def put(self, record: DataKeyRecord) -> None:
         with self._lock:
-            if record.key_id in self._records:
-                raise KeyStoreConflict(f"data key {record.key_id} already exists")
-            if record.generation is not None and any(
-                (r.keyring, r.purpose, r.generation) == (record.keyring, record.purpose, record.generation)
-                for r in self._records.values()
+            if (
+                record.key_id not in self._records  # a taken id is reported as such, by insert_new
+                and record.generation is not None
+                and any(
+                    (r.keyring, r.purpose, r.generation)
+                    == (record.keyring, record.purpose, record.generation)
+                    for r in self._records.values()
+                )
             ):
                 raise KeyStoreConflict(f"generation {record.generation} of {record.keyring} is taken")
-            self._records[record.key_id] = record
+            insert_new(self._records, record.key_id, record, f"data key {record.key_id} already exists")
 
     def update(self, record: DataKeyRecord) -> DataKeyRecord:
         with self._lock:
-            current = self._records.get(record.key_id)
-            if current is None or current.revision != record.revision:
-                raise KeyStoreConflict(f"data key {record.key_id} changed since it was read")
-            stored = record.evolve(revision=record.revision + 1)
-            self._records[record.key_id] = stored
-            return stored
+            return replace_revision(
+                self._records, record.key_id, record, f"data key {record.key_id} changed since it was read"
+            )
 
     def damaged(self, keyring: str) -> DamagedRows:
         """Never any: records are kept as objects, not rows."""
