@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -20,32 +20,9 @@ from fieldcrypt.stores.base import KeyStore
 from fieldcrypt.stores.dynamodb import DynamoDBKeyStore
 from fieldcrypt.stores.sql import SqlKeyStore
 from fieldcrypt.subjects import canonical_subject
+from fieldcrypt.testing import CountingMasterKey
 
 SSN = Place("users", "ssn")
-
-
-class CountingKey:
-    """A master key that counts its calls (each stands for one KMS request)."""
-
-    def __init__(self, inner: MasterKey) -> None:
-        self.inner = inner
-        self.wraps = 0
-        self.unwraps = 0
-
-    @property
-    def key_id(self) -> str:
-        return self.inner.key_id
-
-    def wrap(self, data_key: bytes, context: Mapping[str, str]) -> bytes:
-        self.wraps += 1
-        return self.inner.wrap(data_key, context)
-
-    def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
-        self.unwraps += 1
-        return self.inner.unwrap(wrapped, context)
-
-    def can_unwrap(self, recorded_key_id: str) -> bool:
-        return self.inner.can_unwrap(recorded_key_id)
 
 
 def keyring(master: MasterKey, store: KeyStore, **options: Any) -> Keyring:
@@ -105,15 +82,15 @@ def test_one_subject_id_whatever_its_python_type() -> None:
 
 def test_making_and_opening_subject_keys_costs_no_kms_call_per_subject() -> None:
     """100 subjects: one KMS wrap for the wrapping key (plus the anchor's); a new process opens them all with two unwraps."""
-    master = CountingKey(LocalMasterKey.generate())
+    master = CountingMasterKey(LocalMasterKey.generate())
     store = MemoryKeyStore()
     writer = keyring(master, store)
     values = {n: writer.encrypt_for_subject(n, f"value {n}", SSN) for n in range(100)}
-    assert master.wraps == 2  # the anchor and the subject-wrapping key
-    master.wraps = master.unwraps = 0
+    assert master.calls["wrap"] == 2  # the anchor and the subject-wrapping key
+    master.calls.clear()
     reader = keyring(master, store)
     assert all(reader.decrypt_for_subject(n, v, SSN) == f"value {n}".encode() for n, v in values.items())
-    assert (master.wraps, master.unwraps) == (0, 2)  # the anchor and the subject-wrapping key
+    assert (master.calls["wrap"], master.calls["unwrap"]) == (0, 2)  # the anchor and the subject-wrapping key
     assert len(store.list("pii")) == 2  # the keyring's own records: anchor, wrapping key
     assert len(store.list("pii#subjects")) == 100  # one record per subject
 

@@ -55,6 +55,9 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
             and an item lacking this attribute reads ``old_attribute`` instead (an attribute rename
             not yet re-bound). Writes go to the new names only. ``fieldcrypt rebind`` moves the old
             values; then drop ``bound_as`` (docs/dynamodb.md, "Schema changes").
+        subject: the Python name of the (plaintext) attribute holding each item's subject (a user
+            or customer id): the value is then encrypted under that subject's own key, erased
+            with ``Keyring.shred_subject`` (docs/rotation.md, "Erasing one subject").
 
     Raises:
         ConfigurationError: an unsupported inner type, or an inner hash/range key.
@@ -70,6 +73,7 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         null: bool | None = None,
         attr_name: str | None = None,
         bound_as: tuple[str, str] | None = None,
+        subject: str | None = None,
     ) -> None:
         if not isinstance(inner, Attribute):
             raise ConfigurationError("EncryptedAttribute wraps a PynamoDB attribute, e.g. UnicodeAttribute()")
@@ -81,6 +85,11 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
             )
         if not isinstance(keyring, str | Keyring):
             raise ConfigurationError("keyring must be a registered keyring's name or a Keyring")
+        if subject is not None and (not isinstance(subject, str) or not subject):
+            raise ConfigurationError("subject must be the name of the attribute holding the subject id")
+        if subject is not None and bound_as is not None:
+            raise ConfigurationError("subject and bound_as together are not supported yet: rebind first")
+        self.subject = subject
         self.inner = inner
         self.codec = codec_for(inner)
         self._keyring = keyring
@@ -96,6 +105,9 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
 
     def serialize(self, value: Any) -> bytes:
         place = self._place()
+        if self.subject is not None:
+            subject = binding.current(self.attr_name).subject(self.attr_name, self.subject)
+            return self.keyring.encrypt_for_subject(subject, self.plaintext(value, place.table), place)
         return self.keyring.encrypt(self.plaintext(value, place.table), place)
 
     def plaintext(self, value: Any, table: str) -> bytes:
@@ -112,7 +124,10 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
     def deserialize(self, value: Any) -> Any:
         place = self._place()
         blob = value if type(value) is bytes else bytes(value)
-        if self.bound_as is None:
+        if self.subject is not None:
+            subject = binding.current(self.attr_name).subject(self.attr_name, self.subject)
+            plaintext = self.keyring.decrypt_for_subject(subject, blob, place)
+        elif self.bound_as is None:
             plaintext = self.keyring.decrypt(blob, place)
         else:  # renamed: its own place first, then the old one (values not yet re-bound)
             plaintext = open_at(self.keyring, blob, (place, Place(*self.bound_as, place.row)))
@@ -197,7 +212,8 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"EncryptedAttribute({type(self.inner).__name__}(), keyring={self._keyring!r})"
+        subject = "" if self.subject is None else f", subject={self.subject!r}"
+        return f"EncryptedAttribute({type(self.inner).__name__}(), keyring={self._keyring!r}{subject})"
 
 
 class EncryptedSet(SetAction):

@@ -9,8 +9,9 @@ keeps threads and asyncio tasks apart.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar, Token
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.place import Place, RowKey
@@ -26,6 +27,25 @@ class Binding(NamedTuple):
     model: type
     table: str
     row: RowKey | None
+    # The item's subject attributes (``EncryptedAttribute(subject=...)``) by Python name, when the
+    # model has any: the subject whose key encrypts such an attribute.
+    subjects: Mapping[str, Any] | None = None
+
+    def subject(self, attribute: str, name: str) -> Any:
+        """The item's subject for ``attribute`` (its ``subject`` option names attribute ``name``).
+
+        Raises:
+            ConfigurationError: the item does not have it (not set before a write; not read back,
+                e.g. left out of a projection).
+        """
+        value = None if self.subjects is None else self.subjects.get(name)
+        if value is None:
+            raise ConfigurationError(
+                f"{self.model.__name__}.{attribute} is encrypted under its item's subject ({name}), "
+                f"which this item does not have: set {name} before writing it, and read it with it "
+                "(include it in any projection)"
+            )
+        return value
 
     def place(self, attribute: str) -> Place:
         if self.row is None:

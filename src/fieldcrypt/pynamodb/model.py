@@ -77,6 +77,17 @@ class EncryptedModelMeta(MetaModel):
         cls._fieldcrypt_blind_names = tuple(
             n for n, a in attributes.items() if isinstance(a, BlindIndexAttribute)
         )
+        subjects = {a.subject for a in encrypted.values() if a.subject is not None}
+        for subject in sorted(subjects):
+            if not isinstance(attributes.get(subject), Attribute) or isinstance(
+                attributes[subject], EncryptedAttribute
+            ):
+                raise ConfigurationError(
+                    f"{name}: EncryptedAttribute(subject={subject!r}) must name a plaintext attribute of "
+                    f"{name} (the subject chooses the key that reads the rest)"
+                )
+        # Python name -> attribute of each subject attribute, for the bindings of items.
+        cls._fieldcrypt_subjects = {n: attributes[n] for n in sorted(subjects)}
         keys = tuple((n, attributes[n]) for n in _compat.key_names(cls) if n is not None)
         cls._fieldcrypt_keys = keys
         cls._fieldcrypt_key_attr_names = [attr.attr_name for _, attr in keys]
@@ -96,6 +107,7 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
     _fieldcrypt_blind_names: tuple[str, ...]
     _fieldcrypt_keys: tuple[tuple[str, Attribute[Any]], ...]  # hash (and range) key: Python name, attribute
     _fieldcrypt_key_attr_names: list[str]  # their DynamoDB names
+    _fieldcrypt_subjects: dict[str, Attribute[Any]]  # subject attributes by Python name
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -140,7 +152,8 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
         attribute_values = cls._under_new_names(attribute_values)
         names = cls._key_attr_names()
         row = wire.row_key(attribute_values, names) if all(n in attribute_values for n in names) else None
-        with bound(Binding(cls, cls.Meta.table_name, row if row is not None else self._row())):
+        subjects = cls._raw_subjects(attribute_values) if cls._fieldcrypt_subjects else None
+        with bound(Binding(cls, cls.Meta.table_name, row if row is not None else self._row(), subjects)):
             super().deserialize(attribute_values)
 
     @classmethod
@@ -149,7 +162,8 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
         if data is None or not any(name in data for name in cls._fieldcrypt_encrypted):
             return super().from_raw_data(data)  # nothing to decrypt: no key needed
         row = wire.row_key(data, cls._key_attr_names())
-        with bound(Binding(cls, cls.Meta.table_name, row)):
+        subjects = cls._raw_subjects(data) if cls._fieldcrypt_subjects else None
+        with bound(Binding(cls, cls.Meta.table_name, row, subjects)):
             return super().from_raw_data(data)
 
     @classmethod
@@ -238,7 +252,21 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
         return parts[0] if len(parts) == 1 else tuple(parts)
 
     def _binding(self) -> Binding:
-        return Binding(type(self), self.Meta.table_name, self._row())
+        subjects = self._fieldcrypt_subjects
+        if not subjects:
+            return Binding(type(self), self.Meta.table_name, self._row())
+        values = {name: getattr(self, name) for name in subjects}
+        return Binding(type(self), self.Meta.table_name, self._row(), values)
+
+    @classmethod
+    def _raw_subjects(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The subject attributes of an item as read (wire form), as their Python values."""
+        found: dict[str, Any] = {}
+        for name, attribute in cls._fieldcrypt_subjects.items():
+            raw = data.get(attribute.attr_name)
+            if raw is not None:
+                found[name] = attribute.deserialize(attribute.get_value(raw))
+        return found
 
     def _refresh_blind_indexes(self, table: str) -> None:
         attributes = self.get_attributes()

@@ -48,6 +48,11 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         unique: a unique index on the blind-index column (one row per value).
         storage: ``"binary"`` (BYTEA / VARBINARY / BLOB) or ``"text"`` (base64 in a text column).
         bind_row: also bind each value to its row's primary key (must be client-assigned).
+        subject: the name of the (plaintext) column holding each row's subject (a user or customer
+            id): values are then encrypted under that subject's own key, erased with
+            ``fieldcrypt keys shred --subject ID`` (docs/rotation.md, "Erasing one subject"). Like
+            ``bind_row``, the subject must be known before the write: values are sealed in the ORM
+            flush and in Core parameter dictionaries, and opened in the ORM's load.
         add_index_column: create the index column on the table (Alembic revisions pass False,
             because they declare it on its own).
         place: ``(table, column)``; set by the column attach, pass it only for a type used
@@ -90,6 +95,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         allow_low_cardinality_index: bool = False,
         bound_as: tuple[str, str] | None = None,
         from_: ForeignFormat | None = None,
+        subject: str | None = None,
     ) -> None:
         super().__init__()
         # The listeners that bind columns and keep blind indexes go in with the first encrypted
@@ -113,6 +119,16 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
                 allowed=allow_low_cardinality_index,
             )
         bound_as = old_names(bound_as)
+        if subject is not None and (not isinstance(subject, str) or not subject):
+            raise ConfigurationError("subject must be the name of the column holding the subject id")
+        if subject is not None and (searchable or index_column or unique):
+            # A token is an HMAC under the keyring's shared index key: it would outlive the
+            # subject's erasure, and a low-entropy value (an SSN) can be found again by guessing.
+            raise ConfigurationError(
+                "a subject column cannot be searchable: its blind-index tokens would survive the "
+                "subject's erasure (keys shred --subject); drop searchable/unique or subject"
+            )
+        self.subject = subject
         self._codec = _storage.codec_for(inner)
         self.type_ = inner
         self.keyring = keyring
@@ -161,6 +177,12 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         if self.index_column:
             return self.index_column
         return f"{self._where()[1]}_bidx"
+
+    @property
+    def sealed_before_write(self) -> bool:
+        """Its values need their row to be encrypted (``bind_row``, ``subject``): sealed where the
+        row is known, before the bind processor, which sees the value alone."""
+        return self.bind_row or self.subject is not None
 
     def bound_to(self, table: str, column: str) -> Encrypted[T]:
         """A copy of this type bound to ``table.column`` (what the column attach installs)."""
@@ -239,7 +261,8 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         impl = self.impl_instance.bind_processor(dialect)
         to_bytes = self.encoder()
         text = self.storage == "text"
-        bind_row = self.bind_row
+        sealed_before = self.sealed_before_write
+        what_row = f"encrypted per subject (by {self.subject})" if self.subject else "bound to its row"
         keyring_now = follow(self.keyring)
 
         def process(value: Any) -> Any:
@@ -249,9 +272,9 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
                 blob = value.blob
                 if not fmt.looks_like_ciphertext(blob):
                     raise ConfigurationError(f"{table}.{column}: a Sealed value must hold a v1 ciphertext")
-            elif bind_row:
+            elif sealed_before:
                 raise ConfigurationError(
-                    f"{table}.{column} is bound to its row: write it through the ORM or as "
+                    f"{table}.{column} is {what_row}: write it through the ORM or as "
                     "conn.execute(insert(table), [{...primary key..., ...}]) so the row is known"
                 )
             else:
@@ -270,13 +293,13 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         place = Place(table, column)
         impl = self.impl_instance.result_processor(dialect, coltype)
         text = self.storage == "text"
-        bind_row = self.bind_row
+        sealed_before = self.sealed_before_write
         open_value = self._opener()
         plaintext = _plaintext_reader(self._codec, place) if self.transitional else None
         foreign = _foreign_reader(self._codec, place, self.from_, text) if self.from_ is not None else None
 
         plain_v1 = plaintext is None and foreign is None and self.bound_as is None
-        if plain_v1 and not bind_row and not text and impl is None:
+        if plain_v1 and not sealed_before and not text and impl is None:
             # The common case (binary storage, no row binding, not transitional, not renamed), kept lean:
             # this runs once per value read, so it calls the keyring and the codec directly.
             decode = self._codec.decode
@@ -306,7 +329,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
                 blob = found
             else:
                 blob = _from_stored(value, text, place)
-            if bind_row:
+            if sealed_before:
                 return Sealed(blob)  # needs its row: the ORM load hook or ColumnSpec.decrypt
             return open_value(blob)
 
@@ -356,6 +379,7 @@ _REPR_DEFAULTS: tuple[tuple[str, object], ...] = (
     ("transitional", False),
     ("allow_low_cardinality_index", False),
     ("bound_as", None),
+    ("subject", None),
 )
 _CACHE_KEY_OPTIONS = ("keyring", "place", "from_", *(name for name, _ in _REPR_DEFAULTS))
 _V1 = object()  # _foreign_reader: "a fieldcrypt value, decrypt it as usual"
