@@ -149,19 +149,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
 
-    engine = own_database(URL)
-    table = SqlKeyStore(engine).table
-    table.drop(engine, checkfirst=True)
-    sql_store = SqlKeyStore(engine)
-    sql_store.create_table()
+    if args.subjects:
+        engine = own_database(URL)
+        table = SqlKeyStore(engine).table
+        table.drop(engine, checkfirst=True)
+        sql_store = SqlKeyStore(engine)
+        sql_store.create_table()
 
-    def pg_size() -> int:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(sa.text("select pg_total_relation_size('fieldcrypt_keys')")).scalar() or 0
-            )
+        def pg_size() -> int:
+            with engine.connect() as conn:
+                query = sa.text("select pg_total_relation_size('fieldcrypt_keys')")
+                return int(conn.execute(query).scalar() or 0)
 
-    run("PostgreSQL key store", sql_store, args.subjects, args.cache, args.rounds, pg_size)
+        run("PostgreSQL key store", sql_store, args.subjects, args.cache, args.rounds, pg_size)
     if args.memory_subjects:
         run(
             "in-memory key store",
