@@ -239,3 +239,16 @@ def test_async_session_follows_the_translation(engine: sa.Engine, keyring: field
 
     assert asyncio.run(scenario()) == ("async B", "async B")
     assert keyring.decrypt(_raw(engine, TENANT_B)[7], Place(f"{TENANT_B}.patients", "notes", 7)) == b"async B"
+
+
+def test_driver_sql_and_ddl_run_under_a_translating_engine(
+    engine: sa.Engine, keyring: fieldcrypt.Keyring
+) -> None:
+    """Driver SQL and DDL carry no encrypted values: a translating engine runs them (a driver string once crashed the check)."""
+    tenant_a = _tenant(engine, TENANT_A)
+    with tenant_a.begin() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+    Customer.__table__.drop(tenant_a)  # type: ignore[attr-defined]
+    Customer.__table__.create(tenant_a)  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql(f"SELECT count(*) FROM {TENANT_A}.customers").scalar_one() == 0
