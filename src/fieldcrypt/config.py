@@ -13,12 +13,15 @@ The file (``--config PATH``, ``$FIELDCRYPT_CONFIG``, or ``./fieldcrypt.toml`` wh
     key_store = "dynamodb:fieldcrypt_keys"    # default: the table fieldcrypt_keys in database_url
     dynamodb_endpoint_url = "http://localhost:8000"   # DynamoDB Local, a VPC endpoint, ...
     metadata = "myapp.models:Base.metadata"   # column options read from the Encrypted(...) models
+    tenant_keyrings = "myapp.keys:tenant_keyrings"   # the application's TenantKeyrings (or a
+                                                    # function returning it), for --tenant
 
     [columns."users.ssn"]      # per-column options (flags override them)
     codec = "text"
     storage = "binary"
     bind_row = false
     index_column = "ssn_bidx"
+    tenant = "tenant_id"       # per-tenant values: the column holding the tenant id (--tenant ID)
 
 Never put key material in it: ``master_key`` names a key (ARN, key file, env variable).
 """
@@ -37,7 +40,7 @@ from fieldcrypt.keys.master import MasterKey
 from fieldcrypt.keys.resolve import master_key_from
 from fieldcrypt.registry import register
 
-COLUMN_OPTIONS = frozenset({"codec", "storage", "bind_row", "index_column"})
+COLUMN_OPTIONS = frozenset({"codec", "storage", "bind_row", "index_column", "tenant"})
 
 ENV = {
     "database_url": "FIELDCRYPT_DATABASE_URL",
@@ -54,6 +57,8 @@ ENV = {
     "dynamodb_endpoint_url": "FIELDCRYPT_DYNAMODB_ENDPOINT_URL",
     "metadata": "FIELDCRYPT_METADATA",
     "anchor_id": "FIELDCRYPT_ANCHOR_ID",
+    "tenant": "FIELDCRYPT_TENANT",
+    "tenant_keyrings": "FIELDCRYPT_TENANT_KEYRINGS",
 }
 DEFAULT_FILE = "fieldcrypt.toml"
 
@@ -75,6 +80,8 @@ class Settings:
     dynamodb_endpoint_url: str | None = None
     metadata: str | None = None  # "package.module:Base.metadata": column options from the models
     anchor_id: str | None = None  # the keyring's anchor fingerprint, pinned (docs/threat-model.md)
+    tenant: str | None = None  # operate on this tenant only, under its keyring (docs/tenants.md)
+    tenant_keyrings: str | None = None  # "package.module:attr": the application's TenantKeyrings
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def column(self, target: str) -> dict[str, Any]:
@@ -160,6 +167,63 @@ def build_keyring(settings: Settings, *, public_key: str | None = None) -> Keyri
     return register(keyring, replace=True)
 
 
+def tenant_keyring(settings: Settings, name: str | None = None) -> Keyring:
+    """The keyring of ``settings.tenant`` in the TenantKeyrings called ``name`` (default: the
+    configured keyring name), as the application supplies it (docs/tenants.md, "Operations").
+
+    Raises:
+        ConfigurationError: no tenant given, no such TenantKeyrings, an unusable tenant id.
+    """
+    if not settings.tenant:
+        raise ConfigurationError("no tenant given: pass --tenant ID")
+    return tenant_keyrings(settings, name).keyring_for(settings.tenant)
+
+
+def tenant_keyrings(settings: Settings, name: str | None = None) -> Any:
+    """The application's TenantKeyrings called ``name`` (default: the configured keyring name).
+
+    Found in the registry: registered by ``tenant_keyrings`` (``package.module:attr``, a
+    TenantKeyrings or a function returning one), or by the models' module on import (``metadata``).
+
+    Raises:
+        ConfigurationError: nothing registered under ``name``.
+    """
+    from fieldcrypt.registry import get_tenant_keyrings
+
+    if settings.tenant_keyrings:
+        register(load_tenant_keyrings(settings.tenant_keyrings), replace=True)
+    elif settings.metadata:
+        load_metadata(settings.metadata)  # the models' module may register its TenantKeyrings
+    try:
+        found = get_tenant_keyrings(name or settings.keyring)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"{exc}; for --tenant, name the application's TenantKeyrings with --tenant-keyrings "
+            "package.module:attr (or FIELDCRYPT_TENANT_KEYRINGS, or tenant_keyrings in the config "
+            "file), or let the --metadata models' module register it (docs/tenants.md)"
+        ) from None
+    return found
+
+
+def load_tenant_keyrings(reference: str) -> Any:
+    """The TenantKeyrings ``package.module:attr`` names: the object, or what calling it returns.
+
+    Raises:
+        ConfigurationError: it cannot be imported, or is not (and does not return) a TenantKeyrings.
+    """
+    from fieldcrypt.tenants import TenantKeyrings
+
+    found = load_metadata(reference)
+    if not isinstance(found, TenantKeyrings) and callable(found):
+        found = found()
+    if not isinstance(found, TenantKeyrings):
+        raise ConfigurationError(
+            f"tenant_keyrings {reference!r} is a {type(found).__name__}, not a TenantKeyrings "
+            "(or a function returning one)"
+        )
+    return found
+
+
 def _producer_key(public_key: str, settings: Settings) -> MasterKey:
     from fieldcrypt.keys.kms_rsa import RsaProducerKey
 
@@ -221,12 +285,15 @@ def parse_key_store(text: str | None) -> tuple[str, str | None, str | None]:
 
 
 def load_metadata(reference: str) -> Any:
-    """Import ``package.module:attribute.path`` (a MetaData or Table of the application's models)."""
+    """Import ``package.module:attribute.path`` (a MetaData or Table of the application's models;
+    also the application's TenantKeyrings)."""
     import importlib
 
     module_name, colon, attributes = reference.partition(":")
     if not colon or not module_name or not attributes:
-        raise ConfigurationError(f"metadata is written package.module:Base.metadata, not {reference!r}")
+        raise ConfigurationError(
+            f"write package.module:attribute (e.g. myapp.models:Base.metadata), not {reference!r}"
+        )
     try:
         found: Any = importlib.import_module(module_name)
         for attribute in attributes.split("."):

@@ -24,7 +24,7 @@ from fieldcrypt.alembic.ops import (
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keys.record import Purpose
 from fieldcrypt.keys.resolve import master_key_from
-from fieldcrypt.registry import get_keyring
+from fieldcrypt.registry import get_keyring, get_tenant_keyrings
 from fieldcrypt.rotation import admin, engine, inspect, schema
 from fieldcrypt.rotation.spec import ColumnSpec, Storage
 from fieldcrypt.sqlalchemy.spec import check_column_type, check_plaintext_type
@@ -144,8 +144,12 @@ def rotate_blind_index(operations: Operations, op: RotateBlindIndexOp) -> None:
 def rewrap_keys(operations: Operations, op: RewrapKeysOp) -> None:
     _online(operations, "rewrap_keys")
     destination = master_key_from(op.to)
+    if op.tenant is None:
+        keyring = get_keyring(op.keyring)
+    else:
+        keyring = get_tenant_keyrings(op.keyring).keyring_for(op.tenant)  # that tenant's keys only
     with operations.get_context().autocommit_block():
-        admin.rewrap(get_keyring(op.keyring), destination, remove_old=op.remove_old)
+        admin.rewrap(keyring, destination, remove_old=op.remove_old)
 
 
 @Operations.implementation_for(UpgradeKeyStoreOp)

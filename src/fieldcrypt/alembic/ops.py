@@ -252,6 +252,9 @@ class RewrapKeysOp(MigrateOperation):
 
     ``remove_old=True`` also drops the copies under every other master key (then the old key can
     be disabled); its downgrade, given ``from_``, rewraps back.
+
+    ``tenant``: ``keyring`` names a registered TenantKeyrings, and only that tenant's data keys are
+    rewrapped (a BYOK tenant moving to a new key of theirs); no other tenant's record is touched.
     """
 
     def __init__(
@@ -261,16 +264,20 @@ class RewrapKeysOp(MigrateOperation):
         *,
         from_: str | MasterKey | None = None,
         remove_old: bool = False,
+        tenant: str | None = None,
     ) -> None:
         self.keyring = keyring
         self.to = to
         self.from_ = from_
         self.remove_old = remove_old
+        self.tenant = tenant
 
     def reverse(self) -> RewrapKeysOp:
         if self.from_ is None:
             raise ConfigurationError("rewrap_keys needs from_= to be reversed")
-        return RewrapKeysOp(self.keyring, self.from_, from_=self.to, remove_old=self.remove_old)
+        return RewrapKeysOp(
+            self.keyring, self.from_, from_=self.to, remove_old=self.remove_old, tenant=self.tenant
+        )
 
 
 @operation("upgrade_key_store")

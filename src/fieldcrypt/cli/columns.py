@@ -8,6 +8,7 @@ import concurrent.futures
 import functools
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -20,6 +21,7 @@ from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.rotation import engine, inspect, schema
 from fieldcrypt.rotation.spec import ColumnSpec, Storage
 from fieldcrypt.rotation.table import Segment
+from fieldcrypt.tenant_rows import TenantRows
 
 TARGET_HELP = "TARGET is TABLE.COLUMN (SQL) or dynamodb:TABLE.ATTRIBUTE."
 SEGMENT_OPTION = click.option(
@@ -50,6 +52,11 @@ def _column_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "--storage", type=click.Choice([s.value for s in Storage]), help="binary or text [binary]."
         ),
         click.option("--bind-row/--no-bind-row", default=None, help="Values are bound to their row's key."),
+        click.option(
+            "--tenant-column",
+            metavar="NAME",
+            help="The column (attribute) holding the tenant id, for --tenant (without --metadata).",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -71,26 +78,40 @@ def _batch_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _spec(
-    state: State, target: str, codec: str | None, storage: str | None, bind_row: bool | None
-) -> ColumnSpec:
+    state: State,
+    target: str,
+    codec: str | None,
+    storage: str | None,
+    bind_row: bool | None,
+    tenant_column: str | None = None,
+) -> tuple[ColumnSpec, TenantRows | None]:
     """The column's options: from the models (--metadata), else from flags and the config file,
-    where nothing defaults the codec: commands that read values refuse to run without it."""
+    where nothing defaults the codec: commands that read values refuse to run without it. With
+    --tenant, the spec's keyring is the tenant's and the rows are the tenant's (:func:`_for_tenant`)."""
     table, dot, column = target.rpartition(".")
     if not dot or not table or not column:
         raise ConfigurationError(
             f"a column is written TABLE.COLUMN (or dynamodb:TABLE.ATTRIBUTE), not {target!r}"
         )
     if state.settings.metadata:
-        if codec or storage or bind_row is not None:
+        if codec or storage or bind_row is not None or tenant_column:
             raise ConfigurationError(
-                "with --metadata the column options come from the model; drop --codec/--storage"
+                "with --metadata the column options come from the model; drop "
+                "--codec/--storage/--bind-row/--tenant-column"
             )
-        state.keyring  # noqa: B018 - registers the configured keyring the model names
+        if not state.settings.tenant:
+            state.keyring  # noqa: B018 - registers the configured keyring the model names
         from fieldcrypt.sqlalchemy.spec import column_spec
 
-        return column_spec(table, column, config.load_metadata(state.settings.metadata))
+        spec = column_spec(table, column, config.load_metadata(state.settings.metadata))
+        return _for_tenant(state, spec, spec.tenant)
     configured = state.settings.column(target)
-    return ColumnSpec(
+    tenant_column = tenant_column or configured.get("tenant")
+    if tenant_column is not None and not state.settings.tenant:
+        _for_tenant(
+            state, ColumnSpec(table, column, keyring=state.settings.keyring), tenant_column
+        )  # refuses
+    spec = ColumnSpec(
         table,
         column,
         keyring=state.keyring,
@@ -99,13 +120,65 @@ def _spec(
         bind_row=bind_row if bind_row is not None else bool(configured.get("bind_row", False)),
         index_column=configured.get("index_column"),
     )
+    return _for_tenant(state, spec, tenant_column)
+
+
+def _for_tenant(
+    state: State, spec: ColumnSpec, tenant_column: str | None
+) -> tuple[ColumnSpec, TenantRows | None]:
+    """``spec`` for the ``--tenant`` given: under that tenant's keyring, with its rows.
+
+    Raises:
+        ConfigurationError: --tenant for a column with no tenant column, or a per-tenant column
+            without --tenant (one tenant's keyring cannot read another's values).
+    """
+    tenant = state.settings.tenant
+    where = f"{spec.table}.{spec.column}"
+    if tenant_column is None:
+        if tenant:
+            raise ConfigurationError(
+                f"{where}: --tenant needs the column holding the tenant id: declare "
+                "Encrypted(..., tenant=...) and pass --metadata, or pass --tenant-column NAME"
+            )
+        return spec, None
+    if not tenant:
+        raise ConfigurationError(
+            f"{where} is encrypted per tenant (tenant column {tenant_column}): pass --tenant ID, one "
+            "run per tenant (`fieldcrypt keys tenants` lists the tenants with keys)"
+        )
+    keyring = spec.keyring
+    if isinstance(keyring, str):
+        keyring = config.tenant_keyring(state.settings, keyring)
+    if keyring.tenant is None:
+        raise ConfigurationError(f"{where}: keyring {keyring.name!r} is not a TenantKeyrings' keyring")
+    return replace(spec, keyring=keyring), TenantRows(tenant_column, keyring.tenant)
+
+
+def dynamodb_tenant(state: State, target: str, tenant_column: str | None) -> TenantRows | None:
+    """The items of ``--tenant`` in ``dynamodb:TABLE.ATTRIBUTE`` (None without --tenant); the
+    tenant attribute comes from --tenant-column or the target's ``tenant`` in the config file.
+
+    Raises:
+        ConfigurationError: --tenant without a tenant attribute, or a tenant attribute without --tenant.
+    """
+    column = tenant_column or state.settings.column(target).get("tenant")
+    if state.settings.tenant and column is None:
+        raise ConfigurationError(
+            f"{target}: --tenant needs the attribute holding the tenant id: pass --tenant-column "
+            f'NAME, or set tenant = "NAME" under [columns."{target}"] in the config file'
+        )
+    if column is None:
+        return None
+    if not state.settings.tenant:
+        raise ConfigurationError(f"{target} is encrypted per tenant (attribute {column}): pass --tenant ID")
+    tenant = state.keyring.tenant
+    assert tenant is not None  # --tenant gives a tenant's keyring
+    return TenantRows(column, tenant)
 
 
 def _adoption_spec(state: State, spec: ColumnSpec) -> ColumnSpec:
     """For encrypt-column: the codec read from the plaintext column when none was given, and a
     refusal when the one given contradicts the column's type."""
-    from dataclasses import replace
-
     from fieldcrypt.sqlalchemy.spec import check_column_type
     from fieldcrypt.storage import sql as sql_storage
 
@@ -124,11 +197,14 @@ def _adoption_spec(state: State, spec: ColumnSpec) -> ColumnSpec:
     return spec
 
 
-def _run(state: State, action: str, spec: ColumnSpec, options: dict[str, Any]) -> None:
+def _run(
+    state: State, action: str, spec: ColumnSpec, options: dict[str, Any], tenant: TenantRows | None = None
+) -> None:
     workers = options.pop("workers")
     segment = Segment.parse(options.pop("segment") or "0/1")
     done: dict[int, engine.Report] = {}
-    with state.out.progress(f"{action} {spec.table}.{spec.column} (segment {segment})") as meter:
+    scope = "" if tenant is None else f", tenant {tenant.tenant}"
+    with state.out.progress(f"{action} {spec.table}.{spec.column} (segment {segment}{scope})") as meter:
 
         def progress(n: int, report: engine.Report) -> None:
             done[n] = report
@@ -146,12 +222,15 @@ def _run(state: State, action: str, spec: ColumnSpec, options: dict[str, Any]) -
                     action,
                     segment=s,
                     progress=functools.partial(progress, n),
+                    tenant=tenant,
                     **options,
                 )
                 for n, s in enumerate(segment.split(workers))
             ]
             reports = [f.result() for f in futures]
     total = _combine(reports, str(segment))
+    if tenant is not None:
+        total["tenant"] = tenant.tenant
     state.out.result(total, lambda: _say_report(state, total))
     if total["failed"] or total["conflicts"]:
         raise click.exceptions.Exit(EXIT_INCOMPLETE)
@@ -172,8 +251,9 @@ def _combine(reports: list[engine.Report], segment: str) -> dict[str, Any]:
 def _say_report(state: State, r: dict[str, Any]) -> None:
     verb = "would change" if r["dry_run"] else "wrote"
     count = r["to_change"] if r["dry_run"] else r["written"]
+    scope = f", tenant {r['tenant']}" if "tenant" in r else ""
     state.out.say(
-        f"{r['action']} {r['table']}.{r['column']} (segment {r['segment']}): scanned {r['scanned']}, "
+        f"{r['action']} {r['table']}.{r['column']} (segment {r['segment']}{scope}): scanned {r['scanned']}, "
         f"{verb} {count}, failed {r['failed']}, conflicts {r['conflicts']}, KMS retries {r['retries']}, "
         f"{r['seconds']:.1f}s"
     )
@@ -213,6 +293,7 @@ def encrypt_column(
     codec: str | None,
     storage: str | None,
     bind_row: bool | None,
+    tenant_column: str | None,
     widen: bool,
     from_: str | None,
     from_key_env: str,
@@ -222,7 +303,8 @@ def encrypt_column(
     re-encrypt another library's ciphertexts read with the old key."""
     from dataclasses import replace
 
-    spec = _adoption_spec(state, _spec(state, target, codec, storage, bind_row))
+    spec, tenant = _spec(state, target, codec, storage, bind_row, tenant_column)
+    spec = _adoption_spec(state, spec)
     if from_ is not None:
         spec = replace(spec, from_=foreign_source(from_, os.environ.get(from_key_env, "")))
     if not options["dry_run"]:  # a dry run writes nothing, not even a first data key
@@ -231,7 +313,7 @@ def encrypt_column(
     if widen and not options["dry_run"]:
         with state.engine.begin() as conn:
             schema.widen(conn, spec.table, spec.column, spec.the_storage)
-    _run(state, "encrypt", spec, options)
+    _run(state, "encrypt", spec, options, tenant)
 
 
 @click.command()
@@ -245,13 +327,17 @@ def reencrypt(
     codec: str | None,
     storage: str | None,
     bind_row: bool | None,
+    tenant_column: str | None,
     **options: Any,
 ) -> None:
-    """Move every value to the keyring's current data key (online, resumable, idempotent)."""
+    """Move every value to the keyring's current data key (online, resumable, idempotent).
+
+    With --tenant, only that tenant's rows, onto its keyring's current data key."""
     if target.startswith("dynamodb:"):
-        _reencrypt_dynamodb(state, target, options)
+        _reencrypt_dynamodb(state, target, options, dynamodb_tenant(state, target, tenant_column))
         return
-    _run(state, "reencrypt", _spec(state, target, codec, storage, bind_row), options)
+    spec, tenant = _spec(state, target, codec, storage, bind_row, tenant_column)
+    _run(state, "reencrypt", spec, options, tenant)
 
 
 # The count a DynamoDB job's summary leads with, and how it is said in a dry run and a real one.
@@ -261,20 +347,28 @@ _DYNAMODB_VERBS = {
 }
 
 
-def _reencrypt_dynamodb(state: State, target: str, options: dict[str, Any]) -> None:
-    _dynamodb_job(state, "reencrypt", target, options, _dynamodb().run_reencrypt)
+def _reencrypt_dynamodb(
+    state: State, target: str, options: dict[str, Any], tenant: TenantRows | None
+) -> None:
+    _dynamodb_job(state, "reencrypt", target, options, _dynamodb().run_reencrypt, tenant)
 
 
 def _dynamodb_job(
-    state: State, action: str, target: str, options: dict[str, Any], run: Callable[..., dict[str, Any]]
+    state: State,
+    action: str,
+    target: str,
+    options: dict[str, Any],
+    run: Callable[..., dict[str, Any]],
+    tenant: TenantRows | None = None,
 ) -> None:
     """Run a segmented DynamoDB job (``run``: fieldcrypt.cli.dynamodb's), with progress and a
-    one-line summary; exit 1 when items failed or lost every race."""
+    one-line summary; exit 1 when items failed or lost every race. ``tenant``: its items only."""
     segment = Segment.parse(options["segment"] or "0/1")
     with state.out.progress(f"{action} {target} (segment {segment})") as meter:
         result = run(
             target,
             keyring=state.keyring,
+            tenant=tenant,
             segment=(segment.index, segment.count),
             workers=options["workers"],
             batch_size=options["batch_size"],
@@ -315,13 +409,16 @@ def decrypt_column(
     codec: str | None,
     storage: str | None,
     bind_row: bool | None,
+    tenant_column: str | None,
     restore_type: str | None,
     **options: Any,
 ) -> None:
     """Decrypt every value back to plaintext in place (the downgrade of encrypt-column)."""
     restored = sqltypes.parse(restore_type) if restore_type else None  # refused before any work
-    spec = _spec(state, target, codec, storage, bind_row)
-    _run(state, "decrypt", spec, dict(options))  # exits 1 (and skips the type change) if rows remain
+    spec, tenant = _spec(state, target, codec, storage, bind_row, tenant_column)
+    if tenant is not None and restored is not None:
+        raise ConfigurationError("--restore-type changes the whole column: not with --tenant")
+    _run(state, "decrypt", spec, dict(options), tenant)  # exits 1 (and skips the type change) if rows remain
     if restored is not None and not options["dry_run"]:
         with state.engine.begin() as conn:
             schema.narrow(conn, spec.table, spec.column, restored, spec.the_storage)
@@ -344,19 +441,18 @@ def reindex(
     codec: str | None,
     storage: str | None,
     bind_row: bool | None,
+    tenant_column: str | None,
     index_column: str | None,
     retire_old: bool,
     **options: Any,
 ) -> None:
     """Recompute a blind-index column under the newest blind-index key (after
     `keys rotate --purpose blind_index` and one refresh interval); queries match both until then."""
-    from dataclasses import replace
-
     from fieldcrypt.rotation import admin
 
-    spec = _spec(state, target, codec, storage, bind_row)
+    spec, tenant = _spec(state, target, codec, storage, bind_row, tenant_column)
     spec = replace(spec, index_column=index_column or spec.index_column or f"{spec.column}_bidx")
-    _run(state, "reindex", spec, options)
+    _run(state, "reindex", spec, options, tenant)
     if retire_old and not options["dry_run"]:
         retired, kept = admin.retire_unused_index_keys(state.keyring)
         for key_id in retired:
@@ -384,6 +480,7 @@ def rebind(
     codec: str | None,
     storage: str | None,
     bind_row: bool | None,
+    tenant_column: str | None,
     from_: str | None,
     **options: Any,
 ) -> None:
@@ -394,10 +491,12 @@ def rebind(
             raise ConfigurationError(
                 f"rebind {target}: name the old table and attribute with --from OLD_TABLE.OLD_ATTRIBUTE"
             )
+        tenant = dynamodb_tenant(state, target, tenant_column)
         run = functools.partial(_dynamodb().run_rebind, from_=from_)
-        _dynamodb_job(state, "rebind", target, options, lambda t, **kw: run(t, **kw))
+        _dynamodb_job(state, "rebind", target, options, lambda t, **kw: run(t, **kw), tenant)
         return
-    _run(state, "rebind", _rebind_spec(_spec(state, target, codec, storage, bind_row), from_), options)
+    spec, rows = _spec(state, target, codec, storage, bind_row, tenant_column)
+    _run(state, "rebind", _rebind_spec(spec, from_), options, rows)
 
 
 def _rebind_spec(spec: ColumnSpec, from_: str | None) -> ColumnSpec:

@@ -22,6 +22,10 @@ class State:
 
     @cached_property
     def keyring(self) -> Keyring:
+        """The configured keyring; with ``--tenant``, that tenant's keyring of the TenantKeyrings
+        named by ``--keyring`` (the application supplies its master key: none is configured here)."""
+        if self.settings.tenant:
+            return config.tenant_keyring(self.settings)
         return config.build_keyring(self.settings)
 
     @property

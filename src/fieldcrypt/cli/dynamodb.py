@@ -18,6 +18,7 @@ from fieldcrypt.dynamodb.tables import check_segment, parse_target
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.reports import ColumnStatus
 from fieldcrypt.stores.dynamodb import dynamodb_client
+from fieldcrypt.tenant_rows import TenantRows
 
 
 def run_reencrypt(
@@ -33,13 +34,15 @@ def run_reencrypt(
     checkpoint_dir: str | None,
     progress: Callable[[int], None] | None,
     workers: int = 1,
+    tenant: TenantRows | None = None,
 ) -> dict[str, Any]:
     """Re-encrypt ``dynamodb:TABLE.ATTRIBUTE`` onto the keyring's current data key.
 
     ``segment=(i, n)`` runs only segment ``i`` of ``n`` (0-based, as DynamoDB numbers them), so
     ``n`` jobs can share a table; ``None`` runs the whole table as one segment. ``workers``
     threads split this job's segment further: DynamoDB segments ``i, i+n, ...`` of ``n*workers``
-    (so the same ``workers`` must be given to resume from checkpoints).
+    (so the same ``workers`` must be given to resume from checkpoints). ``tenant``: only that
+    tenant's items, under its keyring (``keyring``).
 
     Raises:
         ConfigurationError: a malformed target, an out-of-range segment, a missing table.
@@ -59,6 +62,7 @@ def run_reencrypt(
         dry_run=dry_run,
         checkpoint_dir=checkpoint_dir,
         progress=progress,
+        tenant=tenant,
     )
 
 
@@ -112,12 +116,18 @@ def _run_job(
     client = dynamodb_client(region, endpoint_url)
     job = job_class(client, table, attribute, total_segments=total * workers, **options)
     counts: dict[str, Any] = job.run([index + total * w for w in range(workers)], workers=workers)
-    return {
-        "action": action,
-        "target": target,
-        "segment": f"{index}/{total}",
-        "dry_run": options["dry_run"],
-    } | counts
+    tenant: TenantRows | None = options.get("tenant")
+    scope = {} if tenant is None else {"tenant": tenant.tenant}
+    return (
+        {
+            "action": action,
+            "target": target,
+            "segment": f"{index}/{total}",
+            "dry_run": options["dry_run"],
+        }
+        | scope
+        | counts
+    )
 
 
 def run_status(
@@ -129,9 +139,10 @@ def run_status(
     segment: tuple[int, int] = (0, 1),
     workers: int = 1,
     progress: Callable[[int, int | None], None] | None = None,
+    tenant: TenantRows | None = None,
 ) -> ColumnStatus:
     """Counts for ``dynamodb:TABLE.ATTRIBUTE``: values per data key and master key, plaintext
-    left, undecryptable items (listed by key). Reads only."""
+    left, undecryptable items (listed by key). Reads only. ``tenant``: that tenant's items only."""
     table, attribute = parse_target(target)
     return table_status(
         dynamodb_client(region, endpoint_url),
@@ -141,4 +152,5 @@ def run_status(
         segment=segment,
         workers=workers,
         progress=progress,
+        tenant=tenant,
     )

@@ -82,6 +82,22 @@ OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
             "help": "Models' MetaData: column options from Encrypted(...) [FIELDCRYPT_METADATA].",
         },
     ),
+    (
+        ("--tenant",),
+        {
+            "metavar": "ID",
+            "help": "Only this tenant: its keyring (from the application's TenantKeyrings) and, for "
+            "a column, its rows [FIELDCRYPT_TENANT].",
+        },
+    ),
+    (
+        ("--tenant-keyrings",),
+        {
+            "metavar": "MODULE:ATTR",
+            "help": "The application's TenantKeyrings, or a function returning it "
+            "[FIELDCRYPT_TENANT_KEYRINGS].",
+        },
+    ),
     (("--json", "as_json"), {"is_flag": True, "help": "Machine-readable result on stdout."}),
     (("-q", "--quiet"), {"is_flag": True, "help": "No progress or human output on stderr."}),
 ]

@@ -13,14 +13,21 @@ import functools
 
 import click
 
-from fieldcrypt.cli.columns import SEGMENT_OPTION, WORKERS_OPTION, _column_options, _dynamodb, _spec
+from fieldcrypt.cli.columns import (
+    SEGMENT_OPTION,
+    WORKERS_OPTION,
+    _column_options,
+    _dynamodb,
+    _spec,
+    dynamodb_tenant,
+)
 from fieldcrypt.cli.context import State
 from fieldcrypt.cli.output import EXIT_INCOMPLETE, Meter
-from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.reports import ColumnStatus
 from fieldcrypt.rotation import inspect
 from fieldcrypt.rotation.spec import ColumnSpec
 from fieldcrypt.rotation.table import WHOLE, Segment
+from fieldcrypt.tenant_rows import TenantRows
 
 
 @click.command()
@@ -34,16 +41,21 @@ def status(
     codec: str | None,
     storage: str | None,
     bind_row: bool | None,
+    tenant_column: str | None,
     segment: str | None,
     workers: int,
 ) -> None:
     """Values per data key and master key, plaintext left, undecryptable values, data keys no
-    value uses. TARGET is TABLE.COLUMN (SQL) or dynamodb:TABLE.ATTRIBUTE.
+    value uses. TARGET is TABLE.COLUMN (SQL) or dynamodb:TABLE.ATTRIBUTE. With --tenant, one
+    tenant's rows against its keyring.
 
     Exit code 1 when work remains: plaintext, values not on the current key, or undecryptable ones.
     """
-    found = column_status(state, target, codec, storage, bind_row, Segment.parse(segment or "0/1"), workers)
-    state.out.result(found.as_dict(), lambda: _say_status(state, found))
+    found = column_status(
+        state, target, codec, storage, bind_row, Segment.parse(segment or "0/1"), workers, tenant_column
+    )
+    scope = {} if state.settings.tenant is None else {"tenant": state.keyring.tenant}
+    state.out.result(found.as_dict() | scope, lambda: _say_status(state, found))
     if found.work_remains:
         raise click.exceptions.Exit(EXIT_INCOMPLETE)
 
@@ -56,10 +68,13 @@ def column_status(
     bind_row: bool | None,
     segment: Segment = WHOLE,
     workers: int = 1,
+    tenant_column: str | None = None,
 ) -> ColumnStatus:
-    """The status of one target, SQL or DynamoDB, read on ``workers`` threads."""
+    """The status of one target, SQL or DynamoDB, read on ``workers`` threads (one tenant's rows
+    with --tenant)."""
     with state.out.progress(f"status {target} (segment {segment})") as meter:
         if target.startswith("dynamodb:"):
+            tenant = dynamodb_tenant(state, target, tenant_column)  # refused before any key is built
             return _dynamodb().run_status(  # type: ignore[no-any-return]
                 target,
                 keyring=state.keyring,
@@ -68,12 +83,15 @@ def column_status(
                 segment=(segment.index, segment.count),
                 workers=workers,
                 progress=meter,
+                tenant=tenant,
             )
-        spec = _spec(state, target, codec, storage, bind_row)
-        return _sql_status(state, spec, segment, workers, meter)
+        spec, tenant = _spec(state, target, codec, storage, bind_row, tenant_column)
+        return _sql_status(state, spec, segment, workers, meter, tenant)
 
 
-def _sql_status(state: State, spec: ColumnSpec, segment: Segment, workers: int, meter: Meter) -> ColumnStatus:
+def _sql_status(
+    state: State, spec: ColumnSpec, segment: Segment, workers: int, meter: Meter, tenant: TenantRows | None
+) -> ColumnStatus:
     seen: dict[int, tuple[int, int | None]] = {}
 
     def progress(n: int, done: int, total: int | None) -> None:
@@ -84,7 +102,12 @@ def _sql_status(state: State, spec: ColumnSpec, segment: Segment, workers: int, 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [
             pool.submit(
-                inspect.status, state.engine, spec, segment=s, progress=functools.partial(progress, n)
+                inspect.status,
+                state.engine,
+                spec,
+                segment=s,
+                progress=functools.partial(progress, n),
+                tenant=tenant,
             )
             for n, s in enumerate(parts)
         ]
@@ -140,21 +163,20 @@ def verify(
     codec: str | None,
     storage: str | None,
     bind_row: bool | None,
+    tenant_column: str | None,
     batch_size: int,
 ) -> None:
     """Decrypt every value; list the rows that fail. Exit code 1 if any fails or is plaintext.
 
-    TARGET is TABLE.COLUMN (SQL); for dynamodb:TABLE.ATTRIBUTE, `status` decrypts every value.
+    TARGET is TABLE.COLUMN (SQL) or dynamodb:TABLE.ATTRIBUTE. With --tenant, one tenant's rows.
     """
     if target.startswith("dynamodb:"):
-        raise ConfigurationError(
-            f"verify reads SQL columns; `fieldcrypt status {target}` decrypts every value of a "
-            "DynamoDB attribute and lists the items that fail"
-        )
-    spec = _spec(state, target, codec, storage, bind_row)
+        _verify_dynamodb(state, target, tenant_column)
+        return
+    spec, tenant = _spec(state, target, codec, storage, bind_row, tenant_column)
     with state.out.progress(f"verify {target}") as meter:
-        result = inspect.verify(state.engine, spec, batch_size=batch_size, progress=meter)
-    data = result.as_dict()
+        result = inspect.verify(state.engine, spec, batch_size=batch_size, progress=meter, tenant=tenant)
+    data = result.as_dict() | ({} if tenant is None else {"tenant": tenant.tenant})
 
     def human() -> None:
         state.out.say(
@@ -167,4 +189,35 @@ def verify(
 
     state.out.result(data, human)
     if not result.ok:
+        raise click.exceptions.Exit(EXIT_INCOMPLETE)
+
+
+def _verify_dynamodb(state: State, target: str, tenant_column: str | None) -> None:
+    """verify of a DynamoDB attribute: its status decrypts every value; reported as verify does."""
+    found = column_status(state, target, None, None, None, tenant_column=tenant_column)
+    failed = found.failed + found.destroyed + found.unknown_key
+    data = {
+        "table": found.table,
+        "column": found.column,
+        "rows": found.rows,
+        "decrypted": found.encrypted - failed,
+        "null": found.null,
+        "plaintext": found.plaintext,
+        "failed": failed,
+        "failed_rows": found.undecryptable_rows,
+        "plaintext_rows": found.plaintext_rows,
+        "ok": failed == 0 and found.plaintext == 0,
+    } | ({} if state.settings.tenant is None else {"tenant": state.keyring.tenant})
+
+    def human() -> None:
+        state.out.say(
+            f"{target}: {data['decrypted']} decrypted, {failed} failed, {found.plaintext} plaintext, "
+            f"{found.null} absent"
+        )
+        for row in found.undecryptable_rows[:50]:
+            state.out.say(f"  item {row}")
+        _say_rows(state, "plaintext", found.plaintext_rows)
+
+    state.out.result(data, human)
+    if not data["ok"]:
         raise click.exceptions.Exit(EXIT_INCOMPLETE)

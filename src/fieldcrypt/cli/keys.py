@@ -1,5 +1,7 @@
-"""``fieldcrypt keys list|rotate|upgrade|rewrap|retire|destroy|shred|rekey-subjects``: data-key
-administration."""
+"""``fieldcrypt keys list|rotate|tenants|upgrade|rewrap|retire|destroy|shred|rekey-subjects``:
+data-key administration.
+
+With ``--tenant ID`` every command works on that tenant's keyring alone (docs/tenants.md)."""
 
 from __future__ import annotations
 
@@ -83,6 +85,21 @@ def rotate(state: State, purpose: str) -> None:
 
 @keys.command()
 @click.pass_obj
+def tenants(state: State) -> None:
+    """The tenants with data keys in the key store, of the TenantKeyrings named by --keyring
+    (each is one --tenant ID for status, reencrypt, verify and the keys commands)."""
+    from fieldcrypt import config
+
+    supplier = config.tenant_keyrings(state.settings)
+    found = supplier.stored_tenants()
+    state.out.result(
+        {"keyring": supplier.name, "tenants": found},
+        lambda: state.out.say("\n".join(found) if found else f"no tenant of {supplier.name} has keys yet"),
+    )
+
+
+@keys.command()
+@click.pass_obj
 def upgrade(state: State) -> None:
     """Upgrade a fieldcrypt 0.1 key store: anchor, record authentication (see docs/rotation.md).
 
@@ -111,6 +128,7 @@ def rewrap(
     """Wrap every data key under another master key (ReEncrypt inside KMS where possible).
 
     No row of application data is read or written: the cost is one or two KMS calls per data key.
+    With --tenant, only that tenant's data keys (a BYOK tenant moving to its new KMS key).
     """
     destination = master_key_from(to, region=state.settings.region)
     bucket = TokenBucket(max_kms_calls_per_second) if max_kms_calls_per_second else None

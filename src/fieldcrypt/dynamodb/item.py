@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from fieldcrypt import audit, index_records
 from fieldcrypt.column import open_at
-from fieldcrypt.dynamodb import values, wire
+from fieldcrypt.dynamodb import tenancy, values, wire
 from fieldcrypt.dynamodb.tables import key_names
 from fieldcrypt.errors import ConfigurationError, DecryptionError
 from fieldcrypt.keyring import Keyring
@@ -24,6 +24,8 @@ from fieldcrypt.registry import get_keyring
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from fieldcrypt.tenants import TenantKeyrings
 
 AttributeValue = Mapping[str, Any]
 Item = Mapping[str, AttributeValue]
@@ -36,7 +38,11 @@ class EncryptedField:
     Args:
         kind: the DynamoDB type of the plaintext value: ``"S"``, ``"N"``, ``"B"``, ``"BOOL"``,
             ``"M"`` or ``"L"`` (positional).
-        keyring: a registered keyring's name (resolved at first use) or a :class:`Keyring`.
+        keyring: a registered keyring's name (resolved at first use) or a :class:`Keyring`; with
+            ``tenant``, a registered :class:`~fieldcrypt.TenantKeyrings`' name (or the object).
+        tenant: the attribute holding the item's tenant id (a string or integer, in clear; it may
+            be the hash key): each item's value is encrypted under that tenant's keyring, and
+            searches run within one tenant (docs/tenants.md).
         searchable: keep an equality token (blind index) in ``index_attribute``, to be the hash
             key of a GSI; query it with :meth:`ItemEncryptor.search_tokens` and pass the items
             found through :meth:`ItemEncryptor.verified`.
@@ -56,7 +62,8 @@ class EncryptedField:
 
     kind: str
     _: KW_ONLY
-    keyring: str | Keyring
+    keyring: str | Keyring | TenantKeyrings
+    tenant: str | None = None
     searchable: bool = False
     index_attribute: str | None = None
     normalizer: Callable[[Any], Any] | None = None
@@ -67,13 +74,30 @@ class EncryptedField:
             raise ConfigurationError(
                 f"cannot encrypt DynamoDB {self.kind!r} values; choose one of {', '.join(values.KINDS)}"
             )
-        if not self.keyring or not isinstance(self.keyring, str | Keyring):
+        if self.tenant is not None:
+            tenancy.check_declaration(self.keyring, self.tenant, "EncryptedField")
+        elif not self.keyring or not isinstance(self.keyring, str | Keyring):
             raise ConfigurationError("keyring must be a registered keyring's name or a Keyring")
         object.__setattr__(self, "searchable", bool(self.searchable or self.index_attribute))
         object.__setattr__(self, "bound_as", old_names(self.bound_as, "attribute"))
 
     def resolve_keyring(self) -> Keyring:
-        return get_keyring(self.keyring) if isinstance(self.keyring, str) else self.keyring
+        """The one keyring of a field without ``tenant`` (see :meth:`keyring_for`)."""
+        if self.tenant is not None:
+            raise ConfigurationError(
+                f"this field is encrypted per tenant ({self.tenant}): its keyring depends on the item"
+            )
+        return get_keyring(self.keyring) if isinstance(self.keyring, str) else self.keyring  # type: ignore[return-value]
+
+    def keyring_for(self, tenant: Any, where: str = "EncryptedField") -> Keyring:
+        """The keyring for an item of ``tenant`` (the field's one keyring without ``tenant=``).
+
+        Raises:
+            ConfigurationError: a per-tenant field without a tenant, or an unusable tenant id.
+        """
+        if self.tenant is None:
+            return self.resolve_keyring()
+        return tenancy.keyring_for(self.keyring, tenant, attribute=self.tenant, where=where)  # type: ignore[arg-type]
 
 
 class ItemEncryptor:
@@ -105,6 +129,12 @@ class ItemEncryptor:
             name: f.index_attribute or f"{name}_bidx" for name, f in attributes.items() if f.searchable
         }
         taken = set(keys) | set(attributes)
+        for name, field in attributes.items():
+            if field.tenant is not None and field.tenant in attributes:
+                raise ConfigurationError(
+                    f"{table}.{name}: its tenant attribute {field.tenant!r} is encrypted; the tenant "
+                    "id must be stored in clear to choose the keyring"
+                )
         for name in attributes:
             if name in keys:
                 raise ConfigurationError(
@@ -149,7 +179,7 @@ class ItemEncryptor:
                     out.pop(index, None)
                 continue
             plaintext = self._plaintext(name, field, value)  # a wrong type fails before any key is used
-            keyring = field.resolve_keyring()
+            keyring = self._keyring(name, field, item)  # chosen before the write, from the item
             out[name] = {"B": keyring.encrypt(plaintext, place)}
             if index is not None:
                 indexed = plaintext if field.normalizer is None else self._index_plaintext(name, field, value)
@@ -173,7 +203,7 @@ class ItemEncryptor:
             stored = value.get("B") if len(value) == 1 else None
             if not isinstance(stored, bytes | bytearray):
                 raise DecryptionError(**place.where())
-            plaintext = open_at(field.resolve_keyring(), bytes(stored), self._places(field, place))
+            plaintext = open_at(self._keyring(name, field, item), bytes(stored), self._places(field, place))
             old = self._renamed_from(name, field)
             if old is not None and name not in item:
                 del out[old]  # read under its new name
@@ -186,25 +216,30 @@ class ItemEncryptor:
 
     # -- search -----------------------------------------------------------------------------
 
-    def index_token(self, attribute: str, value: AttributeValue) -> bytes:
-        """The token to store for ``value`` in ``attribute``'s blind index (the newest index key).
+    def index_token(self, attribute: str, value: AttributeValue, *, tenant: Any = None) -> bytes:
+        """The token to store for ``value`` in ``attribute``'s blind index (the newest index key;
+        of ``tenant``'s keyring for a per-tenant attribute).
 
         Raises:
             ConfigurationError: not a searchable attribute, or the attribute's recorded index
                 options (keyring, token length, normalizer) differ from this field's.
         """
-        keyring, place, plaintext = self._index_input(attribute, value, writing=True)
+        keyring, place, plaintext = self._index_input(attribute, value, writing=True, tenant=tenant)
         return keyring.blind_index(plaintext, place)
 
-    def search_tokens(self, attribute: str, value: AttributeValue) -> list[bytes]:
+    def search_tokens(self, attribute: str, value: AttributeValue, *, tenant: Any = None) -> list[bytes]:
         """Every token ``value`` may be stored under in ``attribute``'s blind index: query the
         GSI keyed on it once per token (two during a blind-index key rotation). Never creates a key.
 
+        A per-tenant attribute is searched within ``tenant`` (required): equal values of two
+        tenants have different tokens, so another tenant's items never match.
+
         Raises:
-            ConfigurationError: ``attribute`` is not a searchable encrypted attribute.
+            ConfigurationError: ``attribute`` is not a searchable encrypted attribute; a
+                per-tenant attribute without ``tenant``, or ``tenant`` for one that is not.
             TypeError: a value of another DynamoDB type than the field declares.
         """
-        keyring, place, plaintext = self._index_input(attribute, value, writing=False)
+        keyring, place, plaintext = self._index_input(attribute, value, writing=False, tenant=tenant)
         tokens = keyring.blind_index_candidates(plaintext, place)
         field = self.fields[attribute]
         if field.bound_as is not None:  # items not yet re-bound keep tokens made at the old place
@@ -214,15 +249,13 @@ class ItemEncryptor:
         return tokens
 
     def _index_input(
-        self, attribute: str, value: AttributeValue, *, writing: bool
+        self, attribute: str, value: AttributeValue, *, writing: bool, tenant: Any
     ) -> tuple[Keyring, Place, bytes]:
         """The keyring, place and normalised bytes a token of ``value`` is made from; checks the
         attribute's index record (``writing`` records it when missing)."""
-        field = self.fields.get(attribute)
-        if field is None or attribute not in self.indexes:
-            raise ConfigurationError(f"{self.table}.{attribute} is not a searchable encrypted attribute")
+        field = self._searchable(attribute, tenant)
         plaintext = self._index_plaintext(attribute, field, value)
-        keyring, place = field.resolve_keyring(), self._column_places[attribute]
+        keyring, place = field.keyring_for(tenant, self._where(attribute)), self._column_places[attribute]
         index_records.check(keyring, place, field.normalizer, writing=writing)
         return keyring, place, plaintext
 
@@ -235,8 +268,11 @@ class ItemEncryptor:
     def _renamed_from(name: str, field: EncryptedField) -> str | None:
         return None if field.bound_as is None or field.bound_as[1] == name else field.bound_as[1]
 
-    def verified(self, attribute: str, value: AttributeValue, items: Iterable[Item]) -> list[dict[str, Any]]:
-        """The items of a blind-index query that truly hold ``value``, decrypted.
+    def verified(
+        self, attribute: str, value: AttributeValue, items: Iterable[Item], *, tenant: Any = None
+    ) -> list[dict[str, Any]]:
+        """The items of a blind-index query that truly hold ``value`` (and, for a per-tenant
+        attribute, belong to ``tenant``), decrypted.
 
         A token match proves nothing (a database writer can copy a victim's token into another
         item; truncated tokens can collide), so pass every query result through this: an item
@@ -247,15 +283,18 @@ class ItemEncryptor:
             DecryptionError: an item whose values do not decrypt at all (tampered).
             ConfigurationError: ``attribute`` is not a searchable encrypted attribute.
         """
-        field = self.fields.get(attribute)
-        if field is None or attribute not in self.indexes:
-            raise ConfigurationError(f"{self.table}.{attribute} is not a searchable encrypted attribute")
+        field = self._searchable(attribute, tenant)
+        wanted = self._tenant_name(attribute, field, tenant)
         searched = self._index_plaintext(attribute, field, value)
         kept: list[dict[str, Any]] = []
         for item in items:
             plain = self.decrypt_item(item)
             found = plain.get(attribute)
-            if found is not None and self._index_plaintext(attribute, field, found) == searched:
+            if (
+                found is not None
+                and self._tenant_name(attribute, field, self._tenant_of(attribute, field, item)) == wanted
+                and self._index_plaintext(attribute, field, found) == searched
+            ):
                 kept.append(plain)
             else:
                 row = wire.row_key(item, self.key_attributes)
@@ -272,6 +311,38 @@ class ItemEncryptor:
             ) from None
 
     # -- internals --------------------------------------------------------------------------
+
+    def _where(self, attribute: str) -> str:
+        return f"{self.table}.{attribute}"
+
+    def _searchable(self, attribute: str, tenant: Any) -> EncryptedField:
+        """The searchable field ``attribute``, checked against whether a tenant was given."""
+        field = self.fields.get(attribute)
+        if field is None or attribute not in self.indexes:
+            raise ConfigurationError(f"{self.table}.{attribute} is not a searchable encrypted attribute")
+        if field.tenant is None and tenant is not None:
+            raise ConfigurationError(f"{self.table}.{attribute} is not encrypted per tenant: drop tenant=")
+        if field.tenant is not None and tenant is None:
+            raise ConfigurationError(
+                f"{self.table}.{attribute} is encrypted per tenant ({field.tenant}): a search runs "
+                "within one tenant, pass tenant="
+            )
+        return field
+
+    def _tenant_of(self, name: str, field: EncryptedField, item: Item) -> Any:
+        return None if field.tenant is None else tenancy.tenant_in(item, field.tenant, self._where(name))
+
+    def _tenant_name(self, name: str, field: EncryptedField, tenant: Any) -> str | None:
+        """The canonical tenant id (as its keyring names it); None for a field not per tenant."""
+        if field.tenant is None or tenant is None:
+            return None
+        return field.keyring_for(tenant, self._where(name)).tenant
+
+    def _keyring(self, name: str, field: EncryptedField, item: Item) -> Keyring:
+        """The keyring of ``name``'s value in ``item``: the field's, or the item's tenant's."""
+        if field.tenant is None:
+            return field.resolve_keyring()
+        return field.keyring_for(self._tenant_of(name, field, item), self._where(name))
 
     def _declared(
         self, item: Item, *, reading: bool = False

@@ -29,6 +29,7 @@ from fieldcrypt.dynamodb.checkpoint import Checkpoints, SegmentState
 from fieldcrypt.dynamodb.tables import EncryptedColumn, check_segment
 from fieldcrypt.errors import ConfigurationError, DecryptionError
 from fieldcrypt.keyring import Keyring
+from fieldcrypt.tenant_rows import TenantRows
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -61,6 +62,7 @@ class Reencryptor:
         progress: called after each page with the number of items this job has scanned so far
             (all its segments together, counting those that earlier runs scanned before a
             resume), e.g. to drive a progress bar.
+        tenant: only this tenant's items (``keyring`` is then that tenant's keyring).
     """
 
     outcomes: tuple[str, ...] = COUNTS  # the outcomes a run reports (a subclass's job may have others)
@@ -80,11 +82,12 @@ class Reencryptor:
         dry_run: bool = False,
         checkpoint_dir: str | None = None,
         progress: Callable[[int], None] | None = None,
+        tenant: TenantRows | None = None,
     ) -> None:
         check_segment(0, total_segments)
         if not 1 <= batch_size <= 10_000:
             raise ConfigurationError("batch size must be between 1 and 10000 items")
-        self.column = EncryptedColumn.open(client, table, attribute, self.also_read())
+        self.column = EncryptedColumn.open(client, table, attribute, self.also_read(), tenant)
         # Only this job's KMS calls wait for the bucket; the application's share the client.
         self.limiter = (
             ratelimit.TokenBucket(max_kms_calls_per_second, burst=1) if max_kms_calls_per_second else None
@@ -93,8 +96,9 @@ class Reencryptor:
         self.total_segments = total_segments
         self.batch_size = batch_size
         self.dry_run = dry_run
+        scope = attribute if tenant is None else f"{attribute}.{tenant.slug}"
         self.checkpoints = Checkpoints(
-            None if dry_run else checkpoint_dir, table, attribute, total_segments, self.checkpoint_job
+            None if dry_run else checkpoint_dir, table, scope, total_segments, self.checkpoint_job
         )
         self.progress = progress
         self._names = (table, attribute)  # the attributes of fieldcrypt.rotation.rows

@@ -22,6 +22,7 @@ from fieldcrypt.errors import DecryptionError, KeyAccessError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
 from fieldcrypt.reports import ColumnStatus
+from fieldcrypt.tenant_rows import TenantRows
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -39,13 +40,15 @@ def table_status(
     segment: tuple[int, int] = (0, 1),
     workers: int = 1,
     progress: Callable[[int, int | None], None] | None = None,
+    tenant: TenantRows | None = None,
 ) -> ColumnStatus:
     """Counts for ``table.attribute`` (segment ``i/N`` of the table; ``workers`` threads each
-    scan one DynamoDB segment of it). ``progress(items read, None)`` after every page."""
+    scan one DynamoDB segment of it). ``progress(items read, None)`` after every page. With
+    ``tenant``, that tenant's items only, against its keyring (``keyring``)."""
     index, count = segment
     check_segment(index, count)
     check_segment(0, count * workers)
-    column = EncryptedColumn.open(client, table, attribute)
+    column = EncryptedColumn.open(client, table, attribute, tenant)
     records = {r.key_id: r for r in keyring.records(Purpose.ENCRYPTION)}
     current = keyring.chosen_key_id()  # the keyring's authenticated choice, never a new key
     read = [0]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fieldcrypt.dynamodb import wire
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.place import Place
+from fieldcrypt.tenant_rows import TenantRows
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -62,17 +63,24 @@ def key_names(client: DynamoDBClient, table: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class EncryptedColumn:
     """One attribute of one table, with the table's key attribute names in schema order.
-    ``also``: further attributes read with it (a renamed attribute's old name, its blind index)."""
+    ``also``: further attributes read with it (a renamed attribute's old name, its blind index);
+    ``tenant``: only the items of that tenant (a scan filter on its tenant attribute)."""
 
     client: DynamoDBClient
     table: str
     attribute: str
     key_names: tuple[str, ...]
     also: tuple[str, ...] = ()
+    tenant: TenantRows | None = None
 
     @classmethod
     def open(
-        cls, client: DynamoDBClient, table: str, attribute: str, also: tuple[str, ...] = ()
+        cls,
+        client: DynamoDBClient,
+        table: str,
+        attribute: str,
+        also: tuple[str, ...] = (),
+        tenant: TenantRows | None = None,
     ) -> EncryptedColumn:
         names = key_names(client, table)
         for name in (attribute, *also):
@@ -80,7 +88,11 @@ class EncryptedColumn:
                 raise ConfigurationError(
                     f"{table}.{name} is a key attribute; key attributes are never encrypted"
                 )
-        return cls(client, table, attribute, names, also)
+        if tenant is not None and tenant.column in (attribute, *also):
+            raise ConfigurationError(
+                f"{table}.{tenant.column} cannot be both encrypted and the tenant attribute"
+            )
+        return cls(client, table, attribute, names, also, tenant)
 
     def _projection(self, with_keys: bool) -> dict[str, str]:
         """ExpressionAttributeNames of what is read: the attribute, ``also`` and (scans) the key."""
@@ -107,6 +119,10 @@ class EncryptedColumn:
                 "ExpressionAttributeNames": names,
                 "Limit": batch_size,
             }
+            if self.tenant is not None:
+                extra = self._tenant_filter()
+                params["ExpressionAttributeNames"] = names | extra.pop("ExpressionAttributeNames")
+                params.update(extra)
             if start:
                 params["ExclusiveStartKey"] = start
             page = self.client.scan(**params)
@@ -114,6 +130,22 @@ class EncryptedColumn:
             yield page.get("Items", []), start
             if not start:
                 return
+
+    def _tenant_filter(self) -> dict[str, Any]:
+        """Scan parameters keeping the tenant's items only: its id as a string, or as a number
+        when it is one (a tenant attribute may be an S or an N)."""
+        assert self.tenant is not None
+        tenant = self.tenant.tenant
+        values: dict[str, Any] = {":ts": {"S": tenant}}
+        condition = "#t = :ts"
+        if tenant.lstrip("-").isdigit():
+            values[":tn"] = {"N": tenant}
+            condition = "(#t = :ts OR #t = :tn)"
+        return {
+            "FilterExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ExpressionAttributeNames": {"#t": self.tenant.column},
+        }
 
     def read(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """The attribute's current stored value (consistent read), or None if the item is gone."""

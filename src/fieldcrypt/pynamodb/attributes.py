@@ -10,7 +10,7 @@ raise :class:`~fieldcrypt.errors.QueryNotSupportedError` instead of silently mat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from pynamodb.attributes import Attribute, BinaryAttribute, MapAttribute
 from pynamodb.constants import BINARY
@@ -19,6 +19,7 @@ from pynamodb.expressions.update import SetAction
 
 from fieldcrypt import index_records
 from fieldcrypt.column import open_at
+from fieldcrypt.dynamodb import tenancy
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, old_names
@@ -38,6 +39,9 @@ def _flag(inner: Attribute[Any], name: str) -> bool:
 
 _T = TypeVar("_T")
 
+if TYPE_CHECKING:
+    from fieldcrypt.tenants import TenantKeyrings
+
 
 class EncryptedAttribute(Attribute[_T], Generic[_T]):
     """An attribute whose value is encrypted client-side before it reaches DynamoDB.
@@ -47,7 +51,10 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
 
     Args:
         inner: the attribute describing the plaintext (``UnicodeAttribute()``, ``MapAttribute()``...).
-        keyring: a registered keyring's name (resolved at first use) or a :class:`Keyring`.
+        keyring: a registered keyring's name (resolved at first use) or a :class:`Keyring`; with
+            ``tenant``, a registered :class:`~fieldcrypt.TenantKeyrings`' name (or the object).
+        tenant: the Python name of the model's attribute holding the tenant id: each item's value
+            is encrypted under that tenant's keyring, chosen before the write (docs/tenants.md).
         null: allow ``None`` (stored as an absent attribute); defaults to the inner attribute's.
         attr_name: the DynamoDB attribute name, if not the Python one.
         bound_as: ``(old_table, old_attribute)`` after a table or attribute rename: values written
@@ -69,7 +76,8 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         self,
         inner: Attribute[_T],
         *,
-        keyring: str | Keyring,
+        keyring: str | Keyring | TenantKeyrings,
+        tenant: str | None = None,
         null: bool | None = None,
         attr_name: str | None = None,
         bound_as: tuple[str, str] | None = None,
@@ -83,7 +91,9 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
                 "write, so DynamoDB could never find the item; keep the key in clear, or add a "
                 "BlindIndexAttribute and a GSI for lookups by value"
             )
-        if not isinstance(keyring, str | Keyring):
+        if tenant is not None:
+            tenancy.check_declaration(keyring, tenant, "EncryptedAttribute")
+        elif not isinstance(keyring, str | Keyring):
             raise ConfigurationError("keyring must be a registered keyring's name or a Keyring")
         if subject is not None and (not isinstance(subject, str) or not subject):
             raise ConfigurationError("subject must be the name of the attribute holding the subject id")
@@ -91,6 +101,7 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
             raise ConfigurationError("subject and bound_as together are not supported yet: rebind first")
         self.subject = subject
         self.inner = inner
+        self.tenant = tenant
         self.codec = codec_for(inner)
         self._keyring = keyring
         self.bound_as = old_names(bound_as, "attribute")
@@ -99,16 +110,38 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
 
     @property
     def keyring(self) -> Keyring:
-        return get_keyring(self._keyring) if isinstance(self._keyring, str) else self._keyring
+        """The one keyring of an attribute without ``tenant`` (see :meth:`keyring_for`)."""
+        if self.tenant is not None:
+            raise ConfigurationError(
+                f"{self.attr_name} is encrypted per tenant ({self.tenant}): its keyring depends on the item"
+            )
+        keyring = self._keyring
+        return get_keyring(keyring) if isinstance(keyring, str) else keyring  # type: ignore[return-value]
+
+    def keyring_for(self, tenant: Any) -> Keyring:
+        """The keyring of an item whose tenant attribute holds ``tenant`` (ignored without ``tenant=``).
+
+        Raises:
+            ConfigurationError: a per-tenant attribute of an item without its tenant.
+        """
+        if self.tenant is None:
+            return self.keyring
+        where = f"encrypted attribute {self.attr_name!r}"
+        return tenancy.keyring_for(self._keyring, tenant, attribute=self.tenant, where=where)  # type: ignore[arg-type]
 
     # -- values -----------------------------------------------------------------------------
 
     def serialize(self, value: Any) -> bytes:
-        place = self._place()
+        bound = self._bound()
+        place = bound.place(self.attr_name)
+        keyring = self._keyring_of(bound)
         if self.subject is not None:
-            subject = binding.current(self.attr_name).subject(self.attr_name, self.subject)
-            return self.keyring.encrypt_for_subject(subject, self.plaintext(value, place.table), place)
-        return self.keyring.encrypt(self.plaintext(value, place.table), place)
+            subject = bound.subject(self.attr_name, self.subject)
+            return keyring.encrypt_for_subject(subject, self.plaintext(value, place.table), place)
+        return keyring.encrypt(self.plaintext(value, place.table), place)
+
+    def _keyring_of(self, bound: binding.Binding) -> Keyring:
+        return self.keyring if self.tenant is None else self.keyring_for(bound.tenant(self.tenant))
 
     def plaintext(self, value: Any, table: str) -> bytes:
         """The bytes that get encrypted for ``value``.
@@ -122,15 +155,17 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
             raise TypeError(f"{table}.{self.attr_name}: {exc}") from None
 
     def deserialize(self, value: Any) -> Any:
-        place = self._place()
+        bound = self._bound()
+        place = bound.place(self.attr_name)
+        keyring = self._keyring_of(bound)
         blob = value if type(value) is bytes else bytes(value)
         if self.subject is not None:
-            subject = binding.current(self.attr_name).subject(self.attr_name, self.subject)
-            plaintext = self.keyring.decrypt_for_subject(subject, blob, place)
+            subject = bound.subject(self.attr_name, self.subject)
+            plaintext = keyring.decrypt_for_subject(subject, blob, place)
         elif self.bound_as is None:
-            plaintext = self.keyring.decrypt(blob, place)
+            plaintext = keyring.decrypt(blob, place)
         else:  # renamed: its own place first, then the old one (values not yet re-bound)
-            plaintext = open_at(self.keyring, blob, (place, Place(*self.bound_as, place.row)))
+            plaintext = open_at(keyring, blob, (place, Place(*self.bound_as, place.row)))
         try:
             return self.codec.from_bytes(plaintext)
         except (ValueError, TypeError, KeyError, UnicodeDecodeError):
@@ -140,32 +175,37 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
     def get_value(self, value: dict[str, Any]) -> Any:
         if BINARY not in value:
             # A plaintext (or other non-binary) value where a ciphertext belongs: never pass it on.
-            raise DecryptionError(**self._place().where())
+            raise DecryptionError(**self._bound().place(self.attr_name).where())
         return value[BINARY]
 
-    def blind_token(self, value: Any, table: str, normalizer: Callable[[Any], Any]) -> bytes:
-        """The blind-index token stored for ``value`` (the newest blind-index key)."""
+    def blind_token(
+        self, value: Any, table: str, normalizer: Callable[[Any], Any], tenant: Any = None
+    ) -> bytes:
+        """The blind-index token stored for ``value`` (the newest blind-index key of the
+        attribute's keyring: the item's tenant's, for a per-tenant attribute)."""
         plain = self.plaintext(value, table)  # refuse a wrong type before the normalizer sees it
         if normalizer is not _same:
             plain = self.plaintext(normalizer(value), table)
         place = self._column_place(table)
-        index_records.check(self.keyring, place, None if normalizer is _same else normalizer, writing=True)
-        return self.keyring.blind_index(plain, place)
+        keyring = self.keyring_for(tenant)
+        index_records.check(keyring, place, None if normalizer is _same else normalizer, writing=True)
+        return keyring.blind_index(plain, place)
 
-    def blind_candidates(self, value: Any, table: str, normalizer: Callable[[Any], Any]) -> list[bytes]:
-        """Every token ``value`` may be stored under (after a rename, also the tokens at the old
-        place that items not yet re-bound keep); never creates a key."""
+    def blind_candidates(
+        self, value: Any, table: str, normalizer: Callable[[Any], Any], tenant: Any = None
+    ) -> list[bytes]:
+        """Every token ``value`` may be stored under (within ``tenant``; after a rename, also the
+        tokens at the old place that items not yet re-bound keep); never creates a key."""
         self.plaintext(value, table)
         places = [self._column_place(table)]
         if self.bound_as is not None:
             places.append(Place(*self.bound_as))
         plain = self.plaintext(normalizer(value), table)
+        keyring = self.keyring_for(tenant)
         tokens: list[bytes] = []
         for place in places:
-            index_records.check(
-                self.keyring, place, None if normalizer is _same else normalizer, writing=False
-            )
-            tokens.extend(self.keyring.blind_index_candidates(plain, place))
+            index_records.check(keyring, place, None if normalizer is _same else normalizer, writing=False)
+            tokens.extend(keyring.blind_index_candidates(plain, place))
         return tokens
 
     @property
@@ -182,7 +222,7 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
             place = self._column_places[table] = Place(table, self.attr_name)
         return place
 
-    def _place(self) -> Place:
+    def _bound(self) -> binding.Binding:
         name = self.attr_name
         bound = binding.current(name)
         if getattr(bound.model, "_fieldcrypt_encrypted", {}).get(name) is not self:
@@ -190,7 +230,7 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
                 f"encrypted attribute {name!r} must be a top-level attribute of an "
                 "EncryptedModel (not nested in a MapAttribute or used on a plain Model)"
             )
-        return bound.place(name)
+        return bound
 
     # -- expressions ------------------------------------------------------------------------
 
@@ -213,7 +253,10 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
 
     def __repr__(self) -> str:
         subject = "" if self.subject is None else f", subject={self.subject!r}"
-        return f"EncryptedAttribute({type(self.inner).__name__}(), keyring={self._keyring!r}{subject})"
+        tenant = "" if self.tenant is None else f", tenant={self.tenant!r}"
+        return (
+            f"EncryptedAttribute({type(self.inner).__name__}(), keyring={self._keyring!r}{subject}{tenant})"
+        )
 
 
 class EncryptedSet(SetAction):

@@ -47,6 +47,14 @@ class Binding(NamedTuple):
             )
         return value
 
+    # The item's tenant ids by the Python name of each tenant attribute (models declaring
+    # EncryptedAttribute(..., tenant=...) only): they choose the keyring.
+    tenants: Mapping[str, Any] | None = None
+
+    def tenant(self, attribute: str) -> Any:
+        """The item's tenant id held in ``attribute`` (None when the item has none)."""
+        return None if self.tenants is None else self.tenants.get(attribute)
+
     def place(self, attribute: str) -> Place:
         if self.row is None:
             raise ConfigurationError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from pynamodb.attributes import Attribute, BooleanAttribute, UnicodeAttribute
+from pynamodb.attributes import Attribute, BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
@@ -29,6 +29,29 @@ from fieldcrypt.pynamodb.attributes import BlindIndexAttribute, EncryptedAttribu
 from fieldcrypt.pynamodb.binding import Binding, bound
 
 _M = TypeVar("_M", bound="EncryptedModel")
+
+
+def _tenant_attributes(
+    model: str, attributes: dict[str, Attribute[Any]]
+) -> tuple[tuple[str, Attribute[Any]], ...]:
+    """The attributes per-tenant encrypted attributes name with ``tenant=``, checked.
+
+    Raises:
+        ConfigurationError: a tenant attribute that is missing, encrypted, or neither a string
+            nor a number (the tenant must be readable in clear to choose the keyring).
+    """
+    named: dict[str, Attribute[Any]] = {}
+    for name, attr in attributes.items():
+        if not isinstance(attr, EncryptedAttribute) or attr.tenant is None:
+            continue
+        tenant = attributes.get(attr.tenant)
+        if not isinstance(tenant, UnicodeAttribute | NumberAttribute):
+            raise ConfigurationError(
+                f"{model}.{name}: tenant={attr.tenant!r} must name a UnicodeAttribute or NumberAttribute "
+                f"of {model} holding the tenant id in clear"
+            )
+        named[attr.tenant] = tenant
+    return tuple(named.items())
 
 
 class EncryptedModelMeta(MetaModel):
@@ -88,6 +111,7 @@ class EncryptedModelMeta(MetaModel):
                 )
         # Python name -> attribute of each subject attribute, for the bindings of items.
         cls._fieldcrypt_subjects = {n: attributes[n] for n in sorted(subjects)}
+        cls._fieldcrypt_tenants = _tenant_attributes(name, attributes)
         keys = tuple((n, attributes[n]) for n in _compat.key_names(cls) if n is not None)
         cls._fieldcrypt_keys = keys
         cls._fieldcrypt_key_attr_names = [attr.attr_name for _, attr in keys]
@@ -108,6 +132,7 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
     _fieldcrypt_keys: tuple[tuple[str, Attribute[Any]], ...]  # hash (and range) key: Python name, attribute
     _fieldcrypt_key_attr_names: list[str]  # their DynamoDB names
     _fieldcrypt_subjects: dict[str, Attribute[Any]]  # subject attributes by Python name
+    _fieldcrypt_tenants: tuple[tuple[str, Attribute[Any]], ...]  # tenant attributes: Python name, attribute
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -116,7 +141,7 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
             names = self._fieldcrypt_encrypted_names
             if binding.row is None and any(getattr(self, n) is not None for n in names):
                 binding.place("-")  # raises: values cannot be bound to an item without its key
-            self._refresh_blind_indexes(binding.table)
+            self._refresh_blind_indexes(binding)
             return super().serialize(null_check)
 
     def update(
@@ -153,7 +178,9 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
         names = cls._key_attr_names()
         row = wire.row_key(attribute_values, names) if all(n in attribute_values for n in names) else None
         subjects = cls._raw_subjects(attribute_values) if cls._fieldcrypt_subjects else None
-        with bound(Binding(cls, cls.Meta.table_name, row if row is not None else self._row(), subjects)):
+        tenants = cls._raw_tenants(attribute_values, self) if cls._fieldcrypt_tenants else None
+        row = row if row is not None else self._row()
+        with bound(Binding(cls, cls.Meta.table_name, row, subjects, tenants)):
             super().deserialize(attribute_values)
 
     @classmethod
@@ -163,14 +190,24 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
             return super().from_raw_data(data)  # nothing to decrypt: no key needed
         row = wire.row_key(data, cls._key_attr_names())
         subjects = cls._raw_subjects(data) if cls._fieldcrypt_subjects else None
-        with bound(Binding(cls, cls.Meta.table_name, row, subjects)):
+        tenants = cls._raw_tenants(data) if cls._fieldcrypt_tenants else None
+        with bound(Binding(cls, cls.Meta.table_name, row, subjects, tenants)):
             return super().from_raw_data(data)
 
     @classmethod
     def lookup(
-        cls: type[_M], attribute: str | EncryptedAttribute[Any], value: Any, **query: Any
+        cls: type[_M],
+        attribute: str | EncryptedAttribute[Any],
+        value: Any,
+        *,
+        tenant: Any = None,
+        **query: Any,
     ) -> Iterator[_M]:
         """Items whose encrypted ``attribute`` equals ``value``, through its blind-index GSI.
+
+        A per-tenant attribute (``EncryptedAttribute(..., tenant=...)``) is searched within one
+        tenant: ``tenant`` is required, the tokens are that tenant's, and items of another tenant
+        are never returned (equal values of two tenants have different tokens).
 
         Queries once per active blind-index key (two during a blind-index rotation). Extra
         keyword arguments go to ``Index.query`` (``consistent_read`` is not allowed on a GSI).
@@ -180,9 +217,11 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
 
         Raises:
             ConfigurationError: no BlindIndexAttribute for ``attribute``, no GSI keyed on it, or a
-                GSI that does not project it (the matches could not be verified).
+                GSI that does not project it (the matches could not be verified); a per-tenant
+                attribute searched without ``tenant``, or ``tenant`` for one that is not.
         """
         encrypted = cls._encrypted_named(attribute)
+        wanted = cls._searched_tenant(encrypted, tenant)
         blind = [b for b in cls._fieldcrypt_blind.values() if cls.get_attributes()[b.of or ""] is encrypted]
         if not blind:
             raise ConfigurationError(f"{cls.__name__}.{encrypted.attr_name} has no BlindIndexAttribute")
@@ -194,13 +233,14 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
                 if hash_key is not None and hash_key.attr_name == blind_attr.attr_name:
                     _require_projected(cls.__name__, index, encrypted.attr_name)
                     normalizer = blind_attr.normalizer
-                    tokens = encrypted.blind_candidates(value, table, normalizer)
+                    tokens = encrypted.blind_candidates(value, table, normalizer, tenant)
                     searched = encrypted.plaintext(normalizer(value), table) if tokens else b""
                     for token in tokens:
                         for item in index.query(token, **query):
                             found = getattr(item, python_name)
                             if (
                                 found is not None
+                                and item._tenant_of(encrypted) == wanted
                                 and encrypted.plaintext(normalizer(found), table) == searched
                             ):
                                 yield item
@@ -253,10 +293,12 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
 
     def _binding(self) -> Binding:
         subjects = self._fieldcrypt_subjects
-        if not subjects:
+        tenants = self._fieldcrypt_tenants
+        if not subjects and not tenants:
             return Binding(type(self), self.Meta.table_name, self._row())
-        values = {name: getattr(self, name) for name in subjects}
-        return Binding(type(self), self.Meta.table_name, self._row(), values)
+        subject_values = {name: getattr(self, name) for name in subjects} if subjects else None
+        tenant_values = {name: getattr(self, name) for name, _ in tenants} if tenants else None
+        return Binding(type(self), self.Meta.table_name, self._row(), subject_values, tenant_values)
 
     @classmethod
     def _raw_subjects(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +310,43 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
                 found[name] = attribute.deserialize(attribute.get_value(raw))
         return found
 
-    def _refresh_blind_indexes(self, table: str) -> None:
+    @classmethod
+    def _raw_tenants(cls, data: dict[str, Any], item: EncryptedModel | None = None) -> dict[str, Any]:
+        """The tenant ids of a raw item (or, for attributes it lacks, of ``item`` as it stands)."""
+        tenants: dict[str, Any] = {}
+        for name, attr in cls._fieldcrypt_tenants:
+            raw = data.get(attr.attr_name)
+            if raw is not None:
+                tenants[name] = attr.deserialize(attr.get_value(raw))
+            elif item is not None:
+                tenants[name] = getattr(item, name)
+        return tenants
+
+    @classmethod
+    def _searched_tenant(cls, encrypted: EncryptedAttribute[Any], tenant: Any) -> str | None:
+        """The canonical tenant a lookup searches (None for an attribute that is not per tenant)."""
+        if encrypted.tenant is None:
+            if tenant is not None:
+                raise ConfigurationError(
+                    f"{cls.__name__}.{encrypted.attr_name} is not encrypted per tenant: drop tenant="
+                )
+            return None
+        if tenant is None:
+            raise ConfigurationError(
+                f"{cls.__name__}.{encrypted.attr_name} is encrypted per tenant ({encrypted.tenant}): "
+                "a lookup runs within one tenant, pass tenant="
+            )
+        return encrypted.keyring_for(tenant).tenant
+
+    def _tenant_of(self, encrypted: EncryptedAttribute[Any]) -> str | None:
+        """This item's canonical tenant for ``encrypted`` (None for an attribute not per tenant)."""
+        if encrypted.tenant is None:
+            return None
+        found = getattr(self, encrypted.tenant)
+        return None if found is None else encrypted.keyring_for(found).tenant
+
+    def _refresh_blind_indexes(self, binding: Binding) -> None:
+        table = binding.table
         attributes = self.get_attributes()
         for python_name in self._fieldcrypt_blind_names:
             attr = attributes[python_name]
@@ -276,7 +354,8 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
             source = attributes[attr.of or ""]
             assert isinstance(source, EncryptedAttribute)  # checked by the metaclass
             value = getattr(self, attr.of or "")
-            token = None if value is None else source.blind_token(value, table, attr.normalizer)
+            tenant = None if source.tenant is None else binding.tenant(source.tenant)
+            token = None if value is None else source.blind_token(value, table, attr.normalizer, tenant)
             setattr(self, python_name, token)
 
     def _encrypt_actions(self, actions: Sequence[Action]) -> list[Action]:
@@ -301,7 +380,8 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
                     if value is None:
                         resolved.append(RemoveAction(Path(blind)))
                     else:
-                        token = target.blind_token(value, binding.table, blind.normalizer)
+                        tenant = None if target.tenant is None else binding.tenant(target.tenant)
+                        token = target.blind_token(value, binding.table, blind.normalizer, tenant)
                         resolved.append(SetAction(Path(blind), Value({"B": token})))
         return resolved
 

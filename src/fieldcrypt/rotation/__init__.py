@@ -15,6 +15,7 @@ from fieldcrypt.rotation.engine import Report, run
 from fieldcrypt.rotation.inspect import ColumnStatus, Verification, status, verify
 from fieldcrypt.rotation.spec import ColumnSpec, Storage
 from fieldcrypt.rotation.table import Segment
+from fieldcrypt.tenant_rows import TenantRows
 
 __all__ = [
     "ColumnSpec",
@@ -22,6 +23,7 @@ __all__ = [
     "Report",
     "Segment",
     "Storage",
+    "TenantRows",
     "Verification",
     "decrypt_column",
     "encrypt_column",

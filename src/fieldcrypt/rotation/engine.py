@@ -31,6 +31,7 @@ from fieldcrypt.rotation.failures import note_failure
 from fieldcrypt.rotation.spec import ColumnSpec
 from fieldcrypt.rotation.table import Segment, Target
 from fieldcrypt.rotation.writer import Change, write_batch
+from fieldcrypt.tenant_rows import TenantRows
 
 THROTTLED = frozenset({"ThrottlingException", "LimitExceededException", "KMSInternalException"})
 CONFLICT_PASSES = 3
@@ -85,8 +86,12 @@ def run(
     checkpoint_dir: str | None = None,
     max_retries: int = 8,
     retry_base_seconds: float = 0.5,
+    tenant: TenantRows | None = None,
 ) -> Report:
     """Run ``action`` ("encrypt", "reencrypt", "decrypt" or "reindex") over ``spec``'s column.
+
+    ``tenant`` limits the run to one tenant's rows; ``spec``'s keyring is then that tenant's
+    (``TenantKeyrings.keyring_for``), and no other tenant's row is read or written.
 
     ``bind`` is an engine (each batch in its own transaction) or a connection (Alembic's, inside
     ``autocommit_block()``: each statement commits by itself, which compare-and-set makes safe).
@@ -106,12 +111,13 @@ def run(
     started = time.monotonic()
     with _transaction(bind) as conn:
         target = Target.reflect(
-            conn, spec.table, spec.column, spec.index_column if worker.writes_index else None
+            conn, spec.table, spec.column, spec.index_column if worker.writes_index else None, tenant
         )
         report.total = target.count(conn, segment)
     _with_retries(lambda: worker.prepare(dry_run=dry_run), report, max_retries, retry_base_seconds)
+    scope = "" if tenant is None else f".{tenant.slug}"
     checkpoint = Checkpoint(
-        checkpoint_dir, f"{spec.table}.{spec.column}.{action}.{segment.index}of{segment.count}"
+        checkpoint_dir, f"{spec.table}.{spec.column}.{action}{scope}.{segment.index}of{segment.count}"
     )
     fingerprint = f"{action}:{','.join(sorted(getattr(worker, 'current', ())))}"
     after = None if dry_run else checkpoint.load(fingerprint)
@@ -156,8 +162,9 @@ def run(
     if not dry_run:
         checkpoint.clear()
         # Whole column, nothing failed or left, and not resumed from a checkpoint (rows before
-        # it were done by an earlier run, possibly under an older key).
-        worker.finish(report.complete and segment.count == 1 and report.resumed_after is None)
+        # it were done by an earlier run, possibly under an older key); one tenant is not all.
+        whole = segment.count == 1 and report.resumed_after is None and tenant is None
+        worker.finish(report.complete and whole)
     report.seconds = time.monotonic() - started
     return report
 

@@ -21,6 +21,7 @@ from fieldcrypt.rotation.engine import _transaction
 from fieldcrypt.rotation.failures import MAX_FAILURES_LISTED, note_failure
 from fieldcrypt.rotation.spec import ColumnSpec
 from fieldcrypt.rotation.table import WHOLE, Segment, Target
+from fieldcrypt.tenant_rows import TenantRows
 
 __all__ = ["ColumnStatus", "Verification", "check_can_encrypt", "check_storage", "status", "verify"]
 
@@ -34,15 +35,17 @@ def status(
     batch_size: int = 5000,
     segment: Segment = WHOLE,
     progress: Progress | None = None,
+    tenant: TenantRows | None = None,
 ) -> ColumnStatus:
     """Counts per data key and master key, plaintext and NULL values, and undecryptable ones
-    (of one segment; merge segments' results with :meth:`ColumnStatus.merge`)."""
+    (of one segment; merge segments' results with :meth:`ColumnStatus.merge`); with ``tenant``,
+    of that tenant's rows only, against its keyring (``spec``'s)."""
     keyring = spec.resolve_keyring()
     records = {r.key_id: r for r in keyring.records(Purpose.ENCRYPTION)}
     target = f"{spec.table}.{spec.column}"
     result = ColumnStatus(spec.table, spec.column, target, current_key=keyring.chosen_key_id())
     result.damaged_key_rows = damaged_rows(keyring)
-    for row, blob in _ciphertexts(bind, spec, batch_size, result, segment, progress):
+    for row, blob in _ciphertexts(bind, spec, batch_size, result, segment, progress, tenant):
         key_id = keyring.key_id_of(blob)
         result.count(key_id, records.get(key_id), repr(row))
     result.note_unused(list(records.values()))
@@ -74,8 +77,10 @@ def verify(
     *,
     batch_size: int = 1000,
     progress: Progress | None = None,
+    tenant: TenantRows | None = None,
 ) -> Verification:
-    """Decrypt every value (and decode it with the codec); list the rows that fail.
+    """Decrypt every value (and decode it with the codec); list the rows that fail. With
+    ``tenant``, that tenant's rows only, under its keyring (``spec``'s).
 
     Raises:
         KeyAccessError: a master key could not be used at all (that is not a per-row failure).
@@ -83,7 +88,7 @@ def verify(
     keyring = spec.resolve_keyring()
     codec = spec.the_codec  # before the first row: a spec without the column's type is refused
     result = Verification(spec.table, spec.column)
-    for row, blob in _ciphertexts(bind, spec, batch_size, result, Segment(), progress):
+    for row, blob in _ciphertexts(bind, spec, batch_size, result, Segment(), progress, tenant):
         try:
             place = spec.place(row)
             codec.decode(keyring.decrypt(blob, place), place)
@@ -151,10 +156,11 @@ def _ciphertexts(
     tally: _Tally,
     segment: Segment,
     progress: Progress | None,
+    tenant: TenantRows | None = None,
 ) -> Iterator[tuple[Any, bytes]]:
     """(row key, v1 bytes) of every ciphertext in the column; rows, NULLs and plaintext values
     are counted on ``tally`` as they pass."""
-    for row, stored in _values(bind, spec, batch_size, segment, progress):
+    for row, stored in _values(bind, spec, batch_size, segment, progress, tenant):
         tally.rows += 1
         if stored is None:
             tally.null += 1
@@ -176,10 +182,11 @@ def _values(
     batch_size: int,
     segment: Segment,
     progress: Progress | None,
+    tenant: TenantRows | None = None,
 ) -> Iterator[tuple[Any, Any]]:
     after = None
     with _transaction(bind) as conn:
-        target = Target.reflect(conn, spec.table, spec.column)
+        target = Target.reflect(conn, spec.table, spec.column, tenant=tenant)
         total = target.count(conn, segment) if progress is not None else None
     read = 0
     while True:

@@ -8,6 +8,7 @@ indexed read, and the last key seen is a resumable position.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.dialects.postgresql import BIT
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.scheduler import segment_from_environment
 from fieldcrypt.storage.row_keys import canonical_key
+from fieldcrypt.tenant_rows import TenantRows
 
 _SEGMENT = re.compile(r"^(\d+)/(\d+)$")
 RAW = sa.types.NullType()  # no bind or result processing: values exactly as the driver has them
@@ -70,9 +72,17 @@ class Target:
     index_column: sa.Column[Any] | None
     pk: tuple[sa.Column[Any], ...]
     dialect: str = ""  # the database's dialect name: how a key that is not an integer is hashed
+    only: tuple[sa.ColumnElement[bool], ...] = ()  # a tenant's rows only (TenantRows)
 
     @classmethod
-    def reflect(cls, conn: sa.Connection, table: str, column: str, index_column: str | None = None) -> Target:
+    def reflect(
+        cls,
+        conn: sa.Connection,
+        table: str,
+        column: str,
+        index_column: str | None = None,
+        tenant: TenantRows | None = None,
+    ) -> Target:
         schema, _, name = table.rpartition(".")
         try:
             reflected = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema or None)
@@ -83,11 +93,12 @@ class Target:
             raise ConfigurationError(
                 f"table {table!r} has no primary key; the engine pages and writes back by primary key"
             )
-        for wanted in (column, index_column):
+        for wanted in (column, index_column, tenant.column if tenant is not None else None):
             if wanted is not None and wanted not in reflected.c:
                 raise ConfigurationError(f"table {table!r} has no column {wanted!r}")
         index = reflected.c[index_column] if index_column else None
-        return cls(reflected, reflected.c[column], index, pk, conn.dialect.name)
+        only = () if tenant is None else (_tenant_is(reflected.c[tenant.column], tenant.tenant),)
+        return cls(reflected, reflected.c[column], index, pk, conn.dialect.name, only)
 
     def row_key(self, values: Sequence[Any]) -> Any:
         """The primary key as the core's Place expects: canonical (as the application's writes
@@ -106,7 +117,7 @@ class Target:
                 query = query.where(self.pk[0] > after[0])
             else:
                 query = query.where(sa.tuple_(*self.pk) > sa.tuple_(*after))
-        return query.where(*self.segment_filter(segment))
+        return query.where(*self.segment_filter(segment), *self.only)
 
     def segment_filter(self, segment: Segment) -> list[sa.ColumnElement[bool]]:
         if segment.count == 1:
@@ -138,7 +149,11 @@ class Target:
 
     def count(self, conn: sa.Connection, segment: Segment, *, upto: Sequence[Any] | None = None) -> int:
         """Rows of ``segment``; with ``upto``, only those at or before that key (a resume position)."""
-        query = sa.select(sa.func.count()).select_from(self.table).where(*self.segment_filter(segment))
+        query = (
+            sa.select(sa.func.count())
+            .select_from(self.table)
+            .where(*self.segment_filter(segment), *self.only)
+        )
         if upto is not None:
             query = query.where(self._key_at_most(upto))
         return int(conn.execute(query).scalar_one())
@@ -149,3 +164,20 @@ class Target:
             return single
         at_most: sa.ColumnElement[bool] = sa.tuple_(*self.pk) <= sa.tuple_(*key)
         return at_most
+
+
+def _tenant_is(column: sa.Column[Any], tenant: str) -> sa.ColumnElement[bool]:
+    """``column = tenant``, the canonical tenant text given as the column's own Python type
+    (an integer or UUID tenant column compares with an integer or UUID, and keeps its index)."""
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        kind = str
+    try:
+        value: Any = uuid.UUID(tenant) if kind is uuid.UUID else int(tenant) if kind is int else tenant
+    except ValueError:
+        raise ConfigurationError(
+            f"tenant {tenant!r} is not a value of {column.name} ({column.type})"
+        ) from None
+    matches: sa.ColumnElement[bool] = column == value
+    return matches
