@@ -48,7 +48,7 @@ def table_status(
     index, count = segment
     check_segment(index, count)
     check_segment(0, count * workers)
-    column = EncryptedColumn.open(client, table, attribute, tenant)
+    column = EncryptedColumn.open(client, table, attribute, tenant=tenant)
     records = {r.key_id: r for r in keyring.records(Purpose.ENCRYPTION)}
     current = keyring.chosen_key_id()  # the keyring's authenticated choice, never a new key
     read = [0]
