@@ -39,6 +39,7 @@ from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.master import MasterKey
 from fieldcrypt.keys.resolve import master_key_from
 from fieldcrypt.registry import register
+from fieldcrypt.tenants import TenantKeyrings
 
 COLUMN_OPTIONS = frozenset({"codec", "storage", "bind_row", "index_column", "tenant"})
 
@@ -179,7 +180,7 @@ def tenant_keyring(settings: Settings, name: str | None = None) -> Keyring:
     return tenant_keyrings(settings, name).keyring_for(settings.tenant)
 
 
-def tenant_keyrings(settings: Settings, name: str | None = None) -> Any:
+def tenant_keyrings(settings: Settings, name: str | None = None) -> TenantKeyrings:
     """The application's TenantKeyrings called ``name`` (default: the configured keyring name).
 
     Found in the registry: registered by ``tenant_keyrings`` (``package.module:attr``, a
@@ -205,14 +206,12 @@ def tenant_keyrings(settings: Settings, name: str | None = None) -> Any:
     return found
 
 
-def load_tenant_keyrings(reference: str) -> Any:
+def load_tenant_keyrings(reference: str) -> TenantKeyrings:
     """The TenantKeyrings ``package.module:attr`` names: the object, or what calling it returns.
 
     Raises:
         ConfigurationError: it cannot be imported, or is not (and does not return) a TenantKeyrings.
     """
-    from fieldcrypt.tenants import TenantKeyrings
-
     found = load_metadata(reference)
     if not isinstance(found, TenantKeyrings) and callable(found):
         found = found()

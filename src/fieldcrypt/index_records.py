@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from fieldcrypt import tenant_ids
 from fieldcrypt.errors import ConfigurationError, KeyStoreConflict
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status
@@ -99,14 +100,17 @@ def reindexed(keyring: Keyring, place: Place, normalizer: Callable[[Any], Any] |
 
 
 def still_using(keyring: Keyring, key_id: str) -> list[str]:
-    """The columns whose tokens may still be under blind-index key ``key_id`` (by their records)."""
+    """The columns whose tokens may still be under blind-index key ``key_id`` (by their records).
+
+    A tenant's keyring shares its columns' records with every tenant of its family, which cannot
+    say how far one tenant's tokens were rebuilt: each of those columns counts as still using it.
+    """
+    records = records_of(keyring.key_store).list(_family(keyring))
+    if keyring.tenant is not None:
+        return sorted(f"{r.table}.{r.column}" for r in records)
     order = _key_order(keyring)
     mine = order.get(key_id, -1)
-    return sorted(
-        f"{r.table}.{r.column}"
-        for r in records_of(keyring.key_store).list(keyring.name)
-        if order.get(r.oldest_key, -1) <= mine
-    )
+    return sorted(f"{r.table}.{r.column}" for r in records if order.get(r.oldest_key, -1) <= mine)
 
 
 def flush(store: KeyStore) -> None:
@@ -119,12 +123,23 @@ def flush(store: KeyStore) -> None:
 # -- helpers ------------------------------------------------------------------------------------
 
 
+def _family(keyring: Keyring) -> str:
+    """The keyring name a column's record holds: a tenant's keyring records its family (``pii``
+    for ``pii/acme``), since every tenant of the family indexes the same column."""
+    return tenant_ids.split_name(keyring.name)[0]
+
+
 def _record(keyring: Keyring, place: Place, normalizer: Callable[[Any], Any] | None) -> IndexRecord:
-    active = [r for r in keyring.records(Purpose.BLIND_INDEX) if r.status is Status.ACTIVE]
+    # One tenant's index keys say nothing of the others' tokens in the shared column record.
+    active = (
+        []
+        if keyring.tenant is not None
+        else [r for r in keyring.records(Purpose.BLIND_INDEX) if r.status is Status.ACTIVE]
+    )
     return IndexRecord(
         table=place.table,
         column=place.column,
-        keyring=keyring.name,
+        keyring=_family(keyring),
         token_bytes=keyring.blind_index_bytes,
         normalizer=normalizer_name(normalizer),
         oldest_key=active[0].key_id if active else "",

@@ -94,17 +94,16 @@ def _spec(
             f"a column is written TABLE.COLUMN (or dynamodb:TABLE.ATTRIBUTE), not {target!r}"
         )
     if state.settings.metadata:
-        if codec or storage or bind_row is not None or tenant_column:
+        if codec or storage or bind_row is not None:
             raise ConfigurationError(
-                "with --metadata the column options come from the model; drop "
-                "--codec/--storage/--bind-row/--tenant-column"
+                "with --metadata the column options come from the model; drop --codec/--storage/--bind-row"
             )
         if not state.settings.tenant:
             state.keyring  # noqa: B018 - registers the configured keyring the model names
         from fieldcrypt.sqlalchemy.spec import column_spec
 
         spec = column_spec(table, column, config.load_metadata(state.settings.metadata))
-        return _for_tenant(state, spec, spec.tenant)
+        return _for_tenant(state, spec, tenant_column)
     configured = state.settings.column(target)
     tenant_column = tenant_column or configured.get("tenant")
     if tenant_column is not None and not state.settings.tenant:

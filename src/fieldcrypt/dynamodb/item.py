@@ -21,6 +21,7 @@ from fieldcrypt.errors import ConfigurationError, DecryptionError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey, old_names
 from fieldcrypt.registry import get_keyring
+from fieldcrypt.tenant_ids import canonical_tenant
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -284,7 +285,7 @@ class ItemEncryptor:
             ConfigurationError: ``attribute`` is not a searchable encrypted attribute.
         """
         field = self._searchable(attribute, tenant)
-        wanted = self._tenant_name(attribute, field, tenant)
+        wanted = self._tenant_name(field, tenant)
         searched = self._index_plaintext(attribute, field, value)
         kept: list[dict[str, Any]] = []
         for item in items:
@@ -292,7 +293,7 @@ class ItemEncryptor:
             found = plain.get(attribute)
             if (
                 found is not None
-                and self._tenant_name(attribute, field, self._tenant_of(attribute, field, item)) == wanted
+                and self._tenant_name(field, self._tenant_of(attribute, field, item)) == wanted
                 and self._index_plaintext(attribute, field, found) == searched
             ):
                 kept.append(plain)
@@ -332,11 +333,12 @@ class ItemEncryptor:
     def _tenant_of(self, name: str, field: EncryptedField, item: Item) -> Any:
         return None if field.tenant is None else tenancy.tenant_in(item, field.tenant, self._where(name))
 
-    def _tenant_name(self, name: str, field: EncryptedField, tenant: Any) -> str | None:
-        """The canonical tenant id (as its keyring names it); None for a field not per tenant."""
+    @staticmethod
+    def _tenant_name(field: EncryptedField, tenant: Any) -> str | None:
+        """The canonical tenant id; None for a field not per tenant (or an item without one)."""
         if field.tenant is None or tenant is None:
             return None
-        return field.keyring_for(tenant, self._where(name)).tenant
+        return canonical_tenant(tenant)
 
     def _keyring(self, name: str, field: EncryptedField, item: Item) -> Keyring:
         """The keyring of ``name``'s value in ``item``: the field's, or the item's tenant's."""

@@ -27,6 +27,7 @@ from fieldcrypt.place import RowKey
 from fieldcrypt.pynamodb import _compat
 from fieldcrypt.pynamodb.attributes import BlindIndexAttribute, EncryptedAttribute, EncryptedSet
 from fieldcrypt.pynamodb.binding import Binding, bound
+from fieldcrypt.tenant_ids import canonical_tenant
 
 _M = TypeVar("_M", bound="EncryptedModel")
 
@@ -336,14 +337,18 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
                 f"{cls.__name__}.{encrypted.attr_name} is encrypted per tenant ({encrypted.tenant}): "
                 "a lookup runs within one tenant, pass tenant="
             )
-        return encrypted.keyring_for(tenant).tenant
+        return canonical_tenant(tenant)
 
     def _tenant_of(self, encrypted: EncryptedAttribute[Any]) -> str | None:
-        """This item's canonical tenant for ``encrypted`` (None for an attribute not per tenant)."""
+        """This item's canonical tenant for ``encrypted`` (None for an attribute not per tenant;
+        an unusable id never equals a searched one)."""
         if encrypted.tenant is None:
             return None
         found = getattr(self, encrypted.tenant)
-        return None if found is None else encrypted.keyring_for(found).tenant
+        try:
+            return None if found is None else canonical_tenant(found)
+        except ConfigurationError:
+            return None
 
     def _refresh_blind_indexes(self, binding: Binding) -> None:
         table = binding.table
