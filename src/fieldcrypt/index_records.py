@@ -17,7 +17,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from fieldcrypt import tenant_ids
 from fieldcrypt.errors import ConfigurationError, KeyStoreConflict
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status
@@ -87,6 +86,8 @@ def reindexed(keyring: Keyring, place: Place, normalizer: Callable[[Any], Any] |
     """A reindex of the whole column finished with every token under ``key_id`` or newer."""
     records = records_of(keyring.key_store)
     order = _key_order(keyring)
+    if keyring.tenant is not None:
+        return  # one record serves every tenant, whose keys differ: it tracks none (still_using)
     for _ in range(8):
         found = record(keyring, place, normalizer)
         if order.get(found.oldest_key, -1) >= order.get(key_id, -1):
@@ -100,17 +101,15 @@ def reindexed(keyring: Keyring, place: Place, normalizer: Callable[[Any], Any] |
 
 
 def still_using(keyring: Keyring, key_id: str) -> list[str]:
-    """The columns whose tokens may still be under blind-index key ``key_id`` (by their records).
-
-    A tenant's keyring shares its columns' records with every tenant of its family, which cannot
-    say how far one tenant's tokens were rebuilt: each of those columns counts as still using it.
-    """
-    records = records_of(keyring.key_store).list(_family(keyring))
-    if keyring.tenant is not None:
-        return sorted(f"{r.table}.{r.column}" for r in records)
+    """The columns whose tokens may still be under blind-index key ``key_id`` (by their records;
+    a tenant's keyring: every column of its family, whose records track no key)."""
     order = _key_order(keyring)
     mine = order.get(key_id, -1)
-    return sorted(f"{r.table}.{r.column}" for r in records if order.get(r.oldest_key, -1) <= mine)
+    return sorted(
+        f"{r.table}.{r.column}"
+        for r in records_of(keyring.key_store).list(_recorded_name(keyring))
+        if order.get(r.oldest_key, -1) <= mine
+    )
 
 
 def flush(store: KeyStore) -> None:
@@ -123,23 +122,20 @@ def flush(store: KeyStore) -> None:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _family(keyring: Keyring) -> str:
-    """The keyring name a column's record holds: a tenant's keyring records its family (``pii``
-    for ``pii/acme``), since every tenant of the family indexes the same column."""
-    return tenant_ids.split_name(keyring.name)[0]
+def _recorded_name(keyring: Keyring) -> str:
+    """The keyring a column's record names: its own, or ``family/*`` for a tenant's keyring (one
+    record per column, whichever tenant wrote first; never equal to an ordinary keyring's name)."""
+    return keyring.name if keyring.tenant is None else keyring.name.removesuffix(keyring.tenant) + "*"
 
 
 def _record(keyring: Keyring, place: Place, normalizer: Callable[[Any], Any] | None) -> IndexRecord:
-    # One tenant's index keys say nothing of the others' tokens in the shared column record.
-    active = (
-        []
-        if keyring.tenant is not None
-        else [r for r in keyring.records(Purpose.BLIND_INDEX) if r.status is Status.ACTIVE]
-    )
+    active = [r for r in keyring.records(Purpose.BLIND_INDEX) if r.status is Status.ACTIVE]
+    if keyring.tenant is not None:
+        active = []  # each tenant has its own index keys: the record tracks none
     return IndexRecord(
         table=place.table,
         column=place.column,
-        keyring=_family(keyring),
+        keyring=_recorded_name(keyring),
         token_bytes=keyring.blind_index_bytes,
         normalizer=normalizer_name(normalizer),
         oldest_key=active[0].key_id if active else "",
