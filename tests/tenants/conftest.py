@@ -16,8 +16,7 @@ from fieldcrypt.keys.master import MasterKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tenant_app, for the CLI's --tenant-keyrings
 
-TENANTS = ("acme", "globex", "initech")
-BYOK = "globex"  # the tenant on its own KMS key
+from tenant_helpers import BYOK
 
 
 @pytest.fixture
@@ -100,24 +99,3 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in (*cli_config.ENV.values(), "FIELDCRYPT_CONFIG"):
         monkeypatch.delenv(variable, raising=False)
     cli_config._engines.clear()
-
-
-def invoke(*args: str) -> Any:
-    """Run ``fieldcrypt --json ARGS`` in-process (stdout and stderr kept apart)."""
-    from cli_runner import cli_runner
-    from fieldcrypt.cli import cli
-
-    return cli_runner().invoke(cli, ["--json", *args], catch_exceptions=False)
-
-
-def payload(result: Any) -> Any:
-    """The JSON a --json command printed on stdout."""
-    return json.loads(result.stdout)
-
-
-def wraps_by_keyring(store: Any, keyrings: dict[str, fieldcrypt.Keyring]) -> dict[str, dict[str, Any]]:
-    """Every data-key record of each tenant's keyring: key id -> (revision, master keys wrapping it)."""
-    return {
-        tenant: {r.key_id: (r.revision, sorted(r.wraps)) for r in store.list(keyring.name)}
-        for tenant, keyring in keyrings.items()
-    }

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from botocore.exceptions import ClientError
+from tenant_helpers import BYOK, TENANTS, wraps_by_keyring
 from tenant_models import sql_members
 
 import fieldcrypt
 import fieldcrypt.alembic
-from conftest import BYOK, TENANTS, wraps_by_keyring
 from fieldcrypt import rotation
 from fieldcrypt.column import ColumnSpec
 from fieldcrypt.errors import DecryptionError, KeyAccessError

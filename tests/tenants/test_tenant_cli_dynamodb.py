@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import tenant_app
+from tenant_helpers import BYOK, TENANTS, invoke, payload, wraps_by_keyring
 from tenant_models import Member
 
 import fieldcrypt
-from conftest import BYOK, TENANTS, invoke, payload, wraps_by_keyring
 
 SUPPLIER = "tenant_app:tenant_keyrings"
 TARGET = ("dynamodb:members.ssn", "--tenant-column", "tenant_id")

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import tenant_app
+from tenant_helpers import BYOK, TENANTS, invoke, payload, wraps_by_keyring
 from tenant_models import sql_members
 
 import fieldcrypt
-from conftest import BYOK, TENANTS, invoke, payload, wraps_by_keyring
 from fieldcrypt.column import ColumnSpec
 from fieldcrypt.format import VERSION_1
 from fieldcrypt.keys.record import Purpose

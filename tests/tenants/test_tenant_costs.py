@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tenant_helpers import BYOK
 from tenant_models import Member
 
 import fieldcrypt
-from conftest import BYOK
 
 
 def test_a_tenants_first_write_and_cold_read_cost_a_handful_of_kms_calls(

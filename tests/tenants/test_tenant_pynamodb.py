@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from pynamodb.attributes import UnicodeAttribute
+from tenant_helpers import BYOK, TENANTS
 from tenant_models import Member, members_encryptor
 
 import fieldcrypt
-from conftest import BYOK, TENANTS
 from fieldcrypt.dynamodb import EncryptedField, ItemEncryptor
 from fieldcrypt.errors import ConfigurationError, DecryptionError, KeyAccessError
 from fieldcrypt.format import VERSION_1
