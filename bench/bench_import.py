@@ -37,11 +37,11 @@ OLD_KEY = "sqlalchemy-utils benchmark key"
 SCRIPT = str(Path(sys.executable).parent / "fieldcrypt")
 
 
-def _ssn(i: int) -> str:
+def ssn(i: int) -> str:
     return f"{i % 1000:03d}-{i % 97:02d}-{i % 10000:04d}"
 
 
-def _people(column_type: object) -> sa.Table:
+def people(column_type: object) -> sa.Table:
     return sa.Table(
         "people",
         sa.MetaData(),
@@ -50,8 +50,10 @@ def _people(column_type: object) -> sa.Table:
     )
 
 
-def _fill(engine: sa.Engine, column_type: object, rows: int) -> None:
-    table = _people(column_type)
+def fill(engine: sa.Engine, column_type: object, rows: int) -> None:
+    """``people`` created afresh with ``rows`` SSNs written through ``column_type`` (also run by
+    tests/cli/test_cli_import_kill.py, at a test's size)."""
+    table = people(column_type)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE IF EXISTS people"))
     table.metadata.create_all(engine)
@@ -59,7 +61,7 @@ def _fill(engine: sa.Engine, column_type: object, rows: int) -> None:
         for start in range(1, rows + 1, 5000):
             conn.execute(
                 sa.insert(table),
-                [{"id": i, "ssn": _ssn(i)} for i in range(start, min(start + 5000, rows + 1))],
+                [{"id": i, "ssn": ssn(i)} for i in range(start, min(start + 5000, rows + 1))],
             )
 
 
@@ -80,10 +82,10 @@ def _run_cli(env: dict[str, str], extra: list[str], checkpoints: Path, *, kill: 
 
 
 def _check(engine: sa.Engine, rows: int, keyring: fieldcrypt.Keyring) -> None:
-    table = _people(Encrypted(sa.String(11), keyring=keyring.name))
+    table = people(Encrypted(sa.String(11), keyring=keyring.name))
     with engine.connect() as conn:
         read = dict(conn.execute(sa.select(table.c.id, table.c.ssn)).all())
-    if read != {i: _ssn(i) for i in range(1, rows + 1)}:
+    if read != {i: ssn(i) for i in range(1, rows + 1)}:
         raise SystemExit("values did not read back after the move")
 
 
@@ -91,7 +93,7 @@ def _variant(
     engine: sa.Engine, env: dict[str, str], rows: int, keyring: fieldcrypt.Keyring, *, foreign: bool
 ) -> Callable[[], float]:
     def measure() -> float:
-        _fill(
+        fill(
             engine,
             StringEncryptedType(sa.String, OLD_KEY, AesGcmEngine, length=255) if foreign else sa.String(255),
             rows,

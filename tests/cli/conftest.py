@@ -14,8 +14,10 @@ import fieldcrypt
 from fieldcrypt import config as cli_config
 from fieldcrypt.stores.sql import SqlKeyStore
 
-# The users-table helpers are shared with tests/rotation (this directory may run on its own).
+# The users-table helpers are shared with tests/rotation (this directory may run on its own), and
+# the import test fills its table with bench/bench_import.py's own steps.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rotation"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 
 @pytest.fixture(autouse=True)

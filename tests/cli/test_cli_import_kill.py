@@ -1,7 +1,7 @@
 """`fieldcrypt encrypt-column --from sqlalchemy-utils:aes-gcm` killed with SIGKILL mid-table, then rerun.
 
-A few thousand rows written by sqlalchemy-utils itself; the 100,000-row figure is measured by
-bench/bench_import.py (the same steps, timed).
+A few thousand rows written by sqlalchemy-utils itself, through bench/bench_import.py's own table
+and filling (the benchmark times the same steps at 100,000 rows).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from bench_import import fill, people, ssn
 from cli_helpers import kill_9_mid_run, payload
 from click.testing import Result
 from sqlalchemy_utils import StringEncryptedType
@@ -24,19 +25,6 @@ from fieldcrypt.sqlalchemy import Encrypted
 
 ROWS = 3000
 OLD_KEY = "sqlalchemy-utils secret"
-
-
-def _ssn(i: int) -> str:
-    return f"{i:03d}-{i % 97:02d}-{i:04d}"
-
-
-def _people(column_type: object) -> sa.Table:
-    return sa.Table(
-        "people",
-        sa.MetaData(),
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("ssn", column_type),  # type: ignore[arg-type]
-    )
 
 
 def _done(engine: sa.Engine) -> int:
@@ -56,10 +44,9 @@ def test_kill_9_of_an_import_from_sqlalchemy_utils_then_resume(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """SIGKILL the import mid-table: the application reads both kinds meanwhile, and the rerun finishes."""
-    old = _people(StringEncryptedType(sa.String, OLD_KEY, AesGcmEngine, length=255))
-    old.metadata.create_all(engine)
-    with engine.begin() as conn:  # written by sqlalchemy-utils itself
-        conn.execute(sa.insert(old), [{"id": i, "ssn": _ssn(i)} for i in range(1, ROWS + 1)])
+    fill(
+        engine, StringEncryptedType(sa.String, OLD_KEY, AesGcmEngine, length=255), ROWS
+    )  # by sqlalchemy-utils
     fieldcrypt.register(keyring)
     url = engine.url.render_as_string(hide_password=False)
     env = {
@@ -73,12 +60,10 @@ def test_kill_9_of_an_import_from_sqlalchemy_utils_then_resume(
     kill_9_mid_run([*arguments, "--batch-size", "20"], env, checkpoints)
     assert 0 < _done(engine) < ROWS  # stopped mid-table
 
-    during = _people(
-        Encrypted(sa.String(11), keyring="pii", from_=SqlalchemyUtils(OLD_KEY, engine="aes-gcm"))
-    )
+    during = people(Encrypted(sa.String(11), keyring="pii", from_=SqlalchemyUtils(OLD_KEY, engine="aes-gcm")))
     with engine.connect() as conn:  # the application, meanwhile: every row reads
         assert dict(conn.execute(sa.select(during.c.id, during.c.ssn)).all()) == {
-            i: _ssn(i) for i in range(1, ROWS + 1)
+            i: ssn(i) for i in range(1, ROWS + 1)
         }
 
     monkeypatch.setenv("FIELDCRYPT_FROM_KEY", OLD_KEY)
@@ -98,10 +83,10 @@ def test_kill_9_of_an_import_from_sqlalchemy_utils_then_resume(
     assert rerun.exit_code == 0, rerun.stderr
     assert payload(rerun)["resumed_after"] is not None
     assert _done(engine) == ROWS
-    after = _people(Encrypted(sa.String(11), keyring="pii"))
+    after = people(Encrypted(sa.String(11), keyring="pii"))
     with engine.connect() as conn:
         assert dict(conn.execute(sa.select(after.c.id, after.c.ssn)).all()) == {
-            i: _ssn(i) for i in range(1, ROWS + 1)
+            i: ssn(i) for i in range(1, ROWS + 1)
         }
 
 

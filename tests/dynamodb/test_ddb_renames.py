@@ -110,6 +110,17 @@ def _raw(ddb: Any, table: str) -> dict[str, dict[str, Any]]:
     return {item["person_id"]["S"]: item for item in ddb.scan(TableName=table, ConsistentRead=True)["Items"]}
 
 
+def _set_raw(ddb: Any, person_id: str, attribute: str, blob: bytes) -> None:
+    """Write one attribute of a person's item as it is, past the model (a copy, a planted value)."""
+    ddb.update_item(
+        TableName="people",
+        Key={"person_id": {"S": person_id}},
+        UpdateExpression="SET #a = :v",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues={":v": {"B": blob}},
+    )
+
+
 def _assert_ciphertext(ddb: Any, table: str, attribute: str, expected: dict[str, str | None]) -> None:
     for person_id, item in _raw(ddb, table).items():
         value = expected[person_id]
@@ -261,12 +272,7 @@ def test_value_bound_elsewhere_is_counted_failed_and_left(
 ) -> None:
     """A value that opens neither at the new nor at the old place is listed as failed, never rewritten."""
     alien = keyring.encrypt(b"000-00-0000", fieldcrypt.Place("elsewhere", "ssn", "p-00"))
-    ddb.update_item(
-        TableName="people",
-        Key={"person_id": {"S": "p-00"}},
-        UpdateExpression="SET ssn = :v",
-        ExpressionAttributeValues={":v": {"B": alien}},
-    )
+    _set_raw(ddb, "p-00", "ssn", alien)
     counts = Rebinder(ddb, "people", "tax_id", from_=OLD, keyring=keyring).run()
     assert (counts["failed"], counts["rebound"]) == (1, N - 1)
     assert _raw(ddb, "people")["p-00"]["ssn"]["B"] == alien
@@ -357,3 +363,17 @@ def test_rebind_progress_is_counted_under_operation_rebind(
     assert recorder.delta(before)["fieldcrypt.rotation.rows"] == {
         attrs(operation="rebind", table="people_v2", column="ssn", outcome="processed"): N
     }
+
+
+def test_stale_old_copy_beside_a_rebound_value_is_removed(
+    people: type[EncryptedModel], ddb: Any, moto_endpoint: str, keyring: fieldcrypt.Keyring
+) -> None:
+    """An item holding the new attribute (at its own place) and a stale old one: the job keeps the new value and removes the old name only."""
+    fresh = keyring.encrypt(b"111-11-1111", fieldcrypt.Place("people", "tax_id", "p-00"))
+    _set_raw(ddb, "p-00", "tax_id", fresh)
+    counts = Rebinder(ddb, "people", "tax_id", from_=OLD, keyring=keyring).run()
+    assert (counts["current"], counts["rebound"], counts["failed"]) == (1, N - 1, 0)
+    item = _raw(ddb, "people")["p-00"]
+    assert "ssn" not in item
+    assert item["tax_id"]["B"] == fresh
+    assert _on_moto(_model("people", "tax_id", None), moto_endpoint).get("p-00").tax_id == "111-11-1111"
