@@ -50,6 +50,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.column",  # ColumnSpec: a column's options, applied with a registered keyring
         "fieldcrypt.index_records",  # searchable columns' token options checked, index keys in use
         "fieldcrypt.registry",
+        "fieldcrypt.reading",  # a column's per-value read, resolved once per column
         "fieldcrypt.audit",
         "fieldcrypt.ratelimit",
         "fieldcrypt.testing",

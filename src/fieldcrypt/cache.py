@@ -47,9 +47,14 @@ T = TypeVar("T")
 MAX_SCOPES = 4096  # keyring identities one cache remembers (each holds a key store object)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CacheEntry(Generic[T]):
-    """One cached key. ``use()`` is the lock-free fast path: count a use, say if still fresh."""
+    """One cached key. ``use()`` is the lock-free fast path: count a use, say if still fresh.
+
+    Holders outside the cache (a keyring's current key, a column reader's memo in
+    :mod:`fieldcrypt.reading`) check ``use()`` before every use, so an entry the cache drops on
+    purpose (``evict``, ``clear``) is killed: it fails every later check and lets go of its key.
+    """
 
     value: T
     expires_at: float
@@ -70,6 +75,13 @@ class CacheEntry(Generic[T]):
         """
         used = int(repr(self._uses)[6:-1]) - 1 - refused
         return max(min(used, self.max_uses) - 1, 0)
+
+    def kill(self) -> None:
+        # The bound first, then the key: a lock-free reader that loads ``value`` before checking
+        # ``max_uses`` either sees the key with a check that may still pass (the use raced the
+        # eviction, as it always could) or sees None with a check that fails.
+        self.max_uses = 0
+        self.value = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,11 @@ class DataKeyCache:
         with _gone_lock:
             _live.add(self)
         weakref.finalize(self, _retire, self._counts, self._entries)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock the age bounds are measured with (monotonic seconds)."""
+        return self._clock
 
     def scope(self, name: str, master_key_ids: tuple[str, ...], key_store: object) -> int:
         """The number naming a keyring identity in this cache: its name, master keys and store.
@@ -234,28 +251,44 @@ class DataKeyCache:
     def fresh(self, key_id: Hashable) -> Any:
         """The cached value if present and within bounds (counting one use), else None. Lock-free."""
         hot = self._entries.get(key_id)
-        # CacheEntry.use() inlined: this runs once per value decrypted.
-        if hot is not None and next(hot._uses) <= hot.max_uses and self._clock() < hot.expires_at:
-            return hot.value
+        # CacheEntry.use() inlined: this runs once per value decrypted. The value is read before
+        # the bound is checked (see CacheEntry.kill): a killed entry gives None.
+        if hot is not None:
+            value = hot.value
+            if next(hot._uses) <= hot.max_uses and self._clock() < hot.expires_at:
+                return value
         return None
 
+    def peek(self, key_id: Hashable) -> CacheEntry[Any] | None:
+        """The entry held for ``key_id``, without counting a use (its holder checks ``use()``)."""
+        return self._entries.get(key_id)
+
     def get(self, key_id: Hashable, load: Callable[[], T]) -> T:
-        return self.entry(key_id, load).value
+        while True:
+            entry = self.entry(key_id, load)
+            value = entry.value
+            if value is not None:  # else killed between its check and here: load it again
+                return value
 
     def evict(self, key_id: Hashable) -> None:
         """Forget ``key_id``: its key and any remembered failure."""
         with self._lock:
-            forgotten = self._entries.pop(key_id, None)
-            if forgotten is not None:
-                self._evicted(forgotten, "forgotten")
+            entry = self._entries.pop(key_id, None)
+            if entry is not None:
+                self._evicted(entry, "forgotten")  # counted before the kill zeroes its bound
             self._failures.pop(key_id, None)
+        if entry is not None:
+            entry.kill()
 
     def clear(self) -> None:
         with self._lock:
-            for entry in self._entries.values():
-                self._evicted(entry, "cleared")
+            entries = list(self._entries.values())
+            for entry in entries:
+                self._evicted(entry, "cleared")  # counted before the kill zeroes its bound
             self._entries.clear()
             self._failures.clear()
+        for entry in entries:
+            entry.kill()
 
     def counts(self) -> CacheCounts:
         """This cache's hits, misses and evictions so far, and the keys it holds now."""

@@ -185,8 +185,12 @@ class Keyring(SubjectKeys):
             count = next(current.encryptions)
             if count > current.limit or time.monotonic() >= current.refresh_at:
                 current = self._refresh_current((current, count))
+        aead = current.entry.value
+        while aead is None:  # its entry was evicted between the check and here: refresh
+            current = self._refresh_current()
+            aead = current.entry.value
         where = place.encoded if self._namespace is None else self._namespaced(place)
-        return current.header + current.entry.value.seal(data, current.header + where)
+        return current.header + aead.seal(data, current.header + where)
 
     def decrypt(self, blob: bytes, place: Place) -> bytes:
         """Decrypt a v1 value written for ``place``.
@@ -216,6 +220,17 @@ class Keyring(SubjectKeys):
             master_key_id=self.master_key.key_id,
             code="WriteOnlyProducer",
         )
+
+    def associated_place(self, place: Place) -> bytes:
+        """The part of a value's associated data after its header: ``place.encoded``, namespaced."""
+        return place.encoded if self._namespace is None else self._namespaced(place)
+
+    def opening(self, header: bytes, place: Place) -> tuple[CacheEntry[_aead.Aead], bytes] | None:
+        """The cached data key a value with ``header`` opens under, and its whole associated data
+        at ``place``; None when the key is not in the cache (``decrypt`` loads it). For readers
+        that keep both per column (:mod:`fieldcrypt.reading`): they call ``use()`` on every value."""
+        entry = self.cache.peek((self._scope, header))
+        return None if entry is None else (entry, header + self.associated_place(place))
 
     def _namespaced(self, place: Place) -> bytes:
         """``place.encoded`` with the keyring's namespace and a NUL before the table name."""
@@ -310,9 +325,7 @@ class Keyring(SubjectKeys):
             if len(self._index_prefixes) >= 4096:
                 self._index_prefixes.clear()
             column = Place(place.table, place.column)
-            prefix = BLIND_INDEX_LABEL + (
-                column.encoded if self._namespace is None else self._namespaced(column)
-            )
+            prefix = BLIND_INDEX_LABEL + self.associated_place(column)
             self._index_prefixes[place.encoded] = prefix
         return hmac_key.digest(prefix, data)[: self.blind_index_bytes]
 

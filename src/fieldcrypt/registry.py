@@ -112,6 +112,12 @@ def registered_tenant_keyrings() -> dict[str, TenantKeyrings]:
         return dict(_tenant_keyrings)
 
 
+def generation() -> _Generation:
+    """The holder of the registry's generation (``.value``), bumped by every register/unregister:
+    per-value code compares it with the one it resolved under (:mod:`fieldcrypt.reading`)."""
+    return _generation
+
+
 def follow(name: str) -> Callable[[], Keyring]:
     """A function returning the keyring registered as ``name`` *now*, for code that runs per value.
 

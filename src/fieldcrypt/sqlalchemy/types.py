@@ -24,6 +24,7 @@ from fieldcrypt.errors import ConfigurationError, DecryptionError, InvalidValueE
 from fieldcrypt.foreign import ForeignFormat, ForeignValueError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey, old_names
+from fieldcrypt.reading import as_bytes, column_reader
 from fieldcrypt.registry import follow, get_keyring
 from fieldcrypt.sqlalchemy import redaction
 from fieldcrypt.sqlalchemy.comparator import EncryptedComparator
@@ -299,19 +300,17 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         foreign = _foreign_reader(self._codec, place, self.from_, text) if self.from_ is not None else None
 
         plain_v1 = plaintext is None and foreign is None and self.bound_as is None
-        if plain_v1 and not sealed_before and not text and impl is None:
-            # The common case (binary storage, no row binding, not transitional, not renamed), kept lean:
-            # this runs once per value read, so it calls the keyring and the codec directly.
-            decode = self._codec.decode
-            keyring_now = follow(self.keyring)
+        if plain_v1 and not sealed_before and impl is None:
+            # The common case (no row binding, not transitional, not renamed), kept lean: this runs
+            # once per value read (fieldcrypt.reading resolves the rest once per column).
+            read = column_reader(self.keyring, place, self._codec)
+            if not text:
+                return read
 
-            def lean(value: Any) -> Any:
-                if value is None:
-                    return None
-                blob = value if type(value) is bytes else _binary(value, place)
-                return decode(keyring_now().decrypt(blob, place), place)
+            def read_text(value: Any) -> Any:
+                return None if value is None else read(_from_stored(value, True, place))
 
-            return lean
+            return read_text
 
         def process(value: Any) -> Any:
             if impl is not None:
@@ -439,12 +438,4 @@ def _from_stored(value: Any, text: bool, place: Place) -> bytes:
             return fmt.from_text(value)
         except fmt.MalformedCiphertext:
             raise DecryptionError(**place.where()) from None
-    return value if type(value) is bytes else _binary(value, place)
-
-
-def _binary(value: Any, place: Place) -> bytes:
-    """A binary column's value as bytes. A ``str`` (SQLite keeps whatever was written, e.g. an old
-    plaintext in a column never widened) or anything else is not a ciphertext: DecryptionError."""
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    raise DecryptionError(**place.where())
+    return value if type(value) is bytes else as_bytes(value, place)
