@@ -76,8 +76,10 @@ def per_value(n: int, rounds: int) -> None:
     hmac_key = _aead.new_key()
     hmac_input = keyring_module.BLIND_INDEX_LABEL + place.encoded + SSN.encode()
 
+    open_row_bound = row_binding.sealed_reader(bound)  # what the ORM's load hook calls
+
     def read_row_bound() -> object:
-        return row_binding.open_sealed(bound, read_bound(bound_blob), 7)
+        return open_row_bound(read_bound(bound_blob).blob, 7)
 
     variants = {
         "raw AES-GCM seal": lambda: raw.encrypt(os.urandom(12), SSN.encode(), aad),

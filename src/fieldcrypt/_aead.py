@@ -92,21 +92,23 @@ class HmacKey:
     data-key cache holds within its age and use bounds.
     """
 
-    __slots__ = ("_key", "_prefixed")
+    __slots__ = ("_key", "states")
     MAX_PREFIXES = 4096
 
     def __init__(self, key: bytes) -> None:
         self._key = key
-        self._prefixed: dict[bytes, HMAC] = {}
+        # prefix -> HMAC state after it; copied before use, never updated in place (a per-column
+        # indexer, fieldcrypt.indexing, copies the state itself rather than call digest).
+        self.states: dict[bytes, HMAC] = {}
 
     def digest(self, prefix: bytes, message: bytes) -> bytes:
-        state = self._prefixed.get(prefix)
+        state = self.states.get(prefix)
         if state is None:
-            if len(self._prefixed) >= self.MAX_PREFIXES:
-                self._prefixed.clear()
+            if len(self.states) >= self.MAX_PREFIXES:
+                self.states.clear()
             state = HMAC(self._key, SHA256())
             state.update(prefix)
-            self._prefixed[prefix] = state
+            self.states[prefix] = state
         running = state.copy()
         running.update(message)
         return running.finalize()

@@ -67,6 +67,12 @@ def check(keyring: Keyring, place: Place, normalizer: Callable[[Any], Any] | Non
     _trust(keyring, where, math.inf)
 
 
+def trusted_until(keyring: Keyring, place: Place) -> float:
+    """Until when (monotonic) ``check`` of ``place`` returns at once: its record was checked."""
+    checked = _checked.get(id(keyring))
+    return 0.0 if checked is None else checked.get((place.table, place.column), 0.0)
+
+
 def find(keyring: Keyring, place: Place) -> IndexRecord | None:
     """The column's record, if it has one (a read)."""
     return records_of(keyring.key_store).get(place.table, place.column)

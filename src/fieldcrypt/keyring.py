@@ -225,12 +225,19 @@ class Keyring(SubjectKeys):
         """The part of a value's associated data after its header: ``place.encoded``, namespaced."""
         return place.encoded if self._namespace is None else self._namespaced(place)
 
-    def opening(self, header: bytes, place: Place) -> tuple[CacheEntry[_aead.Aead], bytes] | None:
-        """The cached data key a value with ``header`` opens under, and its whole associated data
-        at ``place``; None when the key is not in the cache (``decrypt`` loads it). For readers
-        that keep both per column (:mod:`fieldcrypt.reading`): they call ``use()`` on every value."""
+    def opening(
+        self, header: bytes, column: Place, *, row_bound: bool = False
+    ) -> tuple[CacheEntry[_aead.Aead], bytes] | None:
+        """The cached data key a value with ``header`` opens under, and its associated data at
+        ``column`` (row-less): whole, or for ``row_bound`` up to where the row's encoding goes.
+        None when the key is not in the cache (``decrypt`` loads it). For readers that keep both
+        per column (:mod:`fieldcrypt.reading`): they call ``use()`` on every value."""
         entry = self.cache.peek((self._scope, header))
-        return None if entry is None else (entry, header + self.associated_place(place))
+        if entry is None:
+            return None
+        associated = header + self.associated_place(column)
+        # A row-less place ends in 0x00, a row's in 0x01 and the row key (docs/format.md).
+        return entry, associated[:-1] + b"\x01" if row_bound else associated
 
     def _namespaced(self, place: Place) -> bytes:
         """``place.encoded`` with the keyring's namespace and a NUL before the table name."""
@@ -309,6 +316,23 @@ class Keyring(SubjectKeys):
             cached = (time.monotonic() + self.refresh_every.total_seconds(), keys, trusted)
             self._blind_records = cached
         return cached[1], cached[2]
+
+    def index_preparation(
+        self, column: Place
+    ) -> tuple[object, float, CacheEntry[_aead.HmacKey], bytes] | None:
+        """What a per-column indexer may keep between tokens (:mod:`fieldcrypt.indexing`): the
+        index-key set as last read (a new object whenever it is re-read or dropped), when it is
+        due to be re-read (monotonic), the current index key's cache entry and the column's HMAC
+        prefix. None for a producer, before a trusted index key exists, or when the key is not
+        cached: then ``blind_index`` decides."""
+        cached = self._blind_records
+        if self.write_only or cached is None or not cached[1] or not cached[2]:
+            return None
+        entry = self.cache.peek(cached[1][-1][0])
+        if entry is None:
+            return None
+        prefix = BLIND_INDEX_LABEL + self.associated_place(Place(column.table, column.column))
+        return cached, cached[0], entry, prefix
 
     def _index_with(self, key: tuple[Slot, DataKeyRecord], value: bytes | str, place: Place) -> bytes:
         # Encode before the key is loaded: a value that cannot be encoded then fails in a frame

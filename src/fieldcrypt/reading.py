@@ -12,6 +12,7 @@ place that decides which error to raise, so this path raises exactly what ``decr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from fieldcrypt.cache import CacheEntry
 from fieldcrypt.codecs import _DECODE_ERRORS, Codec, TextCodec
 from fieldcrypt.errors import DecryptionError, ValueTypeError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.place import Place
+from fieldcrypt.place import Place, RowKey, encode_row_key
 
 _HEADER = fmt.HEADER_BYTES
 _SEALED = _HEADER + _aead.NONCE_BYTES
@@ -30,6 +31,59 @@ _SEALED = _HEADER + _aead.NONCE_BYTES
 MAX_KEYS_PER_COLUMN = 64
 
 _Openings = dict[bytes, tuple[CacheEntry[_aead.Aead], bytes]]
+# (keyring, its cache's clock, openings by value header): one tuple, so a thread never sees one
+# keyring's openings with another's keyring.
+_State = tuple[Keyring, Callable[[], float], _Openings]
+# Before the first value and after every registry change: knows no key, so the next value takes
+# the slow path, which resolves. Its openings stay empty (nothing is remembered into it).
+_UNRESOLVED: _State = (None, time.monotonic, {})  # type: ignore[assignment]
+
+
+class _Resolved:
+    """One column's resolution: the keyring registered under its name now, and the openings
+    (cached key, associated data up to the row) of the data keys its values named so far.
+
+    The registry resets it on every register/unregister (:func:`fieldcrypt.registry.watch`), so
+    the per-value path checks nothing for that: a reset state knows no data key, and the first
+    value after it comes here and resolves the keyring again.
+    """
+
+    __slots__ = ("__weakref__", "keyring_name", "place", "row_bound", "state")
+
+    def __init__(self, keyring_name: str, place: Place, *, row_bound: bool) -> None:
+        self.keyring_name = keyring_name
+        self.place = place
+        self.row_bound = row_bound
+        # One element, the state; a list so the per-value closures read it without an attribute.
+        self.state: list[_State] = [_UNRESOLVED]
+        registry.watch(self)
+
+    def reset(self) -> None:
+        self.state[0] = _UNRESOLVED
+
+    def _resolve(self) -> _State:
+        seen = registry.generation_now()
+        keyring = registry.get_keyring(self.keyring_name)
+        state: _State = (keyring, keyring.cache.clock, {})
+        self.state[0] = state
+        if registry.generation_now() != seen:  # a change raced this resolution: not kept
+            self.state[0] = _UNRESOLVED
+        return state
+
+    def open_slowly(self, state: _State, blob: bytes, place: Place) -> bytes:
+        """:meth:`Keyring.decrypt` (every check, every error, loading the key), then remember the
+        value's data key for the next values of this column."""
+        if state[0] is None:
+            state = self._resolve()
+        keyring, _, openings = state
+        data = keyring.decrypt(blob, place)
+        header = blob[:_HEADER]
+        opening = keyring.opening(header, self.place, row_bound=self.row_bound)
+        if opening is not None:
+            if len(openings) >= MAX_KEYS_PER_COLUMN:
+                openings.clear()
+            openings[header] = opening
+        return data
 
 
 def column_reader(keyring_name: str, place: Place, codec: Codec[Any]) -> Callable[[Any], Any]:
@@ -40,43 +94,24 @@ def column_reader(keyring_name: str, place: Place, codec: Codec[Any]) -> Callabl
     Raises (when called): what :meth:`Keyring.decrypt` and ``codec.decode`` raise; a stored value
     that is not bytes at all (a ``str`` where SQLite kept an old plaintext) is a DecryptionError.
     """
-    generation = registry.generation()
+    resolved = _Resolved(keyring_name, place, row_bound=False)
+    box = resolved.state
     from_bytes, decode_errors = _decoder(codec, place)
-    # (registry generation, keyring, its cache's clock, openings by value header): one tuple, so
-    # a thread never sees one keyring's openings with another's keyring.
-    state: tuple[int, Keyring | None, Callable[[], float], _Openings] = (-1, None, lambda: 0.0, {})
-
-    def refresh() -> tuple[int, Keyring | None, Callable[[], float], _Openings]:
-        nonlocal state
-        seen = generation.value
-        keyring = registry.get_keyring(keyring_name)
-        state = (seen, keyring, keyring.cache.clock, {})
-        return state
-
-    def slow(keyring: Keyring, openings: _Openings, blob: bytes) -> bytes:
-        data = keyring.decrypt(blob, place)  # raises the right error; loads the key if needed
-        opening = keyring.opening(blob[:_HEADER], place)
-        if opening is not None:
-            if len(openings) >= MAX_KEYS_PER_COLUMN:
-                openings.clear()
-            openings[blob[:_HEADER]] = opening
-        return data
 
     def read(value: Any) -> Any:
         if value is None:
             return None
         blob = value if type(value) is bytes else as_bytes(value, place)
-        current = state
-        if current[0] is not generation.value:
-            current = refresh()
-        found = current[3].get(blob[:_HEADER])
-        if found is None:
-            data = slow(current[1], current[3], blob)  # type: ignore[arg-type]
+        state = box[0]
+        try:
+            found = state[2][blob[:_HEADER]]
+        except KeyError:
+            data = resolved.open_slowly(state, blob, place)
         else:
             entry, associated = found
             aead = entry.value  # before the bound: see CacheEntry.kill
             # CacheEntry.use() inlined: the key's use count and age bound, on every value.
-            if next(entry._uses) <= entry.max_uses and current[2]() < entry.expires_at:
+            if next(entry._uses) <= entry.max_uses and state[1]() < entry.expires_at:
                 try:
                     data = aead.open_parts(blob[_HEADER:_SEALED], blob[_SEALED:], associated)
                 except (_aead.TagMismatch, ValueError):
@@ -84,11 +119,49 @@ def column_reader(keyring_name: str, place: Place, codec: Codec[Any]) -> Callabl
                     # calls it too: the opaque DecryptionError.
                     raise DecryptionError(**place.where()) from None
             else:
-                data = slow(current[1], current[3], blob)  # type: ignore[arg-type]
+                data = resolved.open_slowly(state, blob, place)
         try:
             return from_bytes(data)
         except decode_errors:
             raise ValueTypeError(codec.name, **place.where()) from None
+
+    return read
+
+
+def row_reader(keyring_name: str, column: Place, codec: Codec[Any]) -> Callable[[bytes, RowKey], Any]:
+    """``codec.decode(registered keyring.decrypt(blob, Place(table, column, row)))`` for one
+    row-bound column: the associated data up to the row is resolved per data key, the row's
+    canonical encoding appended per value, and no Place is built unless an error names it.
+
+    Raises (when called): what :meth:`Keyring.decrypt` and ``codec.decode`` raise.
+    """
+    resolved = _Resolved(keyring_name, column, row_bound=True)
+    box = resolved.state
+    from_bytes, decode_errors = _decoder(codec, column)
+    table, name = column.table, column.column
+
+    def read(blob: bytes, row: RowKey) -> Any:
+        state = box[0]
+        try:
+            found = state[2][blob[:_HEADER]]
+        except KeyError:
+            data = resolved.open_slowly(state, blob, Place(table, name, row))
+        else:
+            entry, up_to_row = found
+            aead = entry.value  # before the bound: see CacheEntry.kill
+            if next(entry._uses) <= entry.max_uses and state[1]() < entry.expires_at:
+                try:
+                    data = aead.open_parts(
+                        blob[_HEADER:_SEALED], blob[_SEALED:], up_to_row + encode_row_key(row)
+                    )
+                except (_aead.TagMismatch, ValueError):
+                    raise DecryptionError(**Place(table, name, row).where()) from None
+            else:
+                data = resolved.open_slowly(state, blob, Place(table, name, row))
+        try:
+            return from_bytes(data)
+        except decode_errors:
+            raise ValueTypeError(codec.name, **Place(table, name, row).where()) from None
 
     return read
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Mapping
-from typing import TypeVar, overload
+from typing import Protocol, TypeVar, overload
 
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keyring import Keyring
@@ -24,6 +25,22 @@ class _Generation:
 
 
 _generation = _Generation()
+
+
+class Follower(Protocol):
+    """Something that resolved a keyring by name and must resolve again after a change."""
+
+    def reset(self) -> None: ...
+
+
+_followers: weakref.WeakSet[Follower] = weakref.WeakSet()
+
+
+def _changed() -> None:
+    """Under ``_lock``: a keyring was registered or unregistered."""
+    _generation.value += 1
+    for follower in list(_followers):
+        follower.reset()
 
 
 @overload
@@ -48,7 +65,7 @@ def register(keyring: Keyring | TenantKeyrings, *, replace: bool = False) -> Key
             _tenant_keyrings[keyring.name] = keyring
         else:
             _keyrings[keyring.name] = keyring
-        _generation.value += 1
+        _changed()
     return keyring
 
 
@@ -56,7 +73,7 @@ def unregister(name: str) -> None:
     with _lock:
         _keyrings.pop(name, None)
         _tenant_keyrings.pop(name, None)
-        _generation.value += 1
+        _changed()
 
 
 def get_keyring(name: str) -> Keyring:
@@ -112,10 +129,25 @@ def registered_tenant_keyrings() -> dict[str, TenantKeyrings]:
         return dict(_tenant_keyrings)
 
 
-def generation() -> _Generation:
-    """The holder of the registry's generation (``.value``), bumped by every register/unregister:
-    per-value code compares it with the one it resolved under (:mod:`fieldcrypt.reading`)."""
-    return _generation
+def watch(follower: Follower) -> int:
+    """Call ``follower.reset()`` after every register/unregister (held weakly, so it leaves with
+    its owner), for code that keeps what it resolved rather than checking per value
+    (:mod:`fieldcrypt.reading`). Returns the generation now: a follower that resolves compares it
+    before and after, so a change racing its resolution is never missed."""
+    with _lock:
+        _followers.add(follower)
+        return _generation.value
+
+
+def generation_now() -> int:
+    return _generation.value
+
+
+def reset_followers() -> None:
+    """Make every follower resolve again (a keyring's methods were wrapped: fieldcrypt.metrics)."""
+    with _lock:
+        for follower in list(_followers):
+            follower.reset()
 
 
 def follow(name: str) -> Callable[[], Keyring]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Table
@@ -24,9 +24,10 @@ from sqlalchemy.sql.dml import Update
 
 from fieldcrypt import index_records
 from fieldcrypt.errors import ConfigurationError, QueryNotSupportedError
+from fieldcrypt.indexing import column_indexer
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
-from fieldcrypt.registry import get_keyring, registered
+from fieldcrypt.registry import registered
 from fieldcrypt.sqlalchemy import _compat, redaction, unique
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
 from fieldcrypt.storage import sql as storage
@@ -38,14 +39,43 @@ INFO_KEY = "fieldcrypt_index_for"  # Column.info key marking a blind-index colum
 
 def token(type_: Encrypted[Any], value: Any) -> bytes | None:
     """The blind-index token to store for ``value`` in the column ``type_`` is bound to."""
-    if value is None:
-        return None
-    if type(value) is Sealed:
-        return value.index
-    plain = type_.index_plaintext(value)
-    keyring, place = get_keyring(type_.keyring), _column_place(type_._where())
-    index_records.check(keyring, place, type_.normalizer, writing=True)
-    return keyring.blind_index(plain, place)
+    return tokenizer(type_)(value)
+
+
+def tokenizer(type_: Encrypted[Any]) -> Callable[[Any], bytes | None]:
+    """``token(type_, ...)`` for one column, resolved once (:mod:`fieldcrypt.indexing`)."""
+    found = _tokenizers.get(id(type_))
+    # A copy of the type (``bound_to``) has another id; the identity checks catch an instance
+    # whose options were set after its tokenizer was made.
+    if found is not None and found[0] is type_.place and found[1] is type_.keyring:
+        return found[2]
+    table, column = type_._where()
+    normalizer, to_bytes = type_.normalizer, type_.codec.to_bytes
+    index = column_indexer(type_.keyring, _column_place((table, column)), normalizer)
+
+    def tokenize(value: Any) -> bytes | None:
+        if value is None:
+            return None
+        if type(value) is Sealed:
+            return value.index
+        if normalizer is not None:
+            value = normalizer(value)
+        try:
+            plain = to_bytes(value)
+        except TypeError as exc:
+            raise TypeError(f"{table}.{column}: {exc}") from None
+        return index(plain)
+
+    key = id(type_)
+    if key not in _tokenizers:
+        weakref.finalize(type_, _tokenizers.pop, key, None)
+    _tokenizers[key] = (type_.place, type_.keyring, tokenize)
+    return tokenize
+
+
+# Per Encrypted type (by id, removed when the type is collected, so an id is never reused while
+# present): its place and keyring name when made, and the tokenizer.
+_tokenizers: dict[int, tuple[object, object, Callable[[Any], bytes | None]]] = {}
 
 
 # Tokens are computed per row; the row-less place of a column is the same every time.
@@ -145,20 +175,20 @@ def _insert_default(context: DefaultExecutionContext) -> bytes | None:
     found = _sources.get(id(index_column))
     if found is None:
         found = _source_of(index_column)
-    key, type_ = found
+    key, tokenize = found
     params = context.get_current_parameters()  # type: ignore[no-untyped-call]
-    return token(type_, params.get(key))
+    return tokenize(params.get(key))
 
 
-# The source column's key and type per index column (by id, removed when the index column is
-# collected, so an id is never reused while present): this default runs once per inserted row.
-_sources: dict[int, tuple[str, Encrypted[Any]]] = {}
+# The source column's key and tokenizer per index column (by id, removed when the index column
+# is collected, so an id is never reused while present): this default runs once per inserted row.
+_sources: dict[int, tuple[str, Callable[[Any], bytes | None]]] = {}
 
 
-def _source_of(index_column: Column[Any]) -> tuple[str, Encrypted[Any]]:
+def _source_of(index_column: Column[Any]) -> tuple[str, Callable[[Any], bytes | None]]:
     source_name = index_column.info[INFO_KEY]
     source = next(c for c in index_column.table.columns if c.name == source_name)
-    found = (source.key, _enc(source))
+    found = (source.key, tokenizer(_enc(source)))
     key = id(index_column)
     _sources[key] = found
     weakref.finalize(index_column, _sources.pop, key, None)

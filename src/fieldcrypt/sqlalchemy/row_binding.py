@@ -11,7 +11,7 @@ downgrade to table/column binding.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClau
 from fieldcrypt.column import open_at
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
 from fieldcrypt.place import Place, RowKey
+from fieldcrypt.reading import row_reader
 from fieldcrypt.registry import get_keyring
 from fieldcrypt.sqlalchemy import _compat, blind_index, translate, unique
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
@@ -150,6 +151,15 @@ def _known_subject(type_: Encrypted[Any], subject: Any) -> Any:
             "give (None, or not set before the write / not loaded with it)"
         )
     return subject
+
+
+def sealed_reader(type_: Encrypted[Any], table: str | None = None) -> Callable[[bytes, RowKey], Any]:
+    """``open_sealed`` for one column's values (read from ``table``, as ``open_sealed``),
+    ``read(sealed.blob, row)``, resolved once (:func:`fieldcrypt.reading.row_reader`); a renamed
+    column (``bound_as``) tries both places through ``open_sealed``."""
+    if type_.bound_as is not None:
+        return lambda blob, row: open_sealed(type_, Sealed(blob), row, table)
+    return row_reader(type_.keyring, type_.places(None, table)[0], type_.codec)
 
 
 def seal_insert_params(
@@ -411,6 +421,8 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
     pk_columns = [c for c in mapper.primary_key if isinstance(c, Column)]
     pk_types = [c.type for c in pk_columns]
     described = f"{getattr(mapper.local_table, 'name', '?')}.{props[0][1].name}"
+    # One reader per column and table it is read from (a schema_translate_map moves the table).
+    readers: dict[tuple[str, str], Callable[[bytes, RowKey], Any]] = {}
 
     def before_write(_mapper: Any, conn: Any, target: Any, *, insert: bool) -> None:
         state = inspect(target)
@@ -476,7 +488,6 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
             value = state.dict.get(key)
             if type(value) is not Sealed:
                 continue
-            subject = None
             if key in subject_of:
                 if subject_of[key] not in state.dict:
                     raise ConfigurationError(
@@ -484,7 +495,14 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
                         f"{_enc(col).subject} with it (it is deferred or left out of this query)"
                     )
                 subject = state.dict[subject_of[key]]
-            set_committed_value(target, key, open_sealed(_enc(col), value, row, table, subject))
+                set_committed_value(target, key, open_sealed(_enc(col), value, row, table, subject))
+                continue
+            read = readers.get((key, table))  # row-bound, one key for the column: resolved once
+            if read is None:
+                if len(readers) >= 256:
+                    readers.clear()
+                read = readers[(key, table)] = sealed_reader(_enc(col), table)
+            set_committed_value(target, key, read(value.blob, row))
 
     event.listen(mapper, "before_insert", lambda m, c, t: before_write(m, c, t, insert=True))
     event.listen(mapper, "before_update", lambda m, c, t: before_write(m, c, t, insert=False))

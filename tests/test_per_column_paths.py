@@ -1,19 +1,31 @@
-"""A column's per-value reader (fieldcrypt.reading) follows every change the uncached path follows."""
+"""Per-column reads (fieldcrypt.reading) and tokens (fieldcrypt.indexing) follow every change the uncached paths follow."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 import fieldcrypt
-from fieldcrypt import Keyring, Place, codecs, reading
-from fieldcrypt.errors import DecryptionError, KeyDestroyedError, ValueTypeError
-from fieldcrypt.sqlalchemy import Encrypted
+from fieldcrypt import Keyring, Place, _aead, codecs, index_records, indexing, reading
+from fieldcrypt.errors import (
+    ConfigurationError,
+    DecryptionError,
+    KeyAccessError,
+    KeyDestroyedError,
+    ValueTypeError,
+)
+from fieldcrypt.keyring import BLIND_INDEX_LABEL
+from fieldcrypt.keys.kms_rsa import RsaProducerKey
+from fieldcrypt.sqlalchemy import Encrypted, execute_verified
+from fieldcrypt.sqlalchemy import blind_index as sql_blind_index
 
 COLUMN = Place("users", "ssn")
 SSN = "123-45-6789"
@@ -206,3 +218,137 @@ def test_result_processors_read_through_the_reader(registered: Keyring) -> None:
     with pytest.raises(DecryptionError):
         read(before)
     assert read(bytes(table.c.ssn.type.bind_processor(dialect)(SSN))) == SSN
+
+
+# -- blind-index tokens ------------------------------------------------------------------------
+
+SSN_BYTES = SSN.encode()
+
+
+def _expected(keyring: Keyring, value: bytes, key_index: int = -1) -> bytes:
+    """The documented token, computed by hand from the unwrapped index key."""
+    record = keyring.records(fieldcrypt.Purpose.BLIND_INDEX)[key_index]
+    data_key = keyring._unwrap(record)
+    return _aead.hmac_sha256(data_key, BLIND_INDEX_LABEL + COLUMN.encoded + value)[
+        : keyring.blind_index_bytes
+    ]
+
+
+def test_prepared_tokens_are_the_documented_hmac(registered: Keyring) -> None:
+    """Every token, first and prepared, equals HMAC(index key, label || place || value) truncated."""
+    index = indexing.column_indexer("pii", COLUMN, None)
+    tokens = [index(SSN_BYTES) for _ in range(3)]
+    assert tokens == [_expected(registered, SSN_BYTES)] * 3
+    assert index(b"987-65-4321") == _expected(registered, b"987-65-4321") != tokens[0]
+    assert indexing.column_indexer(registered, COLUMN, None)(SSN_BYTES) == tokens[0]
+
+
+def test_prepared_tokens_follow_an_index_key_rotation(registered: Keyring) -> None:
+    """After rotate(BLIND_INDEX) the next token is under the new key, in this process at once."""
+    index = indexing.column_indexer("pii", COLUMN, None)
+    before = index(SSN_BYTES)
+    registered.rotate(fieldcrypt.Purpose.BLIND_INDEX)
+    after = index(SSN_BYTES)
+    assert after != before
+    assert after == _expected(registered, SSN_BYTES)
+
+
+def test_prepared_tokens_follow_another_process_rotation_after_refresh_every() -> None:
+    """A key made by another process is used once refresh_every has passed, as blind_index does."""
+    keyring = fieldcrypt.register(_keyring(refresh_every=timedelta(milliseconds=50)), replace=True)
+    try:
+        other = Keyring("pii", keyring.master_key, keyring.key_store)
+        index = indexing.column_indexer("pii", COLUMN, None)
+        before = index(SSN_BYTES)
+        other.rotate(fieldcrypt.Purpose.BLIND_INDEX)
+        assert index(SSN_BYTES) == before  # within refresh_every: the key set as last read
+        time.sleep(0.06)
+        assert index(SSN_BYTES) == _expected(keyring, SSN_BYTES) != before
+    finally:
+        fieldcrypt.unregister("pii")
+
+
+def test_prepared_tokens_follow_a_replaced_keyring_and_namespace(registered: Keyring) -> None:
+    """register(..., replace=True) with another key or a namespace changes the very next token."""
+    index = indexing.column_indexer("pii", COLUMN, None)
+    first = index(SSN_BYTES)
+    replacement = fieldcrypt.register(_keyring(), replace=True)
+    assert index(SSN_BYTES) == _expected(replacement, SSN_BYTES) != first
+    namespaced = Keyring(
+        "pii", replacement.master_key, replacement.key_store, cache=replacement.cache, namespace="t-1"
+    )
+    fieldcrypt.register(namespaced, replace=True)
+    assert index(SSN_BYTES) == namespaced.blind_index(SSN_BYTES, COLUMN) != _expected(replacement, SSN_BYTES)
+    fieldcrypt.unregister("pii")
+    with pytest.raises(ConfigurationError):
+        index(SSN_BYTES)
+
+
+def test_prepared_tokens_keep_the_cache_bounds_and_forget() -> None:
+    """Past max_uses or max_age, or after forget(), the index key is unwrapped again."""
+    clock = Clock()
+    cache = fieldcrypt.DataKeyCache(max_uses=4, max_age=timedelta(minutes=10), clock=clock)
+    keyring = fieldcrypt.register(_keyring(cache=cache), replace=True)
+    try:
+        index = indexing.column_indexer("pii", COLUMN, None)
+        token = index(SSN_BYTES)
+        unwraps = _counting_unwraps(keyring)
+        for _ in range(8):
+            assert index(SSN_BYTES) == token
+        assert len(unwraps) == 2
+        clock.now += 601
+        assert index(SSN_BYTES) == token
+        assert len(unwraps) == 3
+        (record,) = keyring.records(fieldcrypt.Purpose.BLIND_INDEX)
+        keyring.forget(record)
+        assert index(SSN_BYTES) == token
+        assert len(unwraps) == 4
+    finally:
+        fieldcrypt.unregister("pii")
+
+
+def test_prepared_tokens_still_check_the_index_record(registered: Keyring) -> None:
+    """A column whose record names other options is refused by a fresh process's first token."""
+    indexing.column_indexer("pii", COLUMN, None)(SSN_BYTES)  # records: no normalizer
+    index_records._checked.pop(id(registered), None)  # as a fresh process would start
+
+    def strip(value: Any) -> Any:
+        return value
+
+    with pytest.raises(ConfigurationError, match="normalizer"):
+        indexing.column_indexer("pii", COLUMN, strip)(SSN_BYTES)
+
+
+def test_producer_keyring_cannot_compute_tokens() -> None:
+    """A write-only producer keyring is refused on every token, prepared path or not."""
+    public = rsa.generate_private_key(public_exponent=65537, key_size=3072).public_key()
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    arn = "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    producer = Keyring("pii", RsaProducerKey(arn, pem), fieldcrypt.MemoryKeyStore())
+    index = indexing.column_indexer(producer, COLUMN, None)
+    for _ in range(2):
+        with pytest.raises(KeyAccessError):
+            index(SSN_BYTES)
+
+
+def test_insert_default_stores_the_documented_token(registered: Keyring) -> None:
+    """Core executemany inserts store each row's documented token and ciphertext, never plaintext."""
+    table = sa.Table(
+        "users",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("ssn", Encrypted(sa.String(11), keyring="pii", searchable=True)),
+    )
+    engine = sa.create_engine("sqlite://")
+    table.metadata.create_all(engine)
+    values = [f"{n:03d}-45-6789" for n in range(20)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(table), [{"id": n, "ssn": v} for n, v in enumerate(values)])
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, ssn, ssn_bidx FROM users ORDER BY id")).all()
+        for n, stored, token in rows:
+            assert values[n].encode() not in stored
+            assert token == _expected(registered, values[n].encode())
+        found = execute_verified(conn, sa.select(table.c.id).where(table.c.ssn == values[7])).scalars().all()
+    assert found == [7]
+    assert sql_blind_index.token(table.c.ssn.type, values[3]) == _expected(registered, values[3].encode())
