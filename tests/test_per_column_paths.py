@@ -352,3 +352,32 @@ def test_insert_default_stores_the_documented_token(registered: Keyring) -> None
         found = execute_verified(conn, sa.select(table.c.id).where(table.c.ssn == values[7])).scalars().all()
     assert found == [7]
     assert sql_blind_index.token(table.c.ssn.type, values[3]) == _expected(registered, values[3].encode())
+
+
+def test_pynamodb_attribute_reads_and_tokens_follow_a_replaced_keyring(registered: Keyring) -> None:
+    """An EncryptedModel's prepared reads and tokens switch keyrings on register(..., replace=True)."""
+    from pynamodb.attributes import UnicodeAttribute
+
+    from fieldcrypt.pynamodb import BlindIndexAttribute, EncryptedAttribute, EncryptedModel
+
+    class Patient(EncryptedModel):
+        class Meta:
+            table_name = "per_column_patients"
+
+        patient_id = UnicodeAttribute(hash_key=True)
+        ssn = EncryptedAttribute(UnicodeAttribute(), keyring="pii")
+        ssn_bidx = BlindIndexAttribute(of="ssn")
+
+    first = Patient("p-1", ssn=SSN).serialize()
+    assert SSN.encode() not in first["ssn"]["B"]
+    assert Patient.from_raw_data(first).ssn == SSN
+    replacement = fieldcrypt.register(_keyring(), replace=True)
+    with pytest.raises(DecryptionError):
+        Patient.from_raw_data(first)
+    second = Patient("p-1", ssn=SSN).serialize()
+    assert second["ssn_bidx"]["B"] != first["ssn_bidx"]["B"]
+    assert second["ssn_bidx"]["B"] == replacement.blind_index(SSN_BYTES, Place("per_column_patients", "ssn"))
+    assert Patient.from_raw_data(second).ssn == SSN
+    moved = {**second, "patient_id": {"S": "p-2"}}
+    with pytest.raises(DecryptionError):
+        Patient.from_raw_data(moved)

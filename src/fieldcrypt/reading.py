@@ -48,22 +48,23 @@ class _Resolved:
     value after it comes here and resolves the keyring again.
     """
 
-    __slots__ = ("__weakref__", "keyring_name", "place", "row_bound", "state")
+    __slots__ = ("__weakref__", "keyring", "place", "row_bound", "state")
 
-    def __init__(self, keyring_name: str, place: Place, *, row_bound: bool) -> None:
-        self.keyring_name = keyring_name
+    def __init__(self, keyring: Keyring | str, place: Place, *, row_bound: bool) -> None:
+        self.keyring = keyring
         self.place = place
         self.row_bound = row_bound
         # One element, the state; a list so the per-value closures read it without an attribute.
         self.state: list[_State] = [_UNRESOLVED]
-        registry.watch(self)
+        if isinstance(keyring, str):
+            registry.watch(self)
 
     def reset(self) -> None:
         self.state[0] = _UNRESOLVED
 
     def _resolve(self) -> _State:
         seen = registry.generation_now()
-        keyring = registry.get_keyring(self.keyring_name)
+        keyring = self.keyring if isinstance(self.keyring, Keyring) else registry.get_keyring(self.keyring)
         state: _State = (keyring, keyring.cache.clock, {})
         self.state[0] = state
         if registry.generation_now() != seen:  # a change raced this resolution: not kept
@@ -128,16 +129,21 @@ def column_reader(keyring_name: str, place: Place, codec: Codec[Any]) -> Callabl
     return read
 
 
-def row_reader(keyring_name: str, column: Place, codec: Codec[Any]) -> Callable[[bytes, RowKey], Any]:
-    """``codec.decode(registered keyring.decrypt(blob, Place(table, column, row)))`` for one
-    row-bound column: the associated data up to the row is resolved per data key, the row's
-    canonical encoding appended per value, and no Place is built unless an error names it.
+def row_reader(
+    keyring: Keyring | str, column: Place, codec: Codec[Any] | None
+) -> Callable[[bytes, RowKey], Any]:
+    """``codec.decode(keyring.decrypt(blob, Place(table, column, row)))`` for one row-bound
+    column (or DynamoDB attribute): the associated data up to the row is resolved per data key,
+    the row's canonical encoding appended per value, and no Place is built unless an error names
+    it. ``keyring``: a keyring, or the name of a registered one (followed across ``register``);
+    ``codec`` None returns the plaintext bytes (the caller decodes).
 
     Raises (when called): what :meth:`Keyring.decrypt` and ``codec.decode`` raise.
     """
-    resolved = _Resolved(keyring_name, column, row_bound=True)
+    resolved = _Resolved(keyring, column, row_bound=True)
     box = resolved.state
-    from_bytes, decode_errors = _decoder(codec, column)
+    from_bytes, decode_errors = (bytes, ()) if codec is None else _decoder(codec, column)
+    codec_name = "bytes" if codec is None else codec.name
     table, name = column.table, column.column
 
     def read(blob: bytes, row: RowKey) -> Any:
@@ -161,7 +167,7 @@ def row_reader(keyring_name: str, column: Place, codec: Codec[Any]) -> Callable[
         try:
             return from_bytes(data)
         except decode_errors:
-            raise ValueTypeError(codec.name, **Place(table, name, row).where()) from None
+            raise ValueTypeError(codec_name, **Place(table, name, row).where()) from None
 
     return read
 

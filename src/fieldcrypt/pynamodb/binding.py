@@ -56,12 +56,16 @@ class Binding(NamedTuple):
         return None if self.tenants is None else self.tenants.get(attribute)
 
     def place(self, attribute: str) -> Place:
+        return Place(self.table, attribute, self.known_row())
+
+    def known_row(self) -> RowKey:
+        """The item's key; a clear error while it is not set (every value is bound to it)."""
         if self.row is None:
             raise ConfigurationError(
                 f"{self.model.__name__}: set the item's hash (and range) key before writing encrypted "
                 "attributes; every value is bound to its item's key"
             )
-        return Place(self.table, attribute, self.row)
+        return self.row
 
 
 _current: ContextVar[Binding | None] = ContextVar("fieldcrypt_pynamodb_binding", default=None)
