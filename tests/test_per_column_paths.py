@@ -381,3 +381,21 @@ def test_pynamodb_attribute_reads_and_tokens_follow_a_replaced_keyring(registere
     moved = {**second, "patient_id": {"S": "p-2"}}
     with pytest.raises(DecryptionError):
         Patient.from_raw_data(moved)
+
+
+def test_row_reader_binds_rows_under_a_namespace() -> None:
+    """A namespaced keyring's row-bound values read back for their row only, through the row reader."""
+    keyring = Keyring(
+        "pii", fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore(), namespace="t-9"
+    )
+    read = reading.row_reader(keyring, COLUMN, codecs.TextCodec())
+    for row in (7, "k-1", ("a", 2)):
+        blob = keyring.encrypt(SSN, Place("users", "ssn", row))
+        assert SSN.encode() not in blob
+        assert read(blob, row) == read(blob, row) == SSN
+        with pytest.raises(DecryptionError) as caught:
+            read(blob, 8)
+        assert caught.value.row == "8"
+    plain = Keyring("pii", keyring.master_key, keyring.key_store, cache=keyring.cache)
+    with pytest.raises(DecryptionError):
+        read(plain.encrypt(SSN, Place("users", "ssn", 7)), 7)
