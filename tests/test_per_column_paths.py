@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -399,3 +400,41 @@ def test_row_reader_binds_rows_under_a_namespace() -> None:
     plain = Keyring("pii", keyring.master_key, keyring.key_store, cache=keyring.cache)
     with pytest.raises(DecryptionError):
         read(plain.encrypt(SSN, Place("users", "ssn", 7)), 7)
+
+
+def test_counted_values_read_through_a_column_reader_are_all_counted(recorder: Any) -> None:
+    """With metrics recording, every value a column reader opens counts as decrypted, a tampered
+    one as a failure, also for a reader that remembered its key before counting began."""
+    from metrics_helpers import attrs
+
+    name = f"m{uuid.uuid4().hex[:12]}"
+    keyring = Keyring(name, fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())
+    fieldcrypt.register(keyring)
+    try:
+        read = reading.column_reader(name, COLUMN, codecs.TextCodec())
+        blob = keyring.encrypt(SSN, COLUMN)
+        before = recorder.collect()
+        assert [read(blob) for _ in range(4)] == [SSN] * 4
+        with pytest.raises(DecryptionError):
+            read(blob[:-1] + bytes([blob[-1] ^ 1]))
+        changed = recorder.delta(before)
+        assert changed["fieldcrypt.values.decrypted"] == {attrs(keyring=name): 4}
+        assert changed["fieldcrypt.decryption.failures"] == {attrs(keyring=name, kind="invalid"): 1}
+    finally:
+        fieldcrypt.unregister(name)
+
+
+def test_a_reader_resolved_before_counting_starts_is_counted_after(tmp_path: Any) -> None:
+    """A reader that kept a key while nothing recorded goes back through the counting decrypt
+    once a meter provider is configured (fieldcrypt.metrics wraps the keyring's decrypt)."""
+    from metrics_helpers import attrs, recording
+
+    name = f"m{uuid.uuid4().hex[:12]}"
+    keyring = Keyring(name, fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())
+    read = reading.column_reader(keyring, COLUMN, codecs.TextCodec())
+    blob = keyring.encrypt(SSN, COLUMN)
+    assert read(blob) == read(blob) == SSN  # remembered, nothing counting yet
+    with recording() as recorder:
+        before = recorder.collect()
+        assert read(blob) == read(blob) == read(blob) == SSN
+        assert recorder.delta(before)["fieldcrypt.values.decrypted"] == {attrs(keyring=name): 3}

@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
@@ -260,6 +260,18 @@ def _wrap(keyring: Any) -> None:
     # Instance attributes shadow the methods: keyrings made while nothing records keep the
     # class's methods untouched, so they pay nothing per value.
     keyring.encrypt, keyring.decrypt = counted_encrypt, counted_decrypt
+    for callback in _on_counting:
+        callback()  # per-column readers that open values themselves go back through decrypt
+
+
+def when_counting(callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever a keyring's values start being counted (its methods wrapped):
+    code that resolved a keyring's keys to open values itself (:mod:`fieldcrypt.reading`) must
+    resolve again, through the counting ``decrypt``."""
+    _on_counting.append(callback)
+
+
+_on_counting: list[Callable[[], None]] = []
 
 
 def _failed(keyring: str, error: BaseException) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fieldcrypt import _aead, registry
+from fieldcrypt import _aead, metrics, registry
 from fieldcrypt import format as fmt
 from fieldcrypt.cache import CacheEntry
 from fieldcrypt.codecs import _DECODE_ERRORS, Codec, TextCodec
@@ -56,8 +56,7 @@ class _Resolved:
         self.row_bound = row_bound
         # One element, the state; a list so the per-value closures read it without an attribute.
         self.state: list[_State] = [_UNRESOLVED]
-        if isinstance(keyring, str):
-            registry.watch(self)
+        registry.watch(self)  # also for a Keyring given as such: metrics may wrap its decrypt
 
     def reset(self) -> None:
         self.state[0] = _UNRESOLVED
@@ -80,14 +79,16 @@ class _Resolved:
         data = keyring.decrypt(blob, place)
         header = blob[:_HEADER]
         opening = keyring.opening(header, self.place, row_bound=self.row_bound)
-        if opening is not None:
+        # A keyring whose values are counted (fieldcrypt.metrics wraps its decrypt) is always
+        # read through decrypt: nothing is remembered, so every value comes here.
+        if opening is not None and "decrypt" not in vars(keyring):
             if len(openings) >= MAX_KEYS_PER_COLUMN:
                 openings.clear()
             openings[header] = opening
         return data
 
 
-def column_reader(keyring_name: str, place: Place, codec: Codec[Any]) -> Callable[[Any], Any]:
+def column_reader(keyring: Keyring | str, place: Place, codec: Codec[Any]) -> Callable[[Any], Any]:
     """``codec.decode(registered keyring.decrypt(value, place))`` for one column's values.
 
     ``value`` is the stored v1 bytes (bytearray and memoryview accepted) or None (returned as is).
@@ -95,7 +96,7 @@ def column_reader(keyring_name: str, place: Place, codec: Codec[Any]) -> Callabl
     Raises (when called): what :meth:`Keyring.decrypt` and ``codec.decode`` raise; a stored value
     that is not bytes at all (a ``str`` where SQLite kept an old plaintext) is a DecryptionError.
     """
-    resolved = _Resolved(keyring_name, place, row_bound=False)
+    resolved = _Resolved(keyring, place, row_bound=False)
     box = resolved.state
     from_bytes, decode_errors = _decoder(codec, place)
 
@@ -189,3 +190,6 @@ def _decoder(
     if type(codec).decode is Codec.decode:
         return codec.from_bytes, _DECODE_ERRORS
     return lambda data: codec.decode(data, place), ()  # a codec with its own decode and errors
+
+
+metrics.when_counting(registry.reset_followers)
