@@ -438,3 +438,18 @@ def test_a_reader_resolved_before_counting_starts_is_counted_after(tmp_path: Any
         before = recorder.collect()
         assert read(blob) == read(blob) == read(blob) == SSN
         assert recorder.delta(before)["fieldcrypt.values.decrypted"] == {attrs(keyring=name): 3}
+
+
+def test_a_forgotten_key_is_not_used_for_new_values() -> None:
+    """After forget() (a key destroyed here) the next value is encrypted under a new key that reads back."""
+    keyring = _keyring()
+    first = keyring.encrypt(SSN, COLUMN)
+    (record,) = keyring.records(fieldcrypt.Purpose.ENCRYPTION)
+    keyring.key_store.update(record.evolve(status=fieldcrypt.Status.DESTROYED, wraps={}))
+    keyring.forget(record)
+    second = keyring.encrypt(SSN, COLUMN)
+    assert second[:21] != first[:21]
+    assert SSN.encode() not in second
+    assert keyring.decrypt(second, COLUMN) == SSN.encode()
+    with pytest.raises(KeyDestroyedError):
+        keyring.decrypt(first, COLUMN)
