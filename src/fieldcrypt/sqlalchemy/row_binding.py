@@ -497,6 +497,9 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
                 subject = state.dict[subject_of[key]]
                 set_committed_value(target, key, open_sealed(_enc(col), value, row, table, subject))
                 continue
+            if row is None:  # not row-bound (cannot happen outside subject columns): the long way
+                set_committed_value(target, key, open_sealed(_enc(col), value, row, table))
+                continue
             read = readers.get((key, table))  # row-bound, one key for the column: resolved once
             if read is None:
                 if len(readers) >= 256:
