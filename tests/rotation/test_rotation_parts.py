@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from rotation_helpers import raw
 
 import fieldcrypt
+from fieldcrypt.failures import MAX_FAILURES_LISTED, note_failure
 from fieldcrypt.rotation import ColumnSpec, transitional
 from fieldcrypt.rotation.checkpoint import Checkpoint
-from fieldcrypt.rotation.failures import MAX_FAILURES_LISTED, note_failure
 from fieldcrypt.rotation.table import Target
 from fieldcrypt.rotation.writer import Change, write_batch
 

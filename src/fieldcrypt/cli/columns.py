@@ -1,5 +1,5 @@
 """``encrypt-column``, ``reencrypt``, ``decrypt-column``, ``reindex`` and ``rebind`` on TABLE.COLUMN
-(SQL, through the batch engine); ``reencrypt`` and ``rebind`` of ``dynamodb:TABLE.ATTRIBUTE`` are
+(SQL, through the batch engine); ``encrypt-column``, ``reencrypt`` and ``rebind`` of ``dynamodb:TABLE.ATTRIBUTE`` are
 delegated to fieldcrypt.cli.dynamodb."""
 
 from __future__ import annotations
@@ -271,6 +271,17 @@ def _dynamodb() -> Any:
 @_batch_options
 @click.option("--widen/--no-widen", default=True, show_default=True, help="Widen the column type first.")
 @click.option(
+    "--kind",
+    type=click.Choice(["S", "N", "B", "BOOL", "M", "L"]),
+    help="dynamodb: targets: the DynamoDB type of the plaintext values (as the EncryptedField or "
+    "model declares it) [S].",
+)
+@click.option(
+    "--index-attribute",
+    metavar="NAME",
+    help="dynamodb: targets: also write each value's blind-index token to NAME (a searchable attribute).",
+)
+@click.option(
     "--from",
     "from_",
     metavar="SOURCE",
@@ -296,11 +307,25 @@ def encrypt_column(
     widen: bool,
     from_: str | None,
     from_key_env: str,
+    kind: str | None,
+    index_attribute: str | None,
     **options: Any,
 ) -> None:
     """Encrypt a plaintext column in place (widening its type), batch by batch; with --from,
-    re-encrypt another library's ciphertexts read with the old key."""
+    re-encrypt another library's ciphertexts read with the old key. A dynamodb:TABLE.ATTRIBUTE
+    target is encrypted item by item with conditional writes (--kind, --index-attribute)."""
     from dataclasses import replace
+
+    if target.startswith("dynamodb:"):
+        if from_ is not None or codec or storage or bind_row is not None:
+            raise ConfigurationError(
+                "dynamodb: targets take --kind and --index-attribute, not --from/--codec/--storage/--bind-row"
+            )
+        run = functools.partial(_dynamodb().run_encrypt, kind=kind or "S", index_attribute=index_attribute)
+        _dynamodb_job(state, "encrypt", target, options, run)
+        return
+    if kind is not None or index_attribute is not None:
+        raise ConfigurationError("--kind and --index-attribute are for dynamodb:TABLE.ATTRIBUTE targets")
 
     spec, tenant = _spec(state, target, codec, storage, bind_row, tenant_column)
     spec = _adoption_spec(state, spec)
@@ -343,7 +368,11 @@ def reencrypt(
 _DYNAMODB_VERBS = {
     "reencrypt": ("reencrypted", "would re-encrypt", "re-encrypted"),
     "rebind": ("rebound", "would re-bind", "re-bound"),
+    "encrypt": ("encrypted", "would encrypt", "encrypted"),
 }
+# The other counts the summary names (label, count).
+_ALSO = (("already current", "current"), ("plaintext", "plaintext"))
+_DYNAMODB_ALSO = {"encrypt": (("already encrypted", "already_encrypted"),)}
 
 
 def _reencrypt_dynamodb(
@@ -382,12 +411,14 @@ def _dynamodb_job(
 
     def human() -> None:
         verb = would if result["dry_run"] else did
+        others = ", ".join(f"{label} {result[name]}" for label, name in _DYNAMODB_ALSO.get(action, _ALSO))
         state.out.say(
             f"{action} {target} (segment {result['segment']}): scanned {result['scanned']}, {verb} "
-            f"{result[done]}, already current {result['current']}, plaintext {result['plaintext']}, "
-            f"failed {result['failed']}, conflicts {result['conflicts']} "
+            f"{result[done]}, {others}, failed {result['failed']}, conflicts {result['conflicts']} "
             f"({result['conflicts_unresolved']} unresolved)"
         )
+        for failure in result.get("failures", [])[:20]:
+            state.out.say(f"  item {failure['row']}: {failure['error']}")
 
     state.out.result(result, human)
     if result["failed"] or result["conflicts_unresolved"]:

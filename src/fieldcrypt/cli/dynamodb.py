@@ -1,5 +1,5 @@
-"""What the ``fieldcrypt`` CLI's ``reencrypt``, ``rebind`` and ``status`` commands call for
-``dynamodb:`` targets.
+"""What the ``fieldcrypt`` CLI's ``encrypt-column``, ``reencrypt``, ``rebind`` and ``status``
+commands call for ``dynamodb:`` targets.
 
 No click here: the CLI parses options and prints; these functions do the work and return
 JSON-serialisable results (or a :class:`~fieldcrypt.reports.ColumnStatus`), so they are tested
@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fieldcrypt.dynamodb.adopt import Adopter
+from fieldcrypt.dynamodb.item import EncryptedField
 from fieldcrypt.dynamodb.rebind import Rebinder
 from fieldcrypt.dynamodb.reencrypt import Reencryptor
 from fieldcrypt.dynamodb.status import table_status
@@ -98,6 +100,33 @@ def run_rebind(
     return result | {"from": from_}
 
 
+def run_encrypt(
+    target: str,
+    *,
+    keyring: Keyring,
+    kind: str = "S",
+    index_attribute: str | None = None,
+    segment: tuple[int, int] | None,
+    workers: int = 1,
+    endpoint_url: str | None,
+    region: str | None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Encrypt the plaintext values of ``dynamodb:TABLE.ATTRIBUTE`` in place (adoption), as an
+    ``EncryptedField(kind, keyring=keyring, index_attribute=index_attribute)`` writes them; the
+    items left undone are listed under ``failures`` (by key). ``options`` as :func:`run_reencrypt`'s.
+
+    Raises:
+        ConfigurationError: a malformed target, an out-of-range segment, a missing table, a
+            searchable attribute whose recorded index options differ (e.g. it has a normalizer).
+        KeyAccessError: KMS refused or is unreachable (progress so far is checkpointed).
+    """
+    field = EncryptedField(kind, keyring=keyring, index_attribute=index_attribute)
+    return _run_job(
+        Adopter, "encrypt", target, segment, workers, endpoint_url, region, field=field, **options
+    )
+
+
 def _run_job(
     job_class: type[Reencryptor],
     action: str,
@@ -118,6 +147,7 @@ def _run_job(
     counts: dict[str, Any] = job.run([index + total * w for w in range(workers)], workers=workers)
     tenant: TenantRows | None = options.get("tenant")
     scope = {} if tenant is None else {"tenant": tenant.tenant}
+    failures = [{"row": row, "error": error} for row, error in job.failures]
     return (
         {
             "action": action,
@@ -127,6 +157,7 @@ def _run_job(
         }
         | scope
         | counts
+        | {"failures": failures}
     )
 
 

@@ -17,7 +17,7 @@ from fieldcrypt import audit, index_records
 from fieldcrypt.column import open_at
 from fieldcrypt.dynamodb import tenancy, values, wire
 from fieldcrypt.dynamodb.tables import key_names
-from fieldcrypt.errors import ConfigurationError, DecryptionError
+from fieldcrypt.errors import ConfigurationError, DamagedCiphertext, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey, old_names
 from fieldcrypt.registry import get_keyring
@@ -56,6 +56,11 @@ class EncryptedField:
             attribute reads ``old_attribute`` instead, and searches also match tokens made at the
             old place. Writes use the new names. ``fieldcrypt rebind`` moves the old values
             (docs/dynamodb.md, "Schema changes").
+        transitional: while ``fieldcrypt encrypt-column dynamodb:TABLE.ATTRIBUTE`` adopts the
+            attribute, also read its old plaintext values (returned as they are stored); writes
+            are always encrypted, and searches are refused (plaintext items have no token yet).
+            Drop it once ``fieldcrypt status`` shows no plaintext left (docs/dynamodb.md,
+            "Adopting plaintext attributes").
 
     Raises:
         ConfigurationError: an unknown kind, or no keyring.
@@ -69,6 +74,7 @@ class EncryptedField:
     index_attribute: str | None = None
     normalizer: Callable[[Any], Any] | None = None
     bound_as: tuple[str, str] | None = None
+    transitional: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in values.KINDS:
@@ -192,7 +198,8 @@ class ItemEncryptor:
     def decrypt_item(self, item: Item) -> dict[str, dict[str, Any]]:
         """A copy of ``item`` with each encrypted attribute back as its plaintext AttributeValue.
 
-        Blind-index attributes are left as they are (tokens reveal nothing without the key).
+        Blind-index attributes are left as they are (tokens reveal nothing without the key). A
+        ``transitional`` field's plaintext value is returned as it is.
 
         Raises:
             DecryptionError: a value tampered with, moved from another item or attribute, or not a
@@ -201,6 +208,8 @@ class ItemEncryptor:
         """
         out: dict[str, dict[str, Any]] = {name: dict(value) for name, value in item.items()}
         for name, field, value, place in self._declared(item, reading=True):
+            if field.transitional and _still_plaintext(field, value, place):
+                continue  # the old plaintext, as it is stored (out holds a copy)
             stored = value.get("B") if len(value) == 1 else None
             if not isinstance(stored, bytes | bytearray):
                 raise DecryptionError(**place.where())
@@ -240,6 +249,7 @@ class ItemEncryptor:
                 per-tenant attribute without ``tenant``, or ``tenant`` for one that is not.
             TypeError: a value of another DynamoDB type than the field declares.
         """
+        self._refuse_search_while_transitional(attribute)
         keyring, place, plaintext = self._index_input(attribute, value, writing=False, tenant=tenant)
         tokens = keyring.blind_index_candidates(plaintext, place)
         field = self.fields[attribute]
@@ -286,6 +296,7 @@ class ItemEncryptor:
         """
         field = self._searchable(attribute, tenant)
         wanted = self._tenant_name(field, tenant)
+        self._refuse_search_while_transitional(attribute)
         searched = self._index_plaintext(attribute, field, value)
         kept: list[dict[str, Any]] = []
         for item in items:
@@ -346,6 +357,15 @@ class ItemEncryptor:
             return field.resolve_keyring()
         return field.keyring_for(self._tenant_of(name, field, item), self._where(name))
 
+    def _refuse_search_while_transitional(self, attribute: str) -> None:
+        field = self.fields.get(attribute)
+        if field is not None and field.transitional:
+            raise QueryNotSupportedError(
+                f"{self.table}.{attribute} is being adopted (transitional=True): items still in "
+                "plaintext have no blind-index token, so a search would miss them, and a plaintext "
+                "cannot be verified; search once encrypt-column has finished and transitional is dropped"
+            )
+
     def _declared(
         self, item: Item, *, reading: bool = False
     ) -> list[tuple[str, EncryptedField, AttributeValue, Place]]:
@@ -385,3 +405,19 @@ class ItemEncryptor:
 
     def __repr__(self) -> str:
         return f"ItemEncryptor(table={self.table!r}, attributes={sorted(self.fields)})"
+
+
+def _still_plaintext(field: EncryptedField, value: AttributeValue, place: Place) -> bool:
+    """True when a transitional field's stored value is its old plaintext (adoption's rule,
+    :func:`.values.ciphertext_in`).
+
+    Raises:
+        DecryptionError: a damaged ciphertext, or a plaintext of another type than the field's.
+    """
+    try:
+        if values.ciphertext_in(field.kind, value) is not None:
+            return False
+        values.to_plaintext(field.kind, value)
+    except (DamagedCiphertext, TypeError):
+        raise DecryptionError(**place.where()) from None
+    return True

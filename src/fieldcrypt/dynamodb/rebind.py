@@ -127,7 +127,7 @@ class Rebinder(Reencryptor):
                 own.describe_row(),
                 *self.old,
             )
-            return "failed"
+            return self._fail(item, DecryptionError(**own.where()))
         if self.dry_run:
             return "rebound"
         fresh = {"B": self.keyring.encrypt(data, own)}

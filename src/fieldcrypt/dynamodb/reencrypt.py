@@ -28,6 +28,7 @@ from fieldcrypt import metrics, ratelimit
 from fieldcrypt.dynamodb.checkpoint import Checkpoints, SegmentState
 from fieldcrypt.dynamodb.tables import EncryptedColumn, check_segment
 from fieldcrypt.errors import ConfigurationError, DecryptionError
+from fieldcrypt.failures import note_failure
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.tenant_rows import TenantRows
 
@@ -102,6 +103,8 @@ class Reencryptor:
         )
         self.progress = progress
         self._names = (table, attribute)  # the attributes of fieldcrypt.rotation.rows
+        #: Items this run could not do, as ``(key, reason)``; never a value (at most 1000 listed).
+        self.failures: list[tuple[str, str]] = []
         self._scanned = 0
         self._scanned_lock = threading.Lock()
 
@@ -158,6 +161,12 @@ class Reencryptor:
             if self.progress is not None:
                 self.progress(self._scanned)
 
+    def _fail(self, item: dict[str, Any], exc: Exception) -> str:
+        """List ``item`` (by key) as not done; returns the outcome's count name."""
+        with self._scanned_lock:
+            note_failure(self.failures, self.column.place(item).row, exc)
+        return "failed"
+
     def _target_key_id(self) -> str | None:
         if not self.dry_run:
             return self.keyring.current_key_id()
@@ -171,21 +180,21 @@ class Reencryptor:
             if stored is None:
                 return "absent"
             if "B" not in stored:
-                return "plaintext"  # adoption is encrypt's job; never written here
+                return "plaintext"  # adoption is encrypt-column's job (adopt.py); never written here
             blob = bytes(stored["B"])
             try:
                 if self.keyring.key_id_of(blob) == target:
                     return "current"
             except (fmt.MalformedCiphertext, fmt.UnknownVersion):
                 log.warning("fieldcrypt: %s.%s row %s is not a v1 ciphertext", *_where(place))
-                return "failed"
+                return self._fail(item, DecryptionError(**place.where()))
             if self.dry_run:
                 return "reencrypted"
             try:
                 fresh = self.keyring.encrypt(self.keyring.decrypt(blob, place), place)
             except DecryptionError as exc:
                 log.warning("fieldcrypt: %s (left unchanged)", exc)
-                return "failed"
+                return self._fail(item, exc)
             if self._swap(item, blob, fresh):
                 return "reencrypted"
             counts["conflicts"] += 1  # the application wrote meanwhile: look again

@@ -23,7 +23,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fieldcrypt import codecs
+from fieldcrypt import format as fmt
 from fieldcrypt.dynamodb import wire
+from fieldcrypt.errors import DamagedCiphertext
 
 KINDS = ("S", "N", "B", "BOOL", "M", "L")
 
@@ -83,6 +85,29 @@ def from_plaintext(kind: str, data: bytes) -> dict[str, Any]:
     if kind not in typed:
         raise ValueError(f"not an {kind} value")
     return dict(typed)
+
+
+def ciphertext_in(kind: str, stored: Mapping[str, Any]) -> bytes | None:
+    """The v1 bytes a stored attribute holds, or None when it is (pre-adoption) plaintext.
+
+    The one rule adoption (:mod:`fieldcrypt.dynamodb.adopt`) and the transitional read modes
+    share, so they never disagree about which items are done. An encrypted value is always a
+    ``B``; for any other ``kind`` every ``B`` is a ciphertext (and must decrypt). A ``B`` plaintext
+    is told apart by the v1 shape, as SQL's binary storage is (:mod:`fieldcrypt.adoption`).
+
+    Raises:
+        DamagedCiphertext: a ``B`` plaintext that begins with the v1 version byte but is too short
+            to be a ciphertext (a truncated one): refused, never passed through as plaintext.
+    """
+    raw = stored.get("B") if len(stored) == 1 else None
+    if not isinstance(raw, bytes | bytearray):
+        return None
+    blob = bytes(raw)
+    if kind != "B" or fmt.looks_like_ciphertext(blob):
+        return blob
+    if blob[:1] == bytes((fmt.VERSION_1,)):
+        raise DamagedCiphertext
+    return None
 
 
 def number_text(raw: object) -> str:

@@ -12,15 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
-from pynamodb.attributes import Attribute, BinaryAttribute, MapAttribute
+from pynamodb.attributes import (
+    Attribute,
+    BinaryAttribute,
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
 from pynamodb.constants import BINARY
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import SetAction
 
 from fieldcrypt import index_records
 from fieldcrypt.column import open_at
-from fieldcrypt.dynamodb import tenancy
-from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
+from fieldcrypt.dynamodb import tenancy, values
+from fieldcrypt.errors import ConfigurationError, DamagedCiphertext, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, old_names
 from fieldcrypt.pynamodb import _compat, binding
@@ -65,6 +73,12 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         subject: the Python name of the (plaintext) attribute holding each item's subject (a user
             or customer id): the value is then encrypted under that subject's own key, erased
             with ``Keyring.shred_subject`` (docs/rotation.md, "Erasing one subject").
+        transitional: while ``fieldcrypt encrypt-column dynamodb:TABLE.ATTRIBUTE`` adopts the
+            attribute, also read its old plaintext values (as the inner attribute reads them);
+            writes are always encrypted, and ``Model.lookup`` is refused (plaintext items have no
+            token yet). For Unicode, Number, Binary, Boolean, Map and List attributes (whose bytes
+            adoption writes). Drop it once ``fieldcrypt status`` shows no plaintext left
+            (docs/dynamodb.md, "Adopting plaintext attributes").
 
     Raises:
         ConfigurationError: an unsupported inner type, or an inner hash/range key.
@@ -82,6 +96,7 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         attr_name: str | None = None,
         bound_as: tuple[str, str] | None = None,
         subject: str | None = None,
+        transitional: bool = False,
     ) -> None:
         if not isinstance(inner, Attribute):
             raise ConfigurationError("EncryptedAttribute wraps a PynamoDB attribute, e.g. UnicodeAttribute()")
@@ -100,8 +115,14 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         if subject is not None and bound_as is not None:
             raise ConfigurationError("subject and bound_as together are not supported yet: rebind first")
         self.subject = subject
+        if transitional and not isinstance(inner, _ADOPTABLE):
+            raise ConfigurationError(
+                f"transitional=True reads plaintext of {', '.join(a.__name__ for a in _ADOPTABLE)} "
+                f"attributes (what encrypt-column adopts), not of a {type(inner).__name__}"
+            )
         self.inner = inner
         self.tenant = tenant
+        self.transitional = bool(transitional)
         self.codec = codec_for(inner)
         self._keyring = keyring
         self.bound_as = old_names(bound_as, "attribute")
@@ -155,6 +176,8 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
             raise TypeError(f"{table}.{self.attr_name}: {exc}") from None
 
     def deserialize(self, value: Any) -> Any:
+        if type(value) is _Plaintext:
+            return self._read_plaintext(value.stored)
         bound = self._bound()
         place = bound.place(self.attr_name)
         keyring = self._keyring_of(bound)
@@ -173,10 +196,28 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
             raise DecryptionError(**place.where()) from None
 
     def get_value(self, value: dict[str, Any]) -> Any:
+        if self.transitional:
+            return self._transitional_value(value)
         if BINARY not in value:
             # A plaintext (or other non-binary) value where a ciphertext belongs: never pass it on.
             raise DecryptionError(**self._bound().place(self.attr_name).where())
         return value[BINARY]
+
+    def _transitional_value(self, value: dict[str, Any]) -> Any:
+        """The ciphertext bytes, or the old plaintext marked as such (adoption's rule)."""
+        try:
+            blob = values.ciphertext_in(self.inner.attr_type, value)
+        except DamagedCiphertext:
+            raise DecryptionError(**self._bound().place(self.attr_name).where()) from None
+        return _Plaintext(value) if blob is None else blob
+
+    def _read_plaintext(self, stored: dict[str, Any]) -> Any:
+        """A pre-adoption value, read from the bytes adoption will encrypt for it, so it reads the
+        same before and after."""
+        try:
+            return self.codec.from_bytes(values.to_plaintext(self.inner.attr_type, stored))
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+            raise DecryptionError(**self._bound().place(self.attr_name).where()) from None
 
     def blind_token(
         self, value: Any, table: str, normalizer: Callable[[Any], Any], tenant: Any = None
@@ -196,6 +237,12 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
     ) -> list[bytes]:
         """Every token ``value`` may be stored under (within ``tenant``; after a rename, also the
         tokens at the old place that items not yet re-bound keep); never creates a key."""
+        if self.transitional:
+            raise QueryNotSupportedError(
+                f"{table}.{self.attr_name} is being adopted (transitional=True): items still in "
+                "plaintext have no blind-index token, so a lookup would miss them; look up once "
+                "encrypt-column has finished and transitional is dropped"
+            )
         self.plaintext(value, table)
         places = [self._column_place(table)]
         if self.bound_as is not None:
@@ -257,6 +304,25 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         return (
             f"EncryptedAttribute({type(self.inner).__name__}(), keyring={self._keyring!r}{subject}{tenant})"
         )
+
+
+class _Plaintext:
+    """A transitional attribute's pre-adoption value, passed from ``get_value`` to ``deserialize``."""
+
+    __slots__ = ("stored",)
+
+    def __init__(self, stored: dict[str, Any]) -> None:
+        self.stored = stored
+
+
+_ADOPTABLE = (
+    UnicodeAttribute,
+    NumberAttribute,
+    BinaryAttribute,
+    BooleanAttribute,
+    MapAttribute,
+    ListAttribute,
+)
 
 
 class EncryptedSet(SetAction):

@@ -24,10 +24,10 @@ import sqlalchemy as sa
 
 from fieldcrypt import metrics, ratelimit
 from fieldcrypt.errors import DecryptionError, KeyAccessError
+from fieldcrypt.failures import note_failure
 from fieldcrypt.reports import Report as _Report
 from fieldcrypt.rotation.actions import ACTIONS, Action
 from fieldcrypt.rotation.checkpoint import Checkpoint
-from fieldcrypt.rotation.failures import note_failure
 from fieldcrypt.rotation.spec import ColumnSpec
 from fieldcrypt.rotation.table import Segment, Target
 from fieldcrypt.rotation.writer import Change, write_batch

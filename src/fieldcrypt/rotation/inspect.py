@@ -13,12 +13,12 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from fieldcrypt.errors import DecryptionError, KeyAccessError
+from fieldcrypt.failures import MAX_FAILURES_LISTED, note_failure
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import Purpose
 from fieldcrypt.place import Place
 from fieldcrypt.reports import ColumnStatus, Report
 from fieldcrypt.rotation.engine import _transaction
-from fieldcrypt.rotation.failures import MAX_FAILURES_LISTED, note_failure
 from fieldcrypt.rotation.spec import ColumnSpec
 from fieldcrypt.rotation.table import WHOLE, Segment, Target
 from fieldcrypt.tenant_rows import TenantRows

@@ -1,6 +1,6 @@
-"""Rows that could not be read, as the engine's reports and ``verify`` list them.
+"""Rows that could not be done, as the SQL engine's reports, ``verify`` and the DynamoDB jobs list them.
 
-Both list at most :data:`MAX_FAILURES_LISTED` rows (the count covers them all), by primary key
+All list at most :data:`MAX_FAILURES_LISTED` rows (the count covers them all), by primary key
 and a message that never quotes a value.
 """
 
