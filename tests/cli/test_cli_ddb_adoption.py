@@ -173,14 +173,17 @@ def test_console_script_adopts_a_dynamodb_attribute(plaintext_table: Callable[[i
 def test_kill_9_mid_adoption_then_resume_encrypts_every_item_once(
     plaintext_table: Callable[[int], dict[str, Any]], tmp_path: Path
 ) -> None:
-    """SIGKILL mid-table: the items done stay done; the rerun resumes and encrypts exactly the rest."""
+    """SIGKILL mid-table: its log has progress lines, the items done stay done; the rerun resumes and encrypts exactly the rest."""
     setup = plaintext_table(1500)
-    checkpoints = tmp_path / "checkpoints"
-    env = {**os.environ, **setup["env"]}
+    checkpoints, log = tmp_path / "checkpoints", tmp_path / "killed.log"
+    env = {**os.environ, **setup["env"], "FIELDCRYPT_PROGRESS_INTERVAL": "0"}
     arguments = ["encrypt-column", setup["target"], "--batch-size", "20", "--workers", "2", *setup["flags"]]
-    kill_9_mid_run(arguments, env, checkpoints)
+    kill_9_mid_run(arguments, env, checkpoints, stderr_log=log)
     done = len(encrypted(setup))
     assert 0 < done < setup["items"]  # stopped mid-table
+    progress = [line for line in log.read_text().splitlines() if " rows/s" in line]
+    assert progress  # without a terminal, a killed run's log still says how far it got
+    assert all(line.startswith(f"encrypt {setup['target']} (segment 0/1): ") for line in progress)
     rerun = subprocess.run(
         [SCRIPT, *arguments, "--checkpoint-dir", str(checkpoints), "--json", "-q"],
         capture_output=True,
