@@ -69,3 +69,25 @@ def test_reindexing_counts_items_processed(recorder: Recorder, ddb: Any, keyring
     assert recorder.delta(before)["fieldcrypt.rotation.rows"] == {
         attrs(operation="reindex", table="patients", column="ssn", outcome="processed"): len(SSNS)
     }
+
+
+def test_adoption_progress_counts_items_under_operation_encrypt(
+    recorder: Recorder, ddb: Any, keyring: fieldcrypt.Keyring
+) -> None:
+    """An adoption of 5 plaintext items, one of another type, counts 5 processed and 1 failed under operation encrypt."""
+    from fieldcrypt.dynamodb import EncryptedField
+    from fieldcrypt.dynamodb.adopt import Adopter
+
+    for i in range(4):
+        ddb.put_item(
+            TableName="patients", Item={"patient_id": {"S": f"p-{i}"}, "ssn": {"S": f"000-00-000{i}"}}
+        )
+    ddb.put_item(TableName="patients", Item={"patient_id": {"S": "p-n"}, "ssn": {"N": "5"}})
+    before = recorder.collect()
+    counts = Adopter(ddb, "patients", "ssn", field=EncryptedField("S", keyring=keyring), batch_size=3).run()
+    assert (counts["encrypted"], counts["failed"]) == (4, 1)
+    where = {"operation": "encrypt", "table": "patients", "column": "ssn"}
+    assert recorder.delta(before)["fieldcrypt.rotation.rows"] == {
+        attrs(**where, outcome="processed"): 5,
+        attrs(**where, outcome="failed"): 1,
+    }

@@ -65,6 +65,7 @@ class Adopter(Reencryptor):
 
     outcomes = COUNTS
     checkpoint_job = "encrypt-"
+    operation = "encrypt"  # fieldcrypt.rotation.rows counts it as SQL's encrypt-column does
 
     def __init__(
         self, client: DynamoDBClient, table: str, attribute: str, *, field: EncryptedField, **options: Any
