@@ -384,3 +384,26 @@ def test_reprs_show_no_keys() -> None:
     tenants.keyring_for("acme")
     assert repr(tenants).startswith("TenantKeyrings('pii'")
     assert "held=1/1024" in repr(tenants)
+
+
+def test_held_keyrings_stay_bounded_under_concurrent_churn() -> None:
+    """Eight threads cycling through 64 tenants with max_tenants=8: no error, the bound holds, values read back."""
+    tenants = shared_key(max_tenants=8)
+    blobs = {t: tenants.keyring_for(f"t{t}").encrypt(f"v{t}", SSN) for t in range(64)}
+    errors: list[BaseException] = []
+
+    def churn(offset: int) -> None:
+        try:
+            for i in range(400):
+                t = (i * 7 + offset) % 64
+                assert tenants.keyring_for(f"t{t}").decrypt_str(blobs[t], SSN) == f"v{t}"
+        except BaseException as exc:  # reported below, with the thread's failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(tenants.held_tenants()) <= 8

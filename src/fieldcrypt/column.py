@@ -22,8 +22,9 @@ from fieldcrypt.errors import ConfigurationError, DecryptionError, StorageMismat
 from fieldcrypt.foreign import ForeignFormat
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey
-from fieldcrypt.registry import get_keyring
+from fieldcrypt.registry import get_keyring, get_tenant_keyrings
 from fieldcrypt.storage import from_stored, to_stored
+from fieldcrypt.tenants import TenantKeyrings
 
 __all__ = ["ColumnSpec", "Sealed", "Storage", "from_stored", "to_stored"]
 
@@ -76,7 +77,8 @@ class ColumnSpec:
 
     Args:
         table, column: the column (also the place every ciphertext is bound to).
-        keyring: a keyring or the name of a registered one.
+        keyring: a keyring or the name of a registered one; with ``tenant_column``, a
+            :class:`~fieldcrypt.tenants.TenantKeyrings` or the name of registered ones.
         codec: how values become bytes: a codec, or its name in :func:`fieldcrypt.codecs.named`.
             None (unknown) is enough for ``status`` and ``reencrypt``, which never read a value;
             everything that does refuses to guess.
@@ -89,11 +91,13 @@ class ColumnSpec:
             bound to the old names (``Encrypted``'s option): read at either place, written at its own.
         from_: an adoption source (:mod:`fieldcrypt.foreign`): the column holds another library's
             ciphertexts, which ``encrypt`` reads with the old keys instead of taking them for plaintext.
+        tenant_column: the column whose value chooses each row's keyring (``Encrypted``'s
+            ``tenant`` option); the value methods then take ``tenant=``.
     """
 
     table: str
     column: str
-    keyring: Keyring | str
+    keyring: Keyring | TenantKeyrings | str
     codec: codecs.Codec[Any] | str | None = None
     storage: Storage | str = Storage.BINARY
     bind_row: bool = False
@@ -102,6 +106,7 @@ class ColumnSpec:
     primary_key: tuple[str, ...] = ()
     bound_as: tuple[str, str] | None = None
     from_: ForeignFormat | None = field(default=None, compare=False)
+    tenant_column: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.codec, str):
@@ -126,8 +131,36 @@ class ColumnSpec:
     def the_storage(self) -> Storage:
         return Storage(self.storage)
 
-    def resolve_keyring(self) -> Keyring:
-        return self.keyring if isinstance(self.keyring, Keyring) else get_keyring(self.keyring)
+    def resolve_keyring(self, tenant: object = None) -> Keyring:
+        """The keyring of a value of this column: the column's, or for a per-tenant column the
+        keyring of ``tenant`` (the row's value of ``tenant_column``).
+
+        Raises:
+            ConfigurationError: a per-tenant column without a usable ``tenant``, or a tenant given
+                for a column that has none.
+        """
+        if self.tenant_column is None:
+            if tenant is not None:
+                raise ConfigurationError(f"{self.table}.{self.column} has no tenant column: drop tenant=")
+            if isinstance(self.keyring, TenantKeyrings):
+                raise ConfigurationError(
+                    f"{self.table}.{self.column}: TenantKeyrings need the column's tenant_column"
+                )
+            return self.keyring if isinstance(self.keyring, Keyring) else get_keyring(self.keyring)
+        if tenant is None:
+            raise ConfigurationError(
+                f"{self.table}.{self.column}: its keyring is chosen by the row's {self.tenant_column}, "
+                "which is not given (None); pass tenant= (every row must name its tenant)"
+            )
+        tenants = self.keyring if isinstance(self.keyring, TenantKeyrings) else None
+        if tenants is None and isinstance(self.keyring, str):
+            tenants = get_tenant_keyrings(self.keyring)
+        if tenants is None:
+            raise ConfigurationError(
+                f"{self.table}.{self.column} chooses its keyring by {self.tenant_column}: give it "
+                "TenantKeyrings (or their registered name), not one Keyring"
+            )
+        return tenants.keyring_for(tenant)  # type: ignore[arg-type]  # checked there
 
     def place(self, row: RowKey | None = None) -> Place:
         """Where a value of ``row`` is bound: the column, plus the row for row-bound columns."""
@@ -153,12 +186,17 @@ class ColumnSpec:
 
     # -- values -----------------------------------------------------------------------------
 
-    def encrypt(self, value: Any, row: RowKey | None = None) -> bytes | str:
+    def encrypt(self, value: Any, row: RowKey | None = None, *, tenant: object = None) -> bytes | str:
         """The stored form of ``value``: v1 bytes, or their base64 text for text storage."""
-        return self.to_stored(self.resolve_keyring().encrypt(self._plain(value), self.place(row)))
+        keyring = self.resolve_keyring(tenant)
+        return self.to_stored(keyring.encrypt(self._plain(value), self.place(row)))
 
     def decrypt(
-        self, stored: bytes | bytearray | memoryview | str | Sealed, row: RowKey | None = None
+        self,
+        stored: bytes | bytearray | memoryview | str | Sealed,
+        row: RowKey | None = None,
+        *,
+        tenant: object = None,
     ) -> Any:
         """The Python value of a stored (or :class:`Sealed`) ciphertext.
 
@@ -173,21 +211,23 @@ class ColumnSpec:
                 blob = from_stored(stored)
             except fmt.MalformedCiphertext:
                 raise fmt.MalformedCiphertext(**place.where()) from None
-        return self.the_codec.decode(open_at(self.resolve_keyring(), blob, self.places(row)), place)
+        keyring = self.resolve_keyring(tenant)
+        return self.the_codec.decode(open_at(keyring, blob, self.places(row)), place)
 
-    def seal(self, value: Any, row: RowKey | None = None) -> Sealed:
-        """``value`` encrypted for this column (and ``row``), to pass to a Core statement as is;
-        the way to UPDATE a row-bound column outside the ORM. Carries the blind-index token."""
-        blob = self.resolve_keyring().encrypt(self._plain(value), self.place(row))
-        return Sealed(blob, self.index(value))
+    def seal(self, value: Any, row: RowKey | None = None, *, tenant: object = None) -> Sealed:
+        """``value`` encrypted for this column (and ``row``, and ``tenant``), to pass to a Core
+        statement as is; the way to UPDATE a row-bound or per-tenant column outside the ORM.
+        Carries the blind-index token."""
+        blob = self.resolve_keyring(tenant).encrypt(self._plain(value), self.place(row))
+        return Sealed(blob, self.index(value, tenant=tenant))
 
-    def index(self, value: Any) -> bytes | None:
+    def index(self, value: Any, *, tenant: object = None) -> bytes | None:
         """The blind-index token for ``value`` (None when the column is not searchable)."""
         if self.index_column is None or value is None:
             return None
         if self.normalizer is not None:
             value = self.normalizer(value)
-        keyring = self.resolve_keyring()
+        keyring = self.resolve_keyring(tenant)
         index_records.check(keyring, self.index_place(), self.normalizer, writing=True)
         return keyring.blind_index(self._plain(value), self.index_place())
 

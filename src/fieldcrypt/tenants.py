@@ -110,11 +110,15 @@ class TenantKeyrings:
             if kind in _DECIMAL_OR_UUID
             else tenant_ids.canonical_tenant(tenant)
         )
-        with self._lock:
-            keyring = self._keyrings.get(key)
-            if keyring is not None:
+        # A hit takes no lock: each OrderedDict operation is atomic, and a keyring dropped by
+        # another thread between the two is still a valid keyring (its next use remakes it).
+        keyring = self._keyrings.get(key)
+        if keyring is not None:
+            try:
                 self._keyrings.move_to_end(key)
-                return keyring
+            except KeyError:
+                return keyring  # dropped meanwhile by another thread: still a valid keyring
+            return keyring
         return self._make(tenant_ids.canonical_tenant(key))
 
     def _make(self, tenant: str) -> Keyring:

@@ -37,9 +37,19 @@ log = logging.getLogger("fieldcrypt")
 INFO_KEY = "fieldcrypt_index_for"  # Column.info key marking a blind-index column, naming its source
 
 
-def token(type_: Encrypted[Any], value: Any) -> bytes | None:
-    """The blind-index token to store for ``value`` in the column ``type_`` is bound to."""
-    return tokenizer(type_)(value)
+def token(type_: Encrypted[Any], value: Any, tenant: Any = None) -> bytes | None:
+    """The blind-index token to store for ``value`` in the column ``type_`` is bound to (under
+    the keyring of ``tenant`` for a per-tenant column)."""
+    if type_.tenant is None:
+        return tokenizer(type_)(value)
+    if value is None:
+        return None
+    if type(value) is Sealed:
+        return value.index
+    plain = type_.index_plaintext(value)
+    keyring, place = type_.row_keyring(tenant), _column_place(type_._where())
+    index_records.check(keyring, place, type_.normalizer, writing=True)
+    return keyring.blind_index(plain, place)
 
 
 def tokenizer(type_: Encrypted[Any]) -> Callable[[Any], bytes | None]:
@@ -175,20 +185,33 @@ def _insert_default(context: DefaultExecutionContext) -> bytes | None:
     found = _sources.get(id(index_column))
     if found is None:
         found = _source_of(index_column)
-    key, tokenize = found
+    key, tokenize, type_, tenant_key = found
     params = context.get_current_parameters()  # type: ignore[no-untyped-call]
-    return tokenize(params.get(key))
+    if tokenize is not None:
+        return tokenize(params.get(key))
+    # A per-tenant column: the keyring is the row's tenant's (not one per column).
+    return token(type_, params.get(key), None if tenant_key is None else params.get(tenant_key))
 
 
-# The source column's key and tokenizer per index column (by id, removed when the index column
-# is collected, so an id is never reused while present): this default runs once per inserted row.
-_sources: dict[int, tuple[str, Callable[[Any], bytes | None]]] = {}
+# Per index column (by id, removed when the index column is collected, so an id is never reused
+# while present): its source column's key, tokenizer (None when per tenant), type and tenant
+# column key. This default runs once per inserted row.
+_sources: dict[int, tuple[str, Callable[[Any], bytes | None] | None, Encrypted[Any], str | None]] = {}
 
 
-def _source_of(index_column: Column[Any]) -> tuple[str, Callable[[Any], bytes | None]]:
+def _source_of(
+    index_column: Column[Any],
+) -> tuple[str, Callable[[Any], bytes | None] | None, Encrypted[Any], str | None]:
     source_name = index_column.info[INFO_KEY]
-    source = next(c for c in index_column.table.columns if c.name == source_name)
-    found = (source.key, tokenizer(_enc(source)))
+    table = index_column.table
+    source = next(c for c in table.columns if c.name == source_name)
+    type_ = _enc(source)
+    found: tuple[str, Callable[[Any], bytes | None] | None, Encrypted[Any], str | None]
+    if type_.tenant is None:
+        found = (source.key, tokenizer(type_), type_, None)
+    else:
+        tenant = next(c.key for c in table.columns if c.name == type_.tenant)
+        found = (source.key, None, type_, tenant)
     key = id(index_column)
     _sources[key] = found
     weakref.finalize(index_column, _sources.pop, key, None)

@@ -26,6 +26,7 @@ from fieldcrypt.errors import QueryNotSupportedError
 from fieldcrypt.registry import get_keyring
 
 if TYPE_CHECKING:
+    from fieldcrypt.keyring import Keyring
     from fieldcrypt.sqlalchemy.types import Encrypted
 
 _EQUALITY = {operators.eq, operators.ne, operators.in_op, operators.not_in_op}
@@ -44,10 +45,20 @@ class SearchTokens(BindParameter[Any]):
 
     inherit_cache = True
 
-    def __init__(self, tokens: list[bytes], index_type: Any, source: Any, searched: frozenset[bytes]) -> None:
+    def __init__(
+        self,
+        tokens: list[bytes],
+        index_type: Any,
+        source: Any,
+        searched: frozenset[bytes],
+        per_tenant: tuple[Any, ...] | None = None,
+    ) -> None:
         super().__init__(None, tokens, type_=index_type, unique=True, expanding=True)
         self.source = source
         self.searched = searched
+        # A per-tenant column's searched values: its tokens depend on the tenant the statement's
+        # WHERE names, so verify.plan computes them when the statement runs (until then: none).
+        self.per_tenant = per_tenant
 
 
 class EncryptedComparator(TypeDecorator.Comparator[Any]):
@@ -91,29 +102,23 @@ class EncryptedComparator(TypeDecorator.Comparator[Any]):
                 f"{table}.{column}: compare an encrypted column with Python values, not with a SQL "
                 "expression or subquery (the blind index is computed in the application)"
             )
-        tokens = [t for v in values for t in self._tokens(type_, table, column, v)]
+        for value in values:
+            if isinstance(value, ClauseElement):
+                raise QueryNotSupportedError(
+                    f"{table}.{column}: compare an encrypted column with Python values, not SQL expressions"
+                )
+        given = [v for v in values if v is not None]  # NULL is never indexed; == None is IS NULL
+        per_tenant = tuple(given) if type_.tenant is not None else None
+        tokens = (
+            [] if per_tenant else [t for v in given for t in tokens_for(type_, get_keyring(type_.keyring), v)]
+        )
         index: ColumnElement[Any] = self.expr.table.c[index_name]
-        searched = frozenset(type_.index_plaintext(v) for v in values if v is not None)
+        searched = frozenset(type_.index_plaintext(v) for v in given)
         negated = op in (operators.ne, operators.not_in_op)
-        if not tokens:
+        if not tokens and not per_tenant:
             return index.is_not(None) if negated else false()
-        param = SearchTokens(tokens, index.type, self.expr, searched)
+        param = SearchTokens(tokens, index.type, self.expr, searched, per_tenant)
         return index.not_in(param) if negated else index.in_(param)
-
-    @staticmethod
-    def _tokens(type_: Encrypted[Any], table: str, column: str, value: Any) -> list[bytes]:
-        if isinstance(value, ClauseElement):
-            raise QueryNotSupportedError(
-                f"{table}.{column}: compare an encrypted column with Python values, not SQL expressions"
-            )
-        if value is None:
-            return []  # NULL is never indexed; == None is handled as IS NULL
-        keyring, plain = get_keyring(type_.keyring), type_.index_plaintext(value)
-        tokens: list[bytes] = []
-        for place in type_.places():  # a renamed column (bound_as): rows not yet re-bound too
-            index_records.check(keyring, place, type_.normalizer, writing=False)
-            tokens.extend(keyring.blind_index_candidates(plain, place))
-        return tokens
 
     def _refusal(self, op: Any) -> QueryNotSupportedError:
         table, column = self.type._where()  # type: ignore[attr-defined]
@@ -121,6 +126,16 @@ class EncryptedComparator(TypeDecorator.Comparator[Any]):
             f"{table}.{column} is encrypted: {_name(op)} cannot work on ciphertext "
             "(only ==, !=, in_, not_in through a blind index, and IS NULL are supported)"
         )
+
+
+def tokens_for(type_: Encrypted[Any], keyring: Keyring, value: Any) -> list[bytes]:
+    """Every token ``value`` may be stored under in ``type_``'s column, under ``keyring``."""
+    plain = type_.index_plaintext(value)
+    tokens: list[bytes] = []
+    for place in type_.places():  # a renamed column (bound_as): rows not yet re-bound too
+        index_records.check(keyring, place, type_.normalizer, writing=False)
+        tokens.extend(keyring.blind_index_candidates(plain, place))
+    return tokens
 
 
 def _name(op: Any) -> str:

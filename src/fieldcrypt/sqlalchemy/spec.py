@@ -53,6 +53,7 @@ def spec_of(type_: Encrypted[Any], primary_key: Sequence[str] = ()) -> ColumnSpe
         primary_key=tuple(primary_key),
         bound_as=type_.bound_as,
         from_=type_.from_,
+        tenant_column=type_.tenant,
     )
 
 

@@ -25,11 +25,12 @@ from fieldcrypt.foreign import ForeignFormat, ForeignValueError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey, old_names
 from fieldcrypt.reading import as_bytes, column_reader
-from fieldcrypt.registry import follow, get_keyring
+from fieldcrypt.registry import follow, follow_tenants, get_keyring
 from fieldcrypt.sqlalchemy import redaction
 from fieldcrypt.sqlalchemy.comparator import EncryptedComparator
 from fieldcrypt.storage import Storage
 from fieldcrypt.storage import sql as _storage
+from fieldcrypt.tenants import TenantKeyrings
 
 T = TypeVar("T")
 
@@ -73,6 +74,12 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             (:mod:`fieldcrypt.foreign`: sqlalchemy-utils, Fernet), also read its values with the
             old keys; writes are fieldcrypt's, blind-index queries are refused until the move is
             done. Not in ``repr`` (it holds keys): pass it to the operation as well.
+        tenant: the name of the column holding each row's tenant id: the keyring is then the
+            tenant's, from the :class:`~fieldcrypt.tenants.TenantKeyrings` registered as
+            ``keyring``, chosen from the row before the write (like ``bind_row``, values are
+            sealed in the ORM flush and Core parameter dictionaries; reads open in the ORM's load
+            or with ``ColumnSpec.decrypt(..., tenant=)``), and searches name the tenant
+            (``where(User.tenant_id == t, User.ssn == v)``). docs/sqlalchemy.md, "Keys per tenant".
     """
 
     impl = sat.LargeBinary
@@ -96,6 +103,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         allow_low_cardinality_index: bool = False,
         bound_as: tuple[str, str] | None = None,
         from_: ForeignFormat | None = None,
+        tenant: str | None = None,
         subject: str | None = None,
     ) -> None:
         super().__init__()
@@ -111,6 +119,8 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             raise ConfigurationError(f"storage must be 'binary' or 'text', not {storage!r}")
         if not keyring or not isinstance(keyring, str):
             raise ConfigurationError("keyring must be the name of a registered keyring")
+        if tenant is not None and (not isinstance(tenant, str) or not tenant):
+            raise ConfigurationError("tenant must be the name of the column holding the tenant id")
         if normalizer is not None and not isinstance(normalizer, Hashable):
             raise ConfigurationError("normalizer must be a hashable callable (a function)")
         if searchable or index_column or unique:
@@ -139,6 +149,7 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         self.unique = unique
         self.storage = storage
         self.bind_row = bind_row
+        self.tenant = tenant
         self.add_index_column = add_index_column
         self.place = place
         self.transitional = bool(transitional)
@@ -149,6 +160,12 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
                 "from_ must be an adoption source: fieldcrypt.foreign.SqlalchemyUtils or Fernet"
             )
         self.from_ = from_
+        # Per-value helpers of the row-sealing path (row_binding), made once per place: keyed by
+        # the place they were made for, since copies (bound_to) share this dict's contents.
+        self._tenants_now: Callable[[], TenantKeyrings] | None = None  # registry.follow_tenants
+        self._per_place: tuple[tuple[str, str] | None, tuple[Place, ...], Callable[[Any], bytes]] | None = (
+            None
+        )
         if storage == "text":
             self.impl = self.impl_instance = sat.Text()  # type: ignore[assignment]
 
@@ -181,9 +198,9 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
 
     @property
     def sealed_before_write(self) -> bool:
-        """Its values need their row to be encrypted (``bind_row``, ``subject``): sealed where the
-        row is known, before the bind processor, which sees the value alone."""
-        return self.bind_row or self.subject is not None
+        """Its values need their row to be encrypted (``bind_row``, ``tenant``, ``subject``): sealed
+        where the row is known, before the bind processor, which sees the value alone."""
+        return self.bind_row or self.tenant is not None or self.subject is not None
 
     def bound_to(self, table: str, column: str) -> Encrypted[T]:
         """A copy of this type bound to ``table.column`` (what the column attach installs)."""
@@ -202,12 +219,46 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
     def places(self, row: RowKey | None = None, table: str | None = None) -> tuple[Place, ...]:
         """Where this column's values may be bound: its own place (in ``table``, where a
         ``schema_translate_map`` moves the declared one), then its old one (``bound_as``)."""
+        if row is None and table is None:
+            return self._sealing()[0]
         declared, column = self._where()
         own = Place(table or declared, column, row)
         return (own,) if self.bound_as is None else (own, Place(*self.bound_as, row))
 
+    def sealing_encoder(self) -> Callable[[Any], bytes]:
+        """:meth:`encoder`, made once per place (it runs per value when values are sealed)."""
+        return self._sealing()[1]
+
+    def _sealing(self) -> tuple[tuple[Place, ...], Callable[[Any], bytes]]:
+        made = self._per_place
+        if made is None or made[0] != self.place:
+            own = Place(*self._where())
+            places = (own,) if self.bound_as is None else (own, Place(*self.bound_as))
+            made = self._per_place = (self.place, places, self.encoder())
+        return made[1], made[2]
+
     def _keyring(self) -> Keyring:
         return get_keyring(self.keyring)
+
+    def row_keyring(self, tenant: Any = None) -> Keyring:
+        """The keyring of this column's values in a row whose tenant column holds ``tenant``.
+
+        Raises:
+            ConfigurationError: a per-tenant column and no usable tenant (None: the row does not
+                name its tenant), or the keyring registered under the name is of the other kind.
+        """
+        if self.tenant is None:
+            return get_keyring(self.keyring)
+        if tenant is None:
+            table, column = self._where()
+            raise ConfigurationError(
+                f"{table}.{column}: its keyring is chosen by the row's {self.tenant}, which is not "
+                "known before the write (None or not given); set it on every row written"
+            )
+        tenants_now = self._tenants_now
+        if tenants_now is None:
+            tenants_now = self._tenants_now = follow_tenants(self.keyring)
+        return tenants_now().keyring_for(tenant)
 
     def index_plaintext(self, value: Any) -> bytes:
         """The bytes a blind-index token is computed over, on writes and queries alike.
@@ -263,8 +314,14 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         to_bytes = self.encoder()
         text = self.storage == "text"
         sealed_before = self.sealed_before_write
-        what_row = f"encrypted per subject (by {self.subject})" if self.subject else "bound to its row"
-        keyring_now = follow(self.keyring)
+        what_row = (
+            f"per tenant (by {self.tenant})"
+            if self.tenant is not None
+            else f"encrypted per subject (by {self.subject})"
+            if self.subject
+            else "bound to its row"
+        )
+        keyring_now = follow(self.keyring) if self.tenant is None else None
 
         def process(value: Any) -> Any:
             if value is None:
@@ -276,14 +333,14 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             elif sealed_before:
                 raise ConfigurationError(
                     f"{table}.{column} is {what_row}: write it through the ORM or as "
-                    "conn.execute(insert(table), [{...primary key..., ...}]) so the row is known"
+                    "conn.execute(insert(table), [{...}]) with the row's values, so the row is known"
                 )
             else:
                 try:
                     plain = to_bytes(value)
                 except TypeError as exc:
                     raise TypeError(f"{table}.{column}: {exc}") from None
-                blob = keyring_now().encrypt(plain, place)
+                blob = keyring_now().encrypt(plain, place)  # type: ignore[misc]  # not per tenant
             stored: Any = fmt.to_text(blob) if text else blob
             return impl(stored) if impl is not None else stored
 
@@ -378,6 +435,7 @@ _REPR_DEFAULTS: tuple[tuple[str, object], ...] = (
     ("transitional", False),
     ("allow_low_cardinality_index", False),
     ("bound_as", None),
+    ("tenant", None),
     ("subject", None),
 )
 _CACHE_KEY_OPTIONS = ("keyring", "place", "from_", *(name for name, _ in _REPR_DEFAULTS))

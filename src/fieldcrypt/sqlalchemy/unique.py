@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from fieldcrypt.errors import DuplicateValueError
 from fieldcrypt.place import Place
-from fieldcrypt.registry import get_keyring, registered
+from fieldcrypt.registry import registered
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
 
 
@@ -32,18 +32,20 @@ def rotating(type_: Encrypted[Any]) -> bool:
     """Whether the column's keyring has more than one active index key (a rotation under way)."""
     keyring = registered().get(type_.keyring)
     if keyring is None:
+        # Per-tenant columns are not checked: each tenant has its own index keys, rotated apart.
         return False  # not configured yet: the write itself fails with the registry's clear error
     return len(keyring.blind_index_candidates(b"", Place(*type_._where()))) > 1
 
 
-def older_tokens(type_: Encrypted[Any], value: Any) -> tuple[bytes, ...]:
+def older_tokens(type_: Encrypted[Any], value: Any, tenant: Any = None) -> tuple[bytes, ...]:
     """``value``'s tokens under every active index key but the newest (unique columns only)."""
     if not type_.unique or value is None:
         return ()
     if type(value) is Sealed:
         return value.older_tokens
     place = Place(*type_._where())
-    return tuple(get_keyring(type_.keyring).blind_index_candidates(type_.index_plaintext(value), place)[:-1])
+    keyring = type_.row_keyring(tenant)
+    return tuple(keyring.blind_index_candidates(type_.index_plaintext(value), place)[:-1])
 
 
 def refuse_duplicate(

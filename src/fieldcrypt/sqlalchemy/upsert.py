@@ -14,6 +14,10 @@ column the UPDATE half assigns may take:
   encrypted by the column's type, with its blind-index token added;
 * the column itself (keep the stored value).
 
+A per-tenant column (``tenant="tenant_id"``) and its tenant column move together: the UPDATE half
+either leaves both alone or assigns both from the proposed row (``tenant_id = excluded.tenant_id``
+and ``col = excluded.col``), so the stored value is always under the keys of the row's tenant.
+
 Anything else (another column's value, a SQL expression) is refused with QueryNotSupportedError: its
 ciphertext would be bound to the wrong place, or its blind index could not be kept in step.
 """
@@ -68,6 +72,7 @@ def _checked(clause: Any, table: Table) -> Any:
     row_bound = [c for c in table.columns if isinstance(c.type, Encrypted) and c.type.bind_row]
     if row_bound and keys & {c.key for c in table.primary_key.columns}:
         raise _refused(table, row_bound[0].name, "the upsert changes the primary key its values are bound to")
+    _check_tenants(given, table, _PROPOSED_ROW[type(clause)])
     for target, value in given.items():
         column = table.c.get(_key(target))
         if column is None or not isinstance(column.type, Encrypted):
@@ -88,15 +93,15 @@ def _checked(clause: Any, table: Table) -> Any:
                 added[index] = proposed.table.c[index]
         elif _is_itself(value, column):
             continue
-        elif isinstance(value, BindParameter | Null) and not type_.bind_row:
+        elif isinstance(value, BindParameter | Null) and not type_.sealed_before_write:
             if index:
                 token = blind_index.token(type_, None if isinstance(value, Null) else value.effective_value)
                 added[index] = null() if token is None else literal(token, table.c[index].type)
-        elif type_.bind_row:
+        elif type_.sealed_before_write:
             raise _refused(
                 table,
                 column.name,
-                "it is bound to its row and an upsert cannot tell which row a value lands in; "
+                "it is bound to its row or tenant and an upsert cannot tell which row a value lands in; "
                 "assign the proposed row's value (excluded.col / inserted.col) with the primary key "
                 "as the conflict target",
             )
@@ -108,6 +113,36 @@ def _checked(clause: Any, table: Table) -> Any:
                 "itself keep its ciphertext and blind index correct",
             )
     return _compat.with_assignments(clause, {**given, **added}) if added else clause
+
+
+def _check_tenants(given: dict[Any, Any], table: Table, alias_name: str) -> None:
+    """Each tenant column and its per-tenant columns: all left alone, or all from the proposed row."""
+    per_tenant = [
+        (c, c.type.tenant)
+        for c in table.columns
+        if isinstance(c.type, Encrypted) and c.type.tenant is not None
+    ]
+    assigned = {_key(k): v for k, v in given.items()}
+    for column, tenant_name in per_tenant:
+        tenant = next((c for c in table.columns if c.name == tenant_name), None)
+        if tenant is None:
+            continue  # the INSERT half already said the tenant column is missing
+        moved = [c for c in (tenant, column) if c.key in assigned and not _is_itself(assigned[c.key], c)]
+        if not moved:
+            continue
+        together = all(
+            (proposed := _proposed_column(assigned.get(c.key), table, alias_name)) is not None
+            and proposed.name == c.name
+            for c in (tenant, column)
+        )
+        if not together:
+            raise _refused(
+                table,
+                column.name,
+                f"it is per tenant (by {tenant.name}): assign both {tenant.name} and {column.name} "
+                f"from the proposed row ({alias_name}.{tenant.name}, {alias_name}.{column.name}) or "
+                "neither, so the stored value stays under the keys of its row's tenant",
+            )
 
 
 def _key(target: Any) -> str:

@@ -29,14 +29,14 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Connection, Result
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.sql import operators, visitors
-from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ClauseElement
+from sqlalchemy.sql.elements import BinaryExpression, ClauseElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from fieldcrypt import audit
 from fieldcrypt.errors import QueryNotSupportedError
 from fieldcrypt.place import RowKey
 from fieldcrypt.sqlalchemy import _compat, row_binding
-from fieldcrypt.sqlalchemy.comparator import SearchTokens
+from fieldcrypt.sqlalchemy.comparator import SearchTokens, tokens_for
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
 from fieldcrypt.storage.row_keys import canonical_key
 
@@ -50,6 +50,7 @@ class _Check:
     negated: bool  # NOT IN (``!=``, ``not_in``, ``~(col == v)``): a match must differ
     value_at: int  # position of the searched column among the added columns
     key_at: tuple[int, ...]  # positions of the primary-key columns among them
+    tenant_at: int | None  # position of the tenant column (per-tenant columns)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ def plan(statement: Any) -> tuple[Select[Any], _Plan] | None:
     if not found:
         return None
     name = _described(found[0])
+    if any(s.per_tenant is not None for s in found) and isinstance(statement, Select):
+        statement = _with_tenant_tokens(statement, found)
+        found = searches_in(statement)
     if not isinstance(statement, Select):
         raise QueryNotSupportedError(
             f"{name}: a blind-index search in a {type(statement).__name__} cannot be verified (a "
@@ -83,7 +87,7 @@ def plan(statement: Any) -> tuple[Select[Any], _Plan] | None:
         )
     top = {
         term.right: term.operator is operators.not_in_op
-        for term in _conjuncts(statement.whereclause)
+        for term in row_binding.and_terms(statement.whereclause)
         if isinstance(term, BinaryExpression)
         and isinstance(term.right, SearchTokens)
         and term.operator in (operators.in_op, operators.not_in_op)
@@ -102,9 +106,11 @@ def plan(statement: Any) -> tuple[Select[Any], _Plan] | None:
     checks: list[_Check] = []
     for search, negated in top.items():
         keys = list(search.source.table.primary_key)
+        tenant = _tenant_column_of(search)
         at = len(extra)
-        checks.append(_Check(search, negated, at, tuple(range(at + 1, at + 1 + len(keys)))))
-        extra += [search.source, *keys]
+        tenant_at = None if tenant is None else at + 1 + len(keys)
+        checks.append(_Check(search, negated, at, tuple(range(at + 1, at + 1 + len(keys))), tenant_at))
+        extra += [search.source, *keys, *([] if tenant is None else [tenant])]
     limit, offset = _compat.limit_and_offset(statement)
     widened = statement.limit(None).offset(None).add_columns(*extra)
     return widened, _Plan(tuple(checks), len(extra), limit, offset)
@@ -192,8 +198,8 @@ def _matches(check: _Check, added: Sequence[Any]) -> bool:
         keys = search.source.table.primary_key
         key = canonical_key([c.type for c in keys], [added[i] for i in check.key_at], f"{table}.{column}")
     if type(value) is Sealed:
-        assert key is not None  # bind_row requires a primary key
-        value = row_binding.open_sealed(type_, value, key)
+        tenant = None if check.tenant_at is None else added[check.tenant_at]
+        value = row_binding.open_sealed(type_, value, key if type_.bind_row else None, tenant=tenant)
     ok = value is not None and (type_.index_plaintext(value) in search.searched) != check.negated
     if not ok:
         table, column = type_._where()
@@ -201,12 +207,52 @@ def _matches(check: _Check, added: Sequence[Any]) -> bool:
     return ok
 
 
-def _conjuncts(where: Any) -> list[Any]:
-    if where is None:
-        return []
-    if isinstance(where, BooleanClauseList) and where.operator is operators.and_:
-        return [term for clause in where.clauses for term in _conjuncts(clause)]
-    return [where]
+def _tenant_column_of(search: SearchTokens) -> Any:
+    """The tenant column of a per-tenant search's source, as the statement names its table."""
+    name = search.source.type.tenant
+    if name is None:
+        return None
+    return next(c for c in search.source.table.c if c.name == name)
+
+
+def _with_tenant_tokens(statement: Select[Any], found: list[SearchTokens]) -> Select[Any]:
+    """``statement`` with the tokens of its per-tenant searches computed under the keyring of the
+    tenant its WHERE names (``tenant_col == value``, a top-level AND term).
+
+    Raises:
+        QueryNotSupportedError: a per-tenant search whose statement names no single tenant.
+    """
+    filled: dict[int, SearchTokens] = {}
+    for search in found:
+        if search.per_tenant is None:
+            continue
+        type_: Encrypted[Any] = search.source.type
+        tenant = _tenant_named(statement, search)
+        keyring = type_.row_keyring(tenant)
+        tokens = [t for value in search.per_tenant for t in tokens_for(type_, keyring, value)]
+        filled[id(search)] = SearchTokens(tokens, search.type, search.source, search.searched)
+
+    def replace(element: Any, **_: Any) -> Any:
+        return filled.get(id(element))
+
+    replaced = visitors.replacement_traverse(statement, {}, replace)
+    assert isinstance(replaced, Select)
+    return replaced
+
+
+def _tenant_named(statement: Select[Any], search: SearchTokens) -> Any:
+    """The value a top-level ``tenant_col == value`` term of the WHERE gives the search's tenant."""
+    tenant_column = _tenant_column_of(search)
+    for left, right in row_binding.equalities(statement.whereclause):
+        if left.compare(tenant_column) and right.effective_value is not None:
+            return right.effective_value
+    type_: Encrypted[Any] = search.source.type
+    table, column = type_._where()
+    raise QueryNotSupportedError(
+        f"{table}.{column} is per tenant (by {type_.tenant}): its blind index is the tenant's, so a "
+        f"search runs within one tenant; add {type_.tenant} == <tenant> to the same WHERE "
+        f"(where(Model.{type_.tenant} == t, Model.{column} == v))"
+    )
 
 
 def _aggregates(statement: Select[Any]) -> bool:

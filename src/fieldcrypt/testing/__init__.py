@@ -19,6 +19,7 @@ from fieldcrypt.keys.master import LocalMasterKey, MasterKey
 from fieldcrypt.registry import register
 from fieldcrypt.stores.base import KeyStore
 from fieldcrypt.stores.memory import MemoryKeyStore
+from fieldcrypt.tenants import TenantKeyrings
 
 
 def moto_server(*, port: int = 0, fake_credentials: bool = True) -> AbstractContextManager[str]:
@@ -42,6 +43,29 @@ def local_keyring(
     if register_it:
         register(keyring, replace=True)
     return keyring
+
+
+def local_tenant_keyrings(
+    name: str = "pii", *, key_store: KeyStore | None = None, register_it: bool = True, **options: Any
+) -> TenantKeyrings:
+    """Per-tenant keyrings, each tenant on its own fresh local master key (made on its first use,
+    the same one for the life of this object), keys in memory unless a store is given.
+
+    Registered under ``name`` (replacing any previous one) unless ``register_it=False``.
+    """
+    keys: dict[str, LocalMasterKey] = {}
+    lock = threading.Lock()
+
+    def master_key_for(tenant: str) -> MasterKey:
+        with lock:
+            return keys.setdefault(tenant, LocalMasterKey.generate())
+
+    tenants = TenantKeyrings(
+        name, key_store=key_store or MemoryKeyStore(), master_key_for=master_key_for, **options
+    )
+    if register_it:
+        register(tenants, replace=True)
+    return tenants
 
 
 class CountingMasterKey:
