@@ -118,7 +118,7 @@ def ssns(db: sa.Engine) -> dict[int, str | None]:
         return {a.id: a.ssn for a in session.scalars(select(Account))}
 
 
-def test_orm_round_trip_under_each_tenants_keys(tdb: sa.Engine) -> None:
+def test_orm_round_trip_under_each_tenants_keys(tdb: sa.Engine, kms_setup: dict[str, Any]) -> None:
     """Three tenants' values round-trip through the ORM; each raw value is ciphertext under its tenant's data key."""
     seed(tdb)
     with Session(tdb) as session:
@@ -128,9 +128,9 @@ def test_orm_round_trip_under_each_tenants_keys(tdb: sa.Engine) -> None:
         assert keyring_of(tdb, "ssn", n) == f"tpii/{tenant}"
         assert keyring_of(tdb, "notes", n) == f"tpii/{tenant}"
     tenants = fieldcrypt.registry.get_tenant_keyrings("tpii")
-    own = fieldcrypt.KmsMasterKey(tenants.key_store and tenants.keyring_for("byok").master_key.key_id)
     assert {r.keyring for r in tenants.key_store.list("tpii/byok")} == {"tpii/byok"}
-    assert all(set(r.wraps) == {own.key_id} for r in tenants.key_store.list("tpii/byok"))
+    assert all(set(r.wraps) == {kms_setup["own"]} for r in tenants.key_store.list("tpii/byok"))
+    assert all(set(r.wraps) == {kms_setup["shared"]} for r in tenants.key_store.list("tpii/acme"))
     assert tenants.stored_tenants() == sorted(TENANTS)
 
 
