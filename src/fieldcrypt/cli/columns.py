@@ -22,6 +22,7 @@ from fieldcrypt.rotation import engine, inspect, schema
 from fieldcrypt.rotation.spec import ColumnSpec, Storage
 from fieldcrypt.rotation.table import Segment
 from fieldcrypt.tenant_rows import TenantRows
+from fieldcrypt.tenants import TenantKeyrings
 
 TARGET_HELP = "TARGET is TABLE.COLUMN (SQL) or dynamodb:TABLE.ATTRIBUTE."
 SEGMENT_OPTION = click.option(
@@ -133,6 +134,7 @@ def _for_tenant(
     """
     tenant = state.settings.tenant
     where = f"{spec.table}.{spec.column}"
+    tenant_column = tenant_column or spec.tenant_column  # --tenant-column, else the model's
     if tenant_column is None:
         if tenant:
             raise ConfigurationError(
@@ -148,9 +150,12 @@ def _for_tenant(
     keyring = spec.keyring
     if isinstance(keyring, str):
         keyring = config.tenant_keyring(state.settings, keyring)
+    elif isinstance(keyring, TenantKeyrings):
+        keyring = keyring.keyring_for(tenant)
     if keyring.tenant is None:
         raise ConfigurationError(f"{where}: keyring {keyring.name!r} is not a TenantKeyrings' keyring")
-    return replace(spec, keyring=keyring), TenantRows(tenant_column, keyring.tenant)
+    # The spec now holds the one tenant's keyring: it no longer chooses a keyring per row.
+    return replace(spec, keyring=keyring, tenant_column=None), TenantRows(tenant_column, keyring.tenant)
 
 
 def dynamodb_tenant(state: State, target: str, tenant_column: str | None) -> TenantRows | None:
