@@ -152,3 +152,52 @@ def test_a_core_update_changing_the_subject_alone_is_refused(notes: sa.Engine) -
         note = session.get(Note, 1)
         assert note is not None
         assert (note.user_id, note.body) == (2, "theirs")
+
+
+class TenantNote(Base):
+    __tablename__ = "tenant_subject_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    user_id: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str | None] = mapped_column(
+        Encrypted(String(200), keyring="spii", tenant="tenant_id", subject="user_id", bind_row=True)
+    )
+
+
+def test_a_column_per_tenant_and_per_subject_uses_the_subjects_key_in_its_tenants_keyring(
+    notes: sa.Engine,
+) -> None:
+    """Tenant and subject together: each value under its subject's key inside its tenant's keyring, through ORM and Core; shredding one subject of one tenant spares the rest."""
+    from fieldcrypt.testing import local_tenant_keyrings
+
+    tenants = local_tenant_keyrings("spii")
+    with Session(notes) as session:
+        session.add_all(
+            [
+                TenantNote(id=1, tenant_id="acme", user_id=7, body="acme seven"),
+                TenantNote(id=2, tenant_id="globex", user_id=7, body="globex seven"),
+            ]
+        )
+        session.commit()
+    with notes.begin() as conn:
+        conn.execute(
+            insert(TenantNote.__table__), [{"id": 3, "tenant_id": "acme", "user_id": 8, "body": "acme eight"}]
+        )
+    raw = {i: bytes(b) for i, b in raw_rows(notes, "SELECT id, body FROM tenant_subject_notes")}
+    for i, plain in ((1, b"acme seven"), (2, b"globex seven"), (3, b"acme eight")):
+        assert_ciphertext(raw[i], plain)
+    with Session(notes) as session:
+        bodies = {n.id: n.body for n in session.scalars(select(TenantNote))}
+    assert bodies == {1: "acme seven", 2: "globex seven", 3: "acme eight"}
+    with notes.begin() as conn:  # acme's value planted in globex's row (same subject id, same row shape)
+        conn.execute(update(TenantNote.__table__).where(TenantNote.id == 2).values(body=Sealed(raw[1])))
+    with Session(notes) as session, pytest.raises(DecryptionError):
+        session.get(TenantNote, 2)
+    tenants.keyring_for("acme").shred_subject(7)
+    with Session(notes) as session, pytest.raises(KeyDestroyedError):
+        session.get(TenantNote, 1)
+    with Session(notes) as session:
+        eight = session.get(TenantNote, 3)
+        assert eight is not None
+        assert eight.body == "acme eight"
