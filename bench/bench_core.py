@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from _bench_stats import Figure, interleaved, over, per_call_us, ratio
@@ -46,7 +47,11 @@ from fieldcrypt.sqlalchemy import blind_index as sql_blind_index
 SSN = "123-45-6789"
 
 
-def per_value(n: int, rounds: int) -> None:
+def variants() -> dict[str, Callable[[], object]]:
+    """Each per-value path, set up once (keyring warm, processors built): name -> one call.
+
+    bench_instructions.py counts these same callables under callgrind.
+    """
     keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())
     fieldcrypt.register(keyring, replace=True)
     keyring.warm_up()
@@ -81,7 +86,7 @@ def per_value(n: int, rounds: int) -> None:
     def read_row_bound() -> object:
         return open_row_bound(read_bound(bound_blob).blob, 7)
 
-    variants = {
+    return {
         "raw AES-GCM seal": lambda: raw.encrypt(os.urandom(12), SSN.encode(), aad),
         "raw AES-GCM open": lambda: raw.decrypt(nonce, raw_blob, aad),
         "raw HMAC-SHA256": lambda: _aead.hmac_sha256(hmac_key, hmac_input),
@@ -94,9 +99,13 @@ def per_value(n: int, rounds: int) -> None:
         "column read, row-bound": read_row_bound,
         "blind-index token (insert)": lambda: sql_blind_index.token(search, SSN),
     }
-    samples = interleaved({name: per_call_us(fn, n) for name, fn in variants.items()}, rounds)
+
+
+def per_value(n: int, rounds: int) -> None:
+    variants_ = variants()
+    samples = interleaved({name: per_call_us(fn, n) for name, fn in variants_.items()}, rounds)
     print(f"Part 1: µs per value, median [lowest-highest] of {rounds} interleaved rounds of {n} calls")
-    for name in variants:
+    for name in variants_:
         print(f"  {name:30} {Figure.of(samples[name]).show()}")
     print("Targets")
     lean_x = ratio(samples, "column read, lean (binary)", "raw AES-GCM open")

@@ -23,7 +23,7 @@ import sys
 import tempfile
 
 VARIANTS = ("open", "lean", "text", "row", "seal", "write", "hmac", "token")
-LABELS = {
+LABELS = {  # bench_core.py's variant names
     "open": "raw AES-GCM open",
     "lean": "column read, lean (binary)",
     "text": "column read, text",
@@ -36,55 +36,12 @@ LABELS = {
 
 
 def child(n: int) -> None:
-    """Under callgrind: set up as bench_core does, then run each variant between two dumps."""
-    import sqlalchemy as sa
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    """Under callgrind: bench_core.py's own setup, then each variant run between two dumps."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_core
 
-    import fieldcrypt
-    from fieldcrypt import _aead
-    from fieldcrypt import keyring as keyring_module
-    from fieldcrypt.sqlalchemy import Encrypted, row_binding
-    from fieldcrypt.sqlalchemy import blind_index as sql_blind_index
-
-    ssn = "123-45-6789"
-    keyring = fieldcrypt.Keyring("pii", fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())
-    fieldcrypt.register(keyring, replace=True)
-    keyring.warm_up()
-    table = sa.Table(
-        "users",
-        sa.MetaData(),
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("ssn", Encrypted(sa.String(11), keyring="pii")),
-        sa.Column("ssn_text", Encrypted(sa.String(11), keyring="pii", storage="text")),
-        sa.Column("ssn_row", Encrypted(sa.String(11), keyring="pii", bind_row=True)),
-        sa.Column("ssn_search", Encrypted(sa.String(11), keyring="pii", searchable=True)),
-    )
-    dialect = sa.create_engine("sqlite://").dialect
-    lean, text, bound, search = (table.c[c].type for c in ("ssn", "ssn_text", "ssn_row", "ssn_search"))
-    write = lean.bind_processor(dialect)
-    read_lean = lean.result_processor(dialect, None)
-    read_text = text.result_processor(dialect, None)
-    read_bound = bound.result_processor(dialect, None)
-    blob, stored_text = bytes(write(ssn)), text.bind_processor(dialect)(ssn)
-    bound_blob = row_binding.seal(bound, ssn, 7).blob
-    open_row_bound = row_binding.sealed_reader(bound)  # what the ORM's load hook calls
-    place = fieldcrypt.Place("users", "ssn")
-    raw = AESGCM(_aead.new_key())
-    aad = os.urandom(len(blob[:21] + place.encoded))
-    nonce = os.urandom(12)
-    raw_blob = raw.encrypt(nonce, ssn.encode(), aad)
-    hmac_key = _aead.new_key()
-    hmac_input = keyring_module.BLIND_INDEX_LABEL + place.encoded + ssn.encode()
-    variants = {
-        "open": lambda: raw.decrypt(nonce, raw_blob, aad),
-        "lean": lambda: read_lean(blob),
-        "text": lambda: read_text(stored_text),
-        "row": lambda: open_row_bound(read_bound(bound_blob).blob, 7),
-        "seal": lambda: raw.encrypt(os.urandom(12), ssn.encode(), aad),
-        "write": lambda: write(ssn),
-        "hmac": lambda: _aead.hmac_sha256(hmac_key, hmac_input),
-        "token": lambda: sql_blind_index.token(search, ssn),
-    }
+    core = bench_core.variants()
+    variants = {name: core[LABELS[name]] for name in VARIANTS}
     mark = os.getppid
     for name in VARIANTS:
         fn = variants[name]
