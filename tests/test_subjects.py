@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 import fieldcrypt
-from fieldcrypt import DecryptionError, KeyDestroyedError, Keyring, LocalMasterKey, MemoryKeyStore, Place
+from fieldcrypt import (
+    DecryptionError,
+    KeyDestroyedError,
+    Keyring,
+    LocalMasterKey,
+    MemoryKeyStore,
+    Place,
+    subjects,
+)
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.keys.master import MasterKey
 from fieldcrypt.keys.record import Purpose, Status
@@ -21,6 +31,7 @@ from fieldcrypt.stores.dynamodb import DynamoDBKeyStore
 from fieldcrypt.stores.sql import SqlKeyStore
 from fieldcrypt.subjects import canonical_subject
 from fieldcrypt.testing import CountingMasterKey
+from typecheck import mypy_strict
 
 SSN = Place("users", "ssn")
 
@@ -276,3 +287,24 @@ def test_a_tenants_subject_keys_are_its_own_and_not_listed_as_a_tenant() -> None
         globex.decrypt_for_subject("alice", value, SSN)  # another tenant's subject of the same id
     acme.shred_subject("alice")
     assert globex.decrypt_for_subject("alice", globex.encrypt_for_subject("alice", "g2", SSN), SSN) == b"g2"
+
+
+HOSTED = """\
+from fieldcrypt import Keyring, Place
+from fieldcrypt.subjects import SubjectKeys
+
+
+def use(bare: SubjectKeys, keyring: Keyring, place: Place) -> None:
+    bare.encrypt_for_subject(1, b"x", place)
+    keyring.encrypt_for_subject(1, b"x", place)
+    keyring.decrypt_for_subject(1, b"x", place)
+"""
+
+
+def test_the_subject_value_methods_are_typed_for_their_keyring_host(tmp_path: Path) -> None:
+    """mypy --strict accepts them on a Keyring, refuses them on a bare SubjectKeys; no placeholder bodies."""
+    result = mypy_strict(tmp_path / "hosted.py", HOSTED)
+    errors = [line for line in result.stdout.splitlines() if ": error: " in line]
+    assert len(errors) == 1, result.stdout
+    assert 'hosted.py:6: error: Invalid self argument "SubjectKeys"' in errors[0]
+    assert "NotImplementedError" not in inspect.getsource(subjects)

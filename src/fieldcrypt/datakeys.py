@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import NoReturn
 
 from fieldcrypt import _aead, anchor, audit
 from fieldcrypt import format as fmt
@@ -135,6 +136,16 @@ class DataKeys:
             generation=generation,
         )
         return record, data_key
+
+    def _refuse_producer(self, what: str) -> NoReturn:
+        """Refuse what a write-only producer keyring cannot do (values, subject keys, search)."""
+        raise KeyAccessError(
+            f"keyring {self.name!r} is a write-only producer (master key {self.master_key.key_id} is "
+            f"the public half of an RSA KMS key): it cannot {what}, not even its own values; do that "
+            "in a reader process configured with KmsRsaMasterKey and allowed kms:Decrypt",
+            master_key_id=self.master_key.key_id,
+            code="WriteOnlyProducer",
+        )
 
     def _wrap(self, data_key: bytes, context: dict[str, str]) -> bytes:
         with self._naming_tenant():

@@ -212,15 +212,6 @@ class Keyring(SubjectKeys):
         except _aead.TagMismatch:
             raise DecryptionError(**place.where()) from None
 
-    def _refuse_producer(self, what: str) -> NoReturn:
-        raise KeyAccessError(
-            f"keyring {self.name!r} is a write-only producer (master key {self.master_key.key_id} is "
-            f"the public half of an RSA KMS key): it cannot {what}, not even its own values; do that "
-            "in a reader process configured with KmsRsaMasterKey and allowed kms:Decrypt",
-            master_key_id=self.master_key.key_id,
-            code="WriteOnlyProducer",
-        )
-
     def associated_place(self, place: Place) -> bytes:
         """The part of a value's associated data after its header: ``place.encoded``, namespaced."""
         return place.encoded if self._namespace is None else self._namespaced(place)

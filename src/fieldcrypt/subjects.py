@@ -33,7 +33,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from fieldcrypt import _aead, audit
 from fieldcrypt import format as fmt
@@ -119,6 +119,19 @@ def wrap_aad(record_keyring: str, tag: str, wrapping_key_id: str) -> bytes:
     return SUBJECT_WRAP_LABEL + _field(record_keyring) + _field(tag) + _field(wrapping_key_id)
 
 
+class _Host(Protocol):
+    """What the value methods below use of the ``Keyring`` they are mixed into: their ``self``
+    type, so mypy checks at every call that the keyring provides it (no placeholder bodies here)."""
+
+    _namespace: bytes | None
+
+    def _namespaced(self, place: Place) -> bytes: ...
+
+    def _refuse(self, blob: bytes, place: Place) -> NoReturn: ...
+
+    def _subject_key(self, canonical: str, *, create: bool, place: Place) -> _Loaded: ...
+
+
 class SubjectKeys(DataKeys):
     """Subject keys of a keyring (see the module docstring); mixed into ``Keyring``."""
 
@@ -129,16 +142,6 @@ class SubjectKeys(DataKeys):
     _namespace: bytes | None
     write_only: bool
 
-    def _namespaced(self, place: Place) -> bytes:  # Keyring's
-        raise NotImplementedError
-
-    def _refuse_producer(self, what: str) -> NoReturn:  # Keyring's
-        raise NotImplementedError
-
-    @staticmethod
-    def _refuse(blob: bytes, place: Place) -> NoReturn:  # Keyring's
-        raise NotImplementedError
-
     @property
     def subjects_keyring(self) -> str:
         """The ``keyring`` field of this keyring's subject records (not a keyring name)."""
@@ -146,7 +149,7 @@ class SubjectKeys(DataKeys):
 
     # -- values ---------------------------------------------------------------------------
 
-    def encrypt_for_subject(self, subject: Subject, plaintext: bytes | str, place: Place) -> bytes:
+    def encrypt_for_subject(self: _Host, subject: Subject, plaintext: bytes | str, place: Place) -> bytes:
         """Encrypt one value of ``subject`` under that subject's own key (made on first use).
 
         Raises:
@@ -158,7 +161,7 @@ class SubjectKeys(DataKeys):
         where = place.encoded if self._namespace is None else self._namespaced(place)
         return header + aead.seal(data, header + where)
 
-    def decrypt_for_subject(self, subject: Subject, blob: bytes, place: Place) -> bytes:
+    def decrypt_for_subject(self: _Host, subject: Subject, blob: bytes, place: Place) -> bytes:
         """Decrypt a value of ``subject`` (the row's subject, known to the caller).
 
         Raises:
