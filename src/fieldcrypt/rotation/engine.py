@@ -1,7 +1,9 @@
 """The batch engine: walk a table by primary key and rewrite one column, batch by batch.
 
 Properties (tests/rotation show each one):
-- bounded: one keyset page of ``batch_size`` rows in memory at a time, one commit per batch;
+- bounded: at most two keyset pages of ``batch_size`` rows in memory, one commit per batch;
+- pipelined: with an engine (not SQLite), the next page is read and computed on a second thread
+  and connection while this page's write runs, so the cryptography overlaps the database's work;
 - online: write-back is compare-and-set (writer.py), so concurrent application writes survive;
 - idempotent: values already in the target state are skipped without decrypting;
 - resumable: a kill -9 loses at most the uncommitted batch; a checkpoint file (optional) lets
@@ -15,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,40 +129,64 @@ def run(
     if after is not None:
         with _transaction(bind) as conn:
             report.resumed_rows = target.count(conn, segment, upto=after)
-    passes = page_written = 0
-    while True:
-        with _transaction(bind) as conn:
-            rows = conn.execute(target.page(after, batch_size, segment)).all()
-        if not rows:
-            break
-        changes, failures = _with_retries(
-            functools.partial(_changes, worker, target, rows), report, max_retries, retry_base_seconds
-        )
-        written = 0
-        if changes and not dry_run:
+    lock = threading.Lock()  # one page computed at a time: an Action is not assumed thread-safe
+
+    def compute(after: list[Any] | None) -> Page:
+        with lock:
             with _transaction(bind) as conn:
-                written = write_batch(conn, target, changes)
-        page_written += written
-        missed = 0 if dry_run else len(changes) - written
-        if missed and passes < CONFLICT_PASSES:
-            passes += 1  # rows changed under us: read this page again; rows done are skipped
-            continue
-        for pk, exc in failures:
-            report.failed += 1
-            note_failure(report.failures, target.row_key(pk), exc)
-        if not dry_run:
-            metrics.rows(action, spec.table, spec.column, processed=len(rows), failed=len(failures))
-        report.batches += 1
-        report.scanned += len(rows)
-        report.to_change += len(changes) if dry_run else page_written + missed
-        report.written += page_written
-        report.conflicts += missed
-        passes = page_written = 0
-        after = list(rows[-1][: len(target.pk)])
-        if not dry_run:
-            checkpoint.save(fingerprint, tuple(after))
-        if progress is not None:
-            progress(report)
+                rows = conn.execute(target.page(after, batch_size, segment)).all()
+            if not rows:
+                return rows, [], []
+            changes, failures = _with_retries(
+                functools.partial(_changes, worker, target, rows), report, max_retries, retry_base_seconds
+            )
+            return rows, changes, failures
+
+    ahead = _ahead(bind)
+    try:
+        pending = ahead.submit(compute, after)
+        while True:
+            rows, changes, failures = pending.result()
+            if not rows:
+                break
+            following = list(rows[-1][: len(target.pk)])
+            pending = ahead.submit(compute, following)  # the next page, while this one is written
+            page_written = missed = 0
+            for passes in range(CONFLICT_PASSES + 1):
+                written = 0
+                if changes and not dry_run:
+                    with _transaction(bind) as conn:
+                        written = write_batch(conn, target, changes)
+                page_written += written
+                missed = 0 if dry_run else len(changes) - written
+                if not missed or passes == CONFLICT_PASSES:
+                    break
+                # Rows changed under us: read this page again; rows done are skipped.
+                rows, changes, failures = compute(after)
+                if not rows:
+                    break
+            if not rows:
+                break  # the page's rows were all deleted meanwhile, and nothing follows them
+            for pk, exc in failures:
+                report.failed += 1
+                note_failure(report.failures, target.row_key(pk), exc)
+            if not dry_run:
+                metrics.rows(action, spec.table, spec.column, processed=len(rows), failed=len(failures))
+            report.batches += 1
+            report.scanned += len(rows)
+            report.to_change += len(changes) if dry_run else page_written + missed
+            report.written += page_written
+            report.conflicts += missed
+            after = list(rows[-1][: len(target.pk)])
+            if after != following:  # a re-read page ended elsewhere: the read ahead starts wrong
+                pending.result()
+                pending = ahead.submit(compute, after)
+            if not dry_run:
+                checkpoint.save(fingerprint, tuple(after))
+            if progress is not None:
+                progress(report)
+    finally:
+        ahead.shutdown()
     if not dry_run:
         checkpoint.clear()
         # Whole column, nothing failed or left, and not resumed from a checkpoint (rows before
@@ -167,6 +195,33 @@ def run(
         worker.finish(report.complete and whole)
     report.seconds = time.monotonic() - started
     return report
+
+
+Page = tuple[Sequence[sa.Row[Any]], list[Change], list[tuple[tuple[Any, ...], Exception]]]
+
+
+class _Now:
+    """The synchronous stand-in for an executor: the work runs when submitted."""
+
+    def submit(self, work: Callable[[list[Any] | None], Page], after: list[Any] | None) -> Future[Page]:
+        done: Future[Page] = Future()
+        try:
+            done.set_result(work(after))
+        except BaseException as exc:  # handed to result(), as an executor's future does
+            done.set_exception(exc)
+        return done
+
+    def shutdown(self) -> None:
+        """Nothing runs in the background."""
+
+
+def _ahead(bind: sa.Engine | sa.Connection) -> ThreadPoolExecutor | _Now:
+    """Where the next page is read and computed: on a thread with a connection of its own, when
+    ``bind`` is an engine; in line on a caller's connection (one connection is never shared
+    between threads) and on SQLite (a reader would hold the lock the writer's commit waits on)."""
+    if isinstance(bind, sa.Engine) and bind.dialect.name != "sqlite":
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fieldcrypt-rotation-read")
+    return _Now()
 
 
 def _changes(
