@@ -98,10 +98,12 @@ class Rewrite(Action):
 
     name = "rewrite"
 
-    def needs_work(self, stored: object, index: object) -> bool:
+    def needs_work(self, stored: object, index: object, chosen: Any = None) -> bool:
         return stored is not None
 
-    def apply(self, row: Any, stored: object, index: object = None) -> tuple[object, bytes | None]:
+    def apply(
+        self, row: Any, stored: object, index: object = None, chosen: Any = None
+    ) -> tuple[object, bytes | None]:
         data = bytes(stored)  # type: ignore[call-overload]
         return data[::-1], None
 

@@ -93,6 +93,9 @@ class ColumnSpec:
             ciphertexts, which ``encrypt`` reads with the old keys instead of taking them for plaintext.
         tenant_column: the column whose value chooses each row's keyring (``Encrypted``'s
             ``tenant`` option); the value methods then take ``tenant=``.
+        subject_column: the column whose value names each row's subject (``Encrypted``'s
+            ``subject`` option): values are under that subject's own key, and the value methods
+            take ``subject=``.
     """
 
     table: str
@@ -107,8 +110,14 @@ class ColumnSpec:
     bound_as: tuple[str, str] | None = None
     from_: ForeignFormat | None = field(default=None, compare=False)
     tenant_column: str | None = None
+    subject_column: str | None = None
 
     def __post_init__(self) -> None:
+        if self.subject_column is not None and self.index_column is not None:
+            raise ConfigurationError(
+                f"{self.table}.{self.column}: a per-subject column has no blind index (its tokens "
+                "would outlive the subject's erasure)"
+            )
         if isinstance(self.codec, str):
             object.__setattr__(self, "codec", codecs.named(self.codec))
         try:
@@ -186,10 +195,12 @@ class ColumnSpec:
 
     # -- values -----------------------------------------------------------------------------
 
-    def encrypt(self, value: Any, row: RowKey | None = None, *, tenant: object = None) -> bytes | str:
+    def encrypt(
+        self, value: Any, row: RowKey | None = None, *, tenant: object = None, subject: object = None
+    ) -> bytes | str:
         """The stored form of ``value``: v1 bytes, or their base64 text for text storage."""
         keyring = self.resolve_keyring(tenant)
-        return self.to_stored(keyring.encrypt(self._plain(value), self.place(row)))
+        return self.to_stored(self.seal_bytes(keyring, self._plain(value), self.place(row), subject))
 
     def decrypt(
         self,
@@ -197,6 +208,7 @@ class ColumnSpec:
         row: RowKey | None = None,
         *,
         tenant: object = None,
+        subject: object = None,
     ) -> Any:
         """The Python value of a stored (or :class:`Sealed`) ciphertext.
 
@@ -212,14 +224,61 @@ class ColumnSpec:
             except fmt.MalformedCiphertext:
                 raise fmt.MalformedCiphertext(**place.where()) from None
         keyring = self.resolve_keyring(tenant)
-        return self.the_codec.decode(open_at(keyring, blob, self.places(row)), place)
+        return self.the_codec.decode(self.open_bytes(keyring, blob, self.places(row), subject), place)
 
-    def seal(self, value: Any, row: RowKey | None = None, *, tenant: object = None) -> Sealed:
-        """``value`` encrypted for this column (and ``row``, and ``tenant``), to pass to a Core
-        statement as is; the way to UPDATE a row-bound or per-tenant column outside the ORM.
-        Carries the blind-index token."""
-        blob = self.resolve_keyring(tenant).encrypt(self._plain(value), self.place(row))
+    def seal(
+        self, value: Any, row: RowKey | None = None, *, tenant: object = None, subject: object = None
+    ) -> Sealed:
+        """``value`` encrypted for this column (and ``row``, ``tenant`` and ``subject``), to pass to
+        a Core statement as is; the way to UPDATE a row-bound, per-tenant or per-subject column
+        outside the ORM. Carries the blind-index token."""
+        blob = self.seal_bytes(self.resolve_keyring(tenant), self._plain(value), self.place(row), subject)
         return Sealed(blob, self.index(value, tenant=tenant))
+
+    def seal_bytes(self, keyring: Keyring, data: bytes, place: Place, subject: object = None) -> bytes:
+        """``data`` encrypted at ``place`` by ``keyring``: under its current data key, or for a
+        per-subject column under ``subject``'s own key.
+
+        Raises:
+            ConfigurationError: a per-subject column without its subject, or a subject given for a
+                column that has none.
+            KeyDestroyedError: the subject was shredded.
+        """
+        if self._subject(subject) is None:
+            return keyring.encrypt(data, place)
+        return keyring.encrypt_for_subject(subject, data, place)  # type: ignore[arg-type]  # checked
+
+    def open_bytes(
+        self, keyring: Keyring, blob: bytes, places: Sequence[Place], subject: object = None
+    ) -> bytes:
+        """Decrypt ``blob`` at the first of ``places`` it opens at (as :func:`open_at`), with
+        ``keyring``'s data keys, or for a per-subject column with ``subject``'s own key.
+
+        Raises:
+            DecryptionError: it opens at none of them; KeyDestroyedError when the subject was shredded.
+        """
+        if self._subject(subject) is None:
+            return open_at(keyring, blob, places)
+        first: DecryptionError | None = None
+        for place in places:
+            try:
+                return keyring.decrypt_for_subject(subject, blob, place)  # type: ignore[arg-type]
+            except DecryptionError as exc:
+                first = first or exc
+        assert first is not None, "open_bytes needs at least one place"
+        raise first
+
+    def _subject(self, subject: object) -> object:
+        if self.subject_column is None:
+            if subject is not None:
+                raise ConfigurationError(f"{self.table}.{self.column} has no subject column: drop subject=")
+            return None
+        if subject is None:
+            raise ConfigurationError(
+                f"{self.table}.{self.column} is encrypted per subject, by {self.subject_column}, which "
+                "this row does not give (None); pass subject="
+            )
+        return subject
 
     def index(self, value: Any, *, tenant: object = None) -> bytes | None:
         """The blind-index token for ``value`` (None when the column is not searchable)."""

@@ -108,4 +108,6 @@ def limited(keyring: Keyring, limit: float | TokenBucket | None) -> Keyring:
         cache=keyring.cache,
         blind_index_bytes=keyring.blind_index_bytes,
         namespace=keyring.namespace,
+        # Subject keys are found where the keyring keeps them, not in its data-key store.
+        subject_key_store=keyring.subject_key_store,
     )

@@ -58,6 +58,11 @@ class ColumnStatus(Report):
     values that did not decrypt although their key is live, or are not v1 ciphertexts at all
     (only when ``verified``: DynamoDB status decrypts every value, SQL status reads headers only). ``unused_data_keys`` lists the
     keyring's active encryption keys, other than the current one, that no value here uses.
+
+    A per-subject column (``per_subject``) has no current data key: each value's current key is
+    its subject's own. ``subject_keyed`` counts values under a live subject's key, and
+    ``shredded_subject`` values of shredded subjects: erased on purpose, not work left and not
+    damage (their rows are listed by primary key, never by subject id).
     """
 
     table: str
@@ -78,6 +83,10 @@ class ColumnStatus(Report):
     unused_data_keys: list[str] = field(default_factory=list)
     damaged_key_rows: list[dict[str, str]] = field(default_factory=list)  # skipped, unreadable
     verified: bool = False
+    per_subject: bool = False
+    subject_keyed: int = 0
+    shredded_subject: int = 0
+    shredded_rows: list[str] = field(default_factory=list)
 
     DERIVED = (
         ("encrypted", "encrypted"),
@@ -87,16 +96,13 @@ class ColumnStatus(Report):
 
     @property
     def encrypted(self) -> int:
-        return sum(self.by_data_key.values())
+        return sum(self.by_data_key.values()) + self.subject_keyed + self.shredded_subject
 
     @property
     def not_current(self) -> int:
-        return (
-            self.encrypted
-            - self.by_data_key.get(self.current_key or "", 0)
-            - self.destroyed
-            - self.unknown_key
-        )
+        # Per subject, every value under a shared data key has still to move to its subject's key.
+        current = 0 if self.per_subject else self.by_data_key.get(self.current_key or "", 0)
+        return sum(self.by_data_key.values()) - current - self.destroyed - self.unknown_key
 
     @property
     def undecryptable(self) -> dict[str, int]:
@@ -131,17 +137,35 @@ class ColumnStatus(Report):
         if len(self.plaintext_rows) < MAX_LISTED:
             self.plaintext_rows.append(str(row))
 
+    def count_subject(self, shredded: bool, row: str) -> None:
+        """Count one value under its subject's own key; ``shredded``: that subject was erased."""
+        if not shredded:
+            self.subject_keyed += 1
+            return
+        self.shredded_subject += 1
+        if len(self.shredded_rows) < MAX_LISTED:
+            self.shredded_rows.append(row)
+
     def list_row(self, row: str | None) -> None:
         if len(self.undecryptable_rows) < MAX_LISTED:
             self.undecryptable_rows.append(str(row))
 
     def merge(self, other: ColumnStatus) -> None:
         """Add the counts of another segment of the same column."""
-        for name in ("rows", "null", "plaintext", "destroyed", "unknown_key", "failed"):
+        for name in (
+            "rows",
+            "null",
+            "plaintext",
+            "destroyed",
+            "unknown_key",
+            "failed",
+            "subject_keyed",
+            "shredded_subject",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.by_data_key.update(other.by_data_key)
         self.by_master_key.update(other.by_master_key)
-        for name in ("undecryptable_rows", "plaintext_rows", "unknown_key_rows"):
+        for name in ("undecryptable_rows", "plaintext_rows", "unknown_key_rows", "shredded_rows"):
             setattr(self, name, (getattr(self, name) + getattr(other, name))[:MAX_LISTED])
 
     def note_unused(self, records: list[DataKeyRecord]) -> None:

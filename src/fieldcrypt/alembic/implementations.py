@@ -26,9 +26,11 @@ from fieldcrypt.keys.record import Purpose
 from fieldcrypt.keys.resolve import master_key_from
 from fieldcrypt.registry import get_keyring, get_tenant_keyrings
 from fieldcrypt.rotation import admin, engine, inspect, schema
+from fieldcrypt.rotation.rowkeys import one_tenant
 from fieldcrypt.rotation.spec import ColumnSpec, Storage
 from fieldcrypt.sqlalchemy.spec import check_column_type, check_plaintext_type
 from fieldcrypt.stores.sql import key_store_table
+from fieldcrypt.tenant_rows import TenantRows
 
 log = logging.getLogger("fieldcrypt")
 
@@ -42,9 +44,20 @@ def _online(operations: Operations, name: str) -> None:
         )
 
 
-def _run(operations: Operations, op: _ColumnOp, spec: ColumnSpec, action: str) -> engine.Report:
+def _spec(op: _ColumnOp) -> tuple[ColumnSpec, TenantRows | None]:
+    """The operation's column, and with ``tenant=`` that tenant's rows under its keyring alone."""
+    spec = op.spec()
+    if op.tenant is None:
+        return spec, None
+    return one_tenant(spec, spec.resolve_keyring(op.tenant))
+
+
+def _run(
+    operations: Operations, op: _ColumnOp, spec: ColumnSpec, action: str, rows: TenantRows | None
+) -> engine.Report:
     # A migration has no progress bar: lines on the fieldcrypt.progress logger (INFO) instead.
-    lines = progress.logged(f"{action} {spec.table}.{spec.column}")
+    scope = "" if rows is None else f" (tenant {rows.tenant})"
+    lines = progress.logged(f"{action} {spec.table}.{spec.column}{scope}")
     report = engine.run(
         operations.get_bind(),
         spec,
@@ -52,6 +65,7 @@ def _run(operations: Operations, op: _ColumnOp, spec: ColumnSpec, action: str) -
         batch_size=op.batch_size,
         max_kms_calls_per_second=op.max_kms_calls_per_second,
         progress=lambda r: lines.update(r.resumed_rows + r.scanned, r.total),
+        tenant=rows,
     )
     lines.finish()
     if report.failed or report.conflicts:
@@ -61,21 +75,30 @@ def _run(operations: Operations, op: _ColumnOp, spec: ColumnSpec, action: str) -
             f"{action} of {spec.table}.{spec.column}: {report.failed} rows failed, {report.conflicts} "
             f"conflicted (first: {first}); run `fieldcrypt verify {spec.table}.{spec.column}` for the list"
         )
+    if report.shredded:
+        log.info(
+            "fieldcrypt: %s of %s.%s left %d values of shredded subjects as they are",
+            action,
+            spec.table,
+            spec.column,
+            report.shredded,
+        )
     return report
 
 
 @Operations.implementation_for(EncryptColumnOp)
 def encrypt_column(operations: Operations, op: EncryptColumnOp) -> None:
     _online(operations, "encrypt_column")
-    spec = op.spec()
+    spec, rows = _spec(op)
     # Key-store writes go through the store's own connection: commit the migration's transaction
     # first (autocommit_block), or SQLite's single writer lock would wait on itself.
     with operations.get_context().autocommit_block():
-        inspect.check_can_encrypt(spec)  # before the widening, which stays if a later step fails
+        # Before the widening, which stays if a later step fails.
+        inspect.check_can_encrypt(spec, operations.get_bind())
         check_column_type(operations.get_bind(), spec)
         inspect.check_storage(operations.get_bind(), spec)
         schema.widen(operations.get_bind(), spec.table, spec.column, spec.the_storage)
-        _run(operations, op, spec, "encrypt")
+        _run(operations, op, spec, "encrypt", rows)
 
 
 @Operations.implementation_for(DecryptColumnOp)
@@ -85,7 +108,7 @@ def decrypt_column(operations: Operations, op: DecryptColumnOp) -> None:
         schema.require_type(
             op.existing_type, f"decrypt_column({op.table_name!r}, {op.column_name!r}) existing_type"
         )
-    spec = op.spec()
+    spec, rows = _spec(op)
     conn = operations.get_bind()
     if op.existing_type is None and conn.dialect.name != "sqlite" and spec.the_storage is Storage.BINARY:
         raise ConfigurationError(
@@ -94,8 +117,13 @@ def decrypt_column(operations: Operations, op: DecryptColumnOp) -> None:
         )
     if op.existing_type is not None:
         check_plaintext_type(op.existing_type, spec, "existing_type")
+    if rows is not None and op.existing_type is not None:
+        raise ConfigurationError(
+            f"decrypt_column({op.table_name!r}, {op.column_name!r}, tenant=...): existing_type changes "
+            "the whole column's type, not one tenant's; decrypt each tenant, then give the type alone"
+        )
     with operations.get_context().autocommit_block():
-        _run(operations, op, spec, "decrypt")
+        _run(operations, op, spec, "decrypt", rows)
         if op.existing_type is not None:
             schema.narrow(operations.get_bind(), spec.table, spec.column, op.existing_type, spec.the_storage)
 
@@ -103,25 +131,30 @@ def decrypt_column(operations: Operations, op: DecryptColumnOp) -> None:
 @Operations.implementation_for(ReencryptColumnOp)
 def reencrypt_column(operations: Operations, op: ReencryptColumnOp) -> None:
     _online(operations, "reencrypt_column")
-    spec = op.spec()
+    spec, rows = _spec(op)
     with operations.get_context().autocommit_block():
         if op.rotate:
+            if spec.tenant_column is not None:
+                raise ConfigurationError(
+                    f"reencrypt_column({op.table_name!r}, {op.column_name!r}, rotate=True): each tenant "
+                    "has its own keys; rotate one tenant's (tenant=...)"
+                )
             spec.resolve_keyring().rotate()
-        _run(operations, op, spec, "reencrypt")
+        _run(operations, op, spec, "reencrypt", rows)
 
 
 @Operations.implementation_for(RebindColumnOp)
 def rebind_column(operations: Operations, op: RebindColumnOp) -> None:
     _online(operations, "rebind_column")
-    spec = op.spec()
+    spec, rows = _spec(op)
     with operations.get_context().autocommit_block():
-        _run(operations, op, spec, "rebind")
+        _run(operations, op, spec, "rebind", rows)
 
 
 @Operations.implementation_for(RotateBlindIndexOp)
 def rotate_blind_index(operations: Operations, op: RotateBlindIndexOp) -> None:
     _online(operations, "rotate_blind_index")
-    spec = op.spec()
+    spec, rows = _spec(op)
     keyring = spec.resolve_keyring()
     with operations.get_context().autocommit_block():
         if op.rotate:
@@ -132,7 +165,7 @@ def rotate_blind_index(operations: Operations, op: RotateBlindIndexOp) -> None:
                 op.settle_seconds if op.settle_seconds is not None else keyring.refresh_every.total_seconds()
             )
             time.sleep(settle)
-        _run(operations, op, spec, "reindex")
+        _run(operations, op, spec, "reindex", rows)
         # Only keys no column uses any more: another searchable column of the keyring may still
         # hold old-key tokens until its own reindex (its rotate_blind_index retires them then).
         _retired, kept = admin.retire_unused_index_keys(keyring)

@@ -53,11 +53,14 @@ def operation(name: str) -> Callable[[type[_Op]], type[_Op]]:
 
 class RunOptions(TypedDict, total=False):
     """How a column operation runs: rows per batch (default 1000), a cap on KMS calls per second
-    (default none) and the table's schema (default the connection's)."""
+    (default none), the table's schema (default the connection's) and, for a per-tenant column
+    (``Encrypted(..., tenant=...)``), the one tenant whose rows it covers (default every tenant,
+    each row under its own tenant's keyring)."""
 
     batch_size: int
     max_kms_calls_per_second: float | None
     schema: str | None
+    tenant: str | int | None
 
 
 class _ColumnOp(MigrateOperation):
@@ -90,12 +93,19 @@ class _ColumnOp(MigrateOperation):
         self.batch_size = batch_size
         self.max_kms_calls_per_second = options.get("max_kms_calls_per_second")
         self.schema = options.get("schema")
+        self.tenant = options.get("tenant")
+        if self.tenant is not None and type_.tenant is None:
+            raise ConfigurationError(
+                f"op on {table_name}.{column_name}: tenant= names one tenant's rows, but type_ has no "
+                "tenant column; declare Encrypted(..., tenant=...) or drop tenant="
+            )
 
     def run_options(self) -> RunOptions:
         return {
             "batch_size": self.batch_size,
             "max_kms_calls_per_second": self.max_kms_calls_per_second,
             "schema": self.schema,
+            "tenant": self.tenant,
         }
 
     @property

@@ -8,7 +8,7 @@ import concurrent.futures
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
@@ -19,6 +19,7 @@ from fieldcrypt.cli.context import State
 from fieldcrypt.cli.output import EXIT_INCOMPLETE
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.rotation import engine, inspect, schema
+from fieldcrypt.rotation.rowkeys import one_tenant
 from fieldcrypt.rotation.spec import ColumnSpec, Storage
 from fieldcrypt.rotation.table import Segment
 from fieldcrypt.tenant_rows import TenantRows
@@ -64,6 +65,36 @@ def _column_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+@dataclass(frozen=True)
+class JobOptions:
+    """The ``--segment``/``--workers``/``--tenant`` of one job, as every column command reads them."""
+
+    segment: Segment
+    workers: int
+    tenant: str | None  # the canonical tenant id with --tenant
+
+    @property
+    def scope(self) -> str:
+        """What the job's progress line and summary add for --tenant."""
+        return "" if self.tenant is None else f", tenant {self.tenant}"
+
+    def tag(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` (a JSON result) with the tenant it covers, under --tenant."""
+        return data if self.tenant is None else data | {"tenant": self.tenant}
+
+
+def job_options(
+    state: State, segment: str | None, workers: int, tenant: TenantRows | None = None
+) -> JobOptions:
+    """One job's segment (``i/N``, ``auto``; the whole table by default), worker threads and tenant
+    (``tenant``'s, or with --tenant the tenant of the keyring it chose)."""
+    if tenant is not None:
+        chosen: str | None = tenant.tenant
+    else:
+        chosen = state.keyring.tenant if state.settings.tenant else None
+    return JobOptions(Segment.parse(segment or "0/1"), workers, chosen)
+
+
 def _batch_options(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True),
@@ -87,8 +118,9 @@ def _spec(
     tenant_column: str | None = None,
 ) -> tuple[ColumnSpec, TenantRows | None]:
     """The column's options: from the models (--metadata), else from flags and the config file,
-    where nothing defaults the codec: commands that read values refuse to run without it. With
-    --tenant, the spec's keyring is the tenant's and the rows are the tenant's (:func:`_for_tenant`)."""
+    where nothing defaults the codec: commands that read values refuse to run without it (the
+    config file may name the column's ``tenant`` and ``subject`` columns). With --tenant, the
+    spec's keyring is the tenant's and the rows are the tenant's (:func:`_for_tenant`)."""
     table, dot, column = target.rpartition(".")
     if not dot or not table or not column:
         raise ConfigurationError(
@@ -119,6 +151,7 @@ def _spec(
         storage=storage or configured.get("storage", "binary"),
         bind_row=bind_row if bind_row is not None else bool(configured.get("bind_row", False)),
         index_column=configured.get("index_column"),
+        subject_column=configured.get("subject"),
     )
     return _for_tenant(state, spec, tenant_column)
 
@@ -152,10 +185,7 @@ def _for_tenant(
         keyring = config.tenant_keyring(state.settings, keyring)
     elif isinstance(keyring, TenantKeyrings):
         keyring = keyring.keyring_for(tenant)
-    if keyring.tenant is None:
-        raise ConfigurationError(f"{where}: keyring {keyring.name!r} is not a TenantKeyrings' keyring")
-    # The spec now holds the one tenant's keyring: it no longer chooses a keyring per row.
-    return replace(spec, keyring=keyring, tenant_column=None), TenantRows(tenant_column, keyring.tenant)
+    return one_tenant(replace(spec, tenant_column=tenant_column), keyring)
 
 
 def dynamodb_tenant(state: State, target: str, tenant_column: str | None) -> TenantRows | None:
@@ -204,20 +234,19 @@ def _adoption_spec(state: State, spec: ColumnSpec) -> ColumnSpec:
 def _run(
     state: State, action: str, spec: ColumnSpec, options: dict[str, Any], tenant: TenantRows | None = None
 ) -> None:
-    workers = options.pop("workers")
-    segment = Segment.parse(options.pop("segment") or "0/1")
+    job = job_options(state, options.pop("segment"), options.pop("workers"), tenant)
     done: dict[int, engine.Report] = {}
-    scope = "" if tenant is None else f", tenant {tenant.tenant}"
-    with state.out.progress(f"{action} {spec.table}.{spec.column} (segment {segment}{scope})") as meter:
+    title = f"{action} {spec.table}.{spec.column} (segment {job.segment}{job.scope})"
+    with state.out.progress(title) as meter:
 
         def progress(n: int, report: engine.Report) -> None:
             done[n] = report
-            if len(done) == workers:  # every worker has reported: the resumed position is known
+            if len(done) == job.workers:  # every worker has reported: the resumed position is known
                 meter.start_at(sum(r.resumed_rows for r in done.values()))
             position = sum(r.resumed_rows + r.scanned for r in done.values())
             meter(position, sum(r.total for r in done.values()) or None)
 
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=job.workers) as pool:
             futures = [
                 pool.submit(
                     engine.run,
@@ -229,12 +258,10 @@ def _run(
                     tenant=tenant,
                     **options,
                 )
-                for n, s in enumerate(segment.split(workers))
+                for n, s in enumerate(job.segment.split(job.workers))
             ]
             reports = [f.result() for f in futures]
-    total = _combine(reports, str(segment))
-    if tenant is not None:
-        total["tenant"] = tenant.tenant
+    total = job.tag(_combine(reports, str(job.segment)))
     state.out.result(total, lambda: _say_report(state, total))
     if total["failed"] or total["conflicts"]:
         raise click.exceptions.Exit(EXIT_INCOMPLETE)
@@ -243,7 +270,17 @@ def _run(
 def _combine(reports: list[engine.Report], segment: str) -> dict[str, Any]:
     first = reports[0].as_dict()
     combined = first | {"segment": segment}
-    fields = ("total", "scanned", "to_change", "written", "conflicts", "failed", "retries", "batches")
+    fields = (
+        "total",
+        "scanned",
+        "to_change",
+        "written",
+        "conflicts",
+        "failed",
+        "shredded",
+        "retries",
+        "batches",
+    )
     for field in (*fields, "resumed_rows"):
         combined[field] = sum(getattr(r, field) for r in reports)
     combined["failures"] = [f for r in reports for f in r.as_dict()["failures"]]
@@ -261,6 +298,8 @@ def _say_report(state: State, r: dict[str, Any]) -> None:
         f"{verb} {count}, failed {r['failed']}, conflicts {r['conflicts']}, KMS retries {r['retries']}, "
         f"{r['seconds']:.1f}s"
     )
+    if r["shredded"]:
+        state.out.say(f"  {r['shredded']} values of shredded subjects left as they are (erased, not failed)")
     for failure in r["failures"][:20]:
         state.out.say(f"  row {failure['row']}: {failure['error']}")
 
@@ -396,14 +435,14 @@ def _dynamodb_job(
 ) -> None:
     """Run a segmented DynamoDB job (``run``: fieldcrypt.cli.dynamodb's), with progress and a
     one-line summary; exit 1 when items failed or lost every race. ``tenant``: its items only."""
-    segment = Segment.parse(options["segment"] or "0/1")
-    with state.out.progress(f"{action} {target} (segment {segment})") as meter:
+    job = job_options(state, options["segment"], options["workers"], tenant)
+    with state.out.progress(f"{action} {target} (segment {job.segment}{job.scope})") as meter:
         result = run(
             target,
             keyring=state.keyring,
             tenant=tenant,
-            segment=(segment.index, segment.count),
-            workers=options["workers"],
+            segment=(job.segment.index, job.segment.count),
+            workers=job.workers,
             batch_size=options["batch_size"],
             max_kms_calls_per_second=options["max_kms_calls_per_second"],
             dry_run=options["dry_run"],

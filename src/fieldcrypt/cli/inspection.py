@@ -20,6 +20,7 @@ from fieldcrypt.cli.columns import (
     _dynamodb,
     _spec,
     dynamodb_tenant,
+    job_options,
 )
 from fieldcrypt.cli.context import State
 from fieldcrypt.cli.output import EXIT_INCOMPLETE, Meter
@@ -51,11 +52,9 @@ def status(
 
     Exit code 1 when work remains: plaintext, values not on the current key, or undecryptable ones.
     """
-    found = column_status(
-        state, target, codec, storage, bind_row, Segment.parse(segment or "0/1"), workers, tenant_column
-    )
-    scope = {} if state.settings.tenant is None else {"tenant": state.keyring.tenant}
-    state.out.result(found.as_dict() | scope, lambda: _say_status(state, found))
+    job = job_options(state, segment, workers)
+    found = column_status(state, target, codec, storage, bind_row, job.segment, job.workers, tenant_column)
+    state.out.result(job.tag(found.as_dict()), lambda: _say_status(state, found))
     if found.work_remains:
         raise click.exceptions.Exit(EXIT_INCOMPLETE)
 
@@ -130,6 +129,12 @@ def _say_status(state: State, found: ColumnStatus) -> None:
     state.out.table(
         "values per master key", ["master key", "values"], [[k, n] for k, n in found.by_master_key.items()]
     )
+    if found.per_subject:
+        state.out.say(
+            f"per subject: {found.subject_keyed} values under their subjects' own keys, "
+            f"{found.shredded_subject} of shredded subjects (erased: not work left, not damage)"
+        )
+        _say_rows(state, "of shredded subjects", found.shredded_rows)
     checked = f", {found.failed} failed to decrypt" if found.verified else ""
     state.out.say(
         f"undecryptable: {found.destroyed} under destroyed keys, {found.unknown_key} under unknown keys"
@@ -176,16 +181,18 @@ def verify(
     spec, tenant = _spec(state, target, codec, storage, bind_row, tenant_column)
     with state.out.progress(f"verify {target}") as meter:
         result = inspect.verify(state.engine, spec, batch_size=batch_size, progress=meter, tenant=tenant)
-    data = result.as_dict() | ({} if tenant is None else {"tenant": tenant.tenant})
+    data = job_options(state, None, 1, tenant).tag(result.as_dict())
 
     def human() -> None:
+        shredded = f", {result.shredded_subject} of shredded subjects" if result.shredded_subject else ""
         state.out.say(
             f"{result.table}.{result.column}: {result.decrypted} decrypted, {result.failed} failed, "
-            f"{result.plaintext} plaintext, {result.null} NULL"
+            f"{result.plaintext} plaintext, {result.null} NULL{shredded}"
         )
         for row, error in result.failures[:50]:
             state.out.say(f"  row {row}: {error}")
         _say_rows(state, "plaintext", result.plaintext_rows)
+        _say_rows(state, "of shredded subjects (erased on purpose)", result.shredded_rows)
 
     state.out.result(data, human)
     if not result.ok:

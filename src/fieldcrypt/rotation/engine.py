@@ -26,12 +26,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from fieldcrypt import metrics, ratelimit
+from fieldcrypt import metrics
 from fieldcrypt.errors import DecryptionError, KeyAccessError
 from fieldcrypt.failures import note_failure
 from fieldcrypt.reports import Report as _Report
-from fieldcrypt.rotation.actions import ACTIONS, Action
+from fieldcrypt.rotation.actions import ACTIONS, Action, ShreddedSubject
 from fieldcrypt.rotation.checkpoint import Checkpoint
+from fieldcrypt.rotation.rowkeys import RowKeys
 from fieldcrypt.rotation.spec import ColumnSpec
 from fieldcrypt.rotation.table import Segment, Target
 from fieldcrypt.rotation.writer import Change, write_batch
@@ -47,6 +48,7 @@ class Report(_Report):
 
     ``resumed_rows`` counts the rows of the segment a checkpoint says earlier runs already did;
     ``scanned`` counts this run's rows, so ``resumed_rows + scanned`` is the position in ``total``.
+    ``shredded`` counts values of shredded subjects left as they are (erased, not failed).
     """
 
     action: str
@@ -60,6 +62,7 @@ class Report(_Report):
     written: int = 0
     conflicts: int = 0
     failed: int = 0
+    shredded: int = 0
     retries: int = 0
     batches: int = 0
     resumed_after: list[Any] | None = None
@@ -95,7 +98,9 @@ def run(
     """Run ``action`` ("encrypt", "reencrypt", "decrypt" or "reindex") over ``spec``'s column.
 
     ``tenant`` limits the run to one tenant's rows; ``spec``'s keyring is then that tenant's
-    (``TenantKeyrings.keyring_for``), and no other tenant's row is read or written.
+    (``TenantKeyrings.keyring_for``), and no other tenant's row is read or written. Without it, a
+    per-tenant spec (``tenant_column``) uses each row's tenant's keyring, and a per-subject spec
+    (``subject_column``) each row's subject's key (fieldcrypt.rotation.rowkeys).
 
     ``bind`` is an engine (each batch in its own transaction) or a connection (Alembic's, inside
     ``autocommit_block()``: each statement commits by itself, which compare-and-set makes safe).
@@ -109,14 +114,13 @@ def run(
     if batch_size < 1:
         raise ConfigurationError("batch_size must be at least 1")
     segment = Segment.parse(segment) if isinstance(segment, str) else segment
-    keyring = ratelimit.limited(spec.resolve_keyring(), max_kms_calls_per_second)
-    worker = ACTIONS[action](spec, keyring)
+    keys = RowKeys(spec, max_kms_calls_per_second)
+    worker = ACTIONS[action](spec, keys)
     report = Report(action, spec.table, spec.column, str(segment), dry_run)
     started = time.monotonic()
     with _transaction(bind) as conn:
-        target = Target.reflect(
-            conn, spec.table, spec.column, spec.index_column if worker.writes_index else None, tenant
-        )
+        index = spec.index_column if worker.writes_index else None
+        target = Target.reflect(conn, spec.table, spec.column, index, tenant, keys.columns)
         report.total = target.count(conn, segment)
     _with_retries(lambda: worker.prepare(dry_run=dry_run), report, max_retries, retry_base_seconds)
     scope = "" if tenant is None else f".{tenant.slug}"
@@ -136,17 +140,17 @@ def run(
             with _transaction(bind) as conn:
                 rows = conn.execute(target.page(after, batch_size, segment)).all()
             if not rows:
-                return rows, [], []
-            changes, failures = _with_retries(
+                return rows, [], [], 0
+            changes, failures, shredded = _with_retries(
                 functools.partial(_changes, worker, target, rows), report, max_retries, retry_base_seconds
             )
-            return rows, changes, failures
+            return rows, changes, failures, shredded
 
     ahead = _ahead(bind)
     try:
         pending = ahead.submit(compute, after)
         while True:
-            rows, changes, failures = pending.result()
+            rows, changes, failures, shredded = pending.result()
             if not rows:
                 break
             following = list(rows[-1][: len(target.pk)])
@@ -162,7 +166,7 @@ def run(
                 if not missed or passes == CONFLICT_PASSES:
                     break
                 # Rows changed under us: read this page again; rows done are skipped.
-                rows, changes, failures = compute(after)
+                rows, changes, failures, shredded = compute(after)
                 if not rows:
                     break
             if not rows:
@@ -173,6 +177,7 @@ def run(
             if not dry_run:
                 metrics.rows(action, spec.table, spec.column, processed=len(rows), failed=len(failures))
             report.batches += 1
+            report.shredded += shredded
             report.scanned += len(rows)
             report.to_change += len(changes) if dry_run else page_written + missed
             report.written += page_written
@@ -197,7 +202,8 @@ def run(
     return report
 
 
-Page = tuple[Sequence[sa.Row[Any]], list[Change], list[tuple[tuple[Any, ...], Exception]]]
+# The rows read, their changes, their failures and how many values of shredded subjects they hold.
+Page = tuple[Sequence[sa.Row[Any]], list[Change], list[tuple[tuple[Any, ...], Exception]], int]
 
 
 class _Now:
@@ -226,18 +232,19 @@ def _ahead(bind: sa.Engine | sa.Connection) -> ThreadPoolExecutor | _Now:
 
 def _changes(
     worker: Action, target: Target, rows: Sequence[sa.Row[Any]]
-) -> tuple[list[Change], list[tuple[tuple[Any, ...], Exception]]]:
-    width = len(target.pk)
+) -> tuple[list[Change], list[tuple[tuple[Any, ...], Exception]], int]:
     changes: list[Change] = []
     failures: list[tuple[tuple[Any, ...], Exception]] = []
+    shredded = 0
     for row in rows:
-        pk = tuple(row[:width])
-        stored = row[width]
-        index = row[width + 1] if len(row) > width + 1 else None
-        if not worker.needs_work(stored, index):
+        pk, stored, index, chosen = target.split(row)
+        if not worker.needs_work(stored, index, chosen):
             continue
         try:
-            new, new_index = worker.apply(target.row_key(pk), stored, index)
+            new, new_index = worker.apply(target.row_key(pk), stored, index, chosen)
+        except ShreddedSubject:
+            shredded += 1  # erased on purpose: left as it is, counted, not a failure
+            continue
         except (DecryptionError, ValueError, TypeError, ArithmeticError) as exc:
             # A value that cannot be read stays as it is and is listed; the run goes on, and the
             # CLI exits non-zero at the end (Report.failed).
@@ -246,7 +253,7 @@ def _changes(
         if new == stored and (not worker.writes_index or _same(new_index, index)):
             continue
         changes.append(Change(pk, stored, new, new_index))
-    return changes, failures
+    return changes, failures, shredded
 
 
 def _same(a: object, b: object) -> bool:

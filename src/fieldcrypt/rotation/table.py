@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BIT
 
 from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.rotation.rowkeys import NO_CHOICE, Chosen
 from fieldcrypt.scheduler import segment_from_environment
 from fieldcrypt.storage.row_keys import canonical_key
 from fieldcrypt.tenant_rows import TenantRows
@@ -73,6 +74,8 @@ class Target:
     pk: tuple[sa.Column[Any], ...]
     dialect: str = ""  # the database's dialect name: how a key that is not an integer is hashed
     only: tuple[sa.ColumnElement[bool], ...] = ()  # a tenant's rows only (TenantRows)
+    # The tenant and subject columns choosing each row's key (None where the column has none).
+    choosers: tuple[sa.Column[Any] | None, sa.Column[Any] | None] = (None, None)
 
     @classmethod
     def reflect(
@@ -82,6 +85,7 @@ class Target:
         column: str,
         index_column: str | None = None,
         tenant: TenantRows | None = None,
+        choosers: tuple[str | None, str | None] = (None, None),
     ) -> Target:
         schema, _, name = table.rpartition(".")
         try:
@@ -93,12 +97,16 @@ class Target:
             raise ConfigurationError(
                 f"table {table!r} has no primary key; the engine pages and writes back by primary key"
             )
-        for wanted in (column, index_column, tenant.column if tenant is not None else None):
+        for wanted in (column, index_column, tenant.column if tenant is not None else None, *choosers):
             if wanted is not None and wanted not in reflected.c:
                 raise ConfigurationError(f"table {table!r} has no column {wanted!r}")
         index = reflected.c[index_column] if index_column else None
         only = () if tenant is None else (_tenant_is(reflected.c[tenant.column], tenant.tenant),)
-        return cls(reflected, reflected.c[column], index, pk, conn.dialect.name, only)
+        by = (
+            None if choosers[0] is None else reflected.c[choosers[0]],
+            None if choosers[1] is None else reflected.c[choosers[1]],
+        )
+        return cls(reflected, reflected.c[column], index, pk, conn.dialect.name, only, by)
 
     def row_key(self, values: Sequence[Any]) -> Any:
         """The primary key as the core's Place expects: canonical (as the application's writes
@@ -111,6 +119,7 @@ class Target:
         # column being adopted holds ciphertext bytes its declared type cannot read.
         value = sa.type_coerce(self.column, RAW).label(self.column.name)
         columns = [*self.pk, value] + ([self.index_column] if self.index_column is not None else [])
+        columns += [c for c in self.choosers if c is not None]
         query = sa.select(*columns).order_by(*self.pk).limit(limit)
         if after is not None:
             if len(self.pk) == 1:
@@ -118,6 +127,22 @@ class Target:
             else:
                 query = query.where(sa.tuple_(*self.pk) > sa.tuple_(*after))
         return query.where(*self.segment_filter(segment), *self.only)
+
+    def split(self, row: Sequence[Any]) -> tuple[tuple[Any, ...], Any, Any, Chosen]:
+        """A row of :meth:`page` as (primary key, stored value, stored index, tenant and subject)."""
+        width = len(self.pk)
+        at = width + 1 + (self.index_column is not None)
+        index = row[width + 1] if self.index_column is not None else None
+        tenant, subject = self.choosers
+        chosen = (
+            NO_CHOICE
+            if tenant is None and subject is None
+            else Chosen(
+                None if tenant is None else row[at],
+                None if subject is None else row[at + (tenant is not None)],
+            )
+        )
+        return tuple(row[:width]), row[width], index, chosen
 
     def segment_filter(self, segment: Segment) -> list[sa.ColumnElement[bool]]:
         if segment.count == 1:

@@ -15,7 +15,7 @@ from sqlalchemy import MetaData, Table
 
 from fieldcrypt.column import ColumnSpec
 from fieldcrypt.errors import ConfigurationError
-from fieldcrypt.sqlalchemy import translate
+from fieldcrypt.sqlalchemy import row_binding, translate
 from fieldcrypt.sqlalchemy.types import Encrypted
 from fieldcrypt.storage import sql as _storage
 
@@ -36,11 +36,6 @@ def spec_of(type_: Encrypted[Any], primary_key: Sequence[str] = ()) -> ColumnSpe
         ConfigurationError: the type is not attached to a column (no place).
     """
     table, column = type_._where()
-    if type_.subject is not None:
-        raise ConfigurationError(
-            f"{table}.{column} is encrypted per subject (by {type_.subject}): status, reencrypt, "
-            "verify and the Alembic column operations do not handle per-subject columns yet"
-        )
     return ColumnSpec(
         table=table,
         column=column,
@@ -54,6 +49,7 @@ def spec_of(type_: Encrypted[Any], primary_key: Sequence[str] = ()) -> ColumnSpe
         bound_as=type_.bound_as,
         from_=type_.from_,
         tenant_column=type_.tenant,
+        subject_column=type_.subject,
     )
 
 
@@ -77,6 +73,7 @@ def column_spec(
     if column is None or not isinstance(column.type, Encrypted):
         raise ConfigurationError(f"{table_name}.{column_name} is not an encrypted column")
     type_: Encrypted[Any] = column.type
+    row_binding.choosers(table, type_)  # its tenant and subject columns exist and are plaintext
     where = translate.effective_name(table, schema_translate_map)
     if type_.place != (where, column.name):
         type_ = type_.bound_to(where, column.name)  # the schema is part of the place
@@ -84,16 +81,12 @@ def column_spec(
 
 
 def encrypted_columns(metadata_or_table: MetaData | Table) -> list[ColumnSpec]:
-    """Specs of every encrypted column of a MetaData or Table (but per-subject columns, which the
-    operations do not handle yet: :func:`spec_of` refuses them by name)."""
+    """Specs of every encrypted column of a MetaData or Table."""
     tables = (
         metadata_or_table.sorted_tables if isinstance(metadata_or_table, MetaData) else [metadata_or_table]
     )
     return [
-        column_spec(t.name, c.name, t)
-        for t in tables
-        for c in t.columns
-        if isinstance(c.type, Encrypted) and c.type.subject is None
+        column_spec(t.name, c.name, t) for t in tables for c in t.columns if isinstance(c.type, Encrypted)
     ]
 
 
