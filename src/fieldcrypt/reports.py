@@ -94,6 +94,20 @@ class ColumnStatus(Report):
         ("undecryptable", "undecryptable"),
     )
 
+    SUBJECT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "per_subject",
+        "subject_keyed",
+        "shredded_subject",
+        "shredded_rows",
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = super().as_dict()
+        if not self.per_subject:  # the schema of every other column and attribute stays as it was
+            for name in self.SUBJECT_FIELDS:
+                del out[name]
+        return out
+
     @property
     def encrypted(self) -> int:
         return sum(self.by_data_key.values()) + self.subject_keyed + self.shredded_subject
