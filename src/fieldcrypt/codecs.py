@@ -71,6 +71,8 @@ class TextCodec(Codec[str]):
     name = "text"
 
     def to_bytes(self, value: str) -> bytes:
+        if type(value) is str:  # runs per value written: the exact type needs no further check
+            return value.encode("utf-8")
         return self.check(value).encode("utf-8")
 
     def from_bytes(self, data: bytes) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Dialect
 from fieldcrypt import adoption
 from fieldcrypt import format as fmt
 from fieldcrypt.cardinality import check_index_cardinality
+from fieldcrypt.codecs import TextCodec
 from fieldcrypt.column import Sealed, open_at
 from fieldcrypt.errors import ConfigurationError, DecryptionError, InvalidValueError, QueryNotSupportedError
 from fieldcrypt.foreign import ForeignFormat, ForeignValueError
@@ -31,6 +32,7 @@ from fieldcrypt.sqlalchemy.comparator import EncryptedComparator
 from fieldcrypt.storage import Storage
 from fieldcrypt.storage import sql as _storage
 from fieldcrypt.tenants import TenantKeyrings
+from fieldcrypt.writing import column_writer
 
 T = TypeVar("T")
 
@@ -286,13 +288,19 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
         if not limit:
             return to_bytes
         table, column = self._where()
+        # A text column's str (the common case) is encoded here as TextCodec.to_bytes would
+        # (UTF-8, a lone surrogate raising alike); any other value takes the codec's own path.
+        text = type(self._codec) is TextCodec
 
         def bounded(value: Any) -> bytes:
-            if type(value) is str and len(value) > limit:
-                raise InvalidValueError(
-                    f"{table}.{column}: the value is longer than the {limit} characters of its "
-                    f"declared {inner!r}; nothing was written"
-                )
+            if type(value) is str:
+                if len(value) > limit:
+                    raise InvalidValueError(
+                        f"{table}.{column}: the value is longer than the {limit} characters of its "
+                        f"declared {inner!r}; nothing was written"
+                    )
+                if text:
+                    return value.encode()
             return to_bytes(value)
 
         return bounded
@@ -309,11 +317,35 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
         table, column = self._where()
         redaction.watch(dialect)  # a failed statement must not quote this column's plaintext
-        place = Place(table, column)
         impl = self.impl_instance.bind_processor(dialect)
-        to_bytes = self.encoder()
         text = self.storage == "text"
-        sealed_before = self.sealed_before_write
+        if self.sealed_before_write:
+            return self._sealed_writer(table, column, text, impl)
+        to_bytes = self.encoder()
+        # The registered keyring's current key, resolved once (fieldcrypt.writing).
+        seal = column_writer(self.keyring, Place(table, column))
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            if type(value) is Sealed:
+                blob: Any = _checked_sealed(value, table, column)
+            else:
+                try:
+                    plain = to_bytes(value)
+                except TypeError as exc:
+                    raise TypeError(f"{table}.{column}: {exc}") from None
+                blob = seal(plain)
+            if text:
+                blob = fmt.to_text(blob)
+            return blob if impl is None else impl(blob)
+
+        return process
+
+    def _sealed_writer(
+        self, table: str, column: str, text: bool, impl: Callable[[Any], Any] | None
+    ) -> Callable[[Any], Any]:
+        """The bind processor of a column sealed before the write: it takes only ``Sealed``."""
         what_row = (
             f"per tenant (by {self.tenant})"
             if self.tenant is not None
@@ -321,26 +353,16 @@ class Encrypted(sat.TypeDecorator[T], Generic[T]):
             if self.subject
             else "bound to its row"
         )
-        keyring_now = follow(self.keyring) if self.tenant is None else None
 
         def process(value: Any) -> Any:
             if value is None:
                 return None
-            if type(value) is Sealed:
-                blob = value.blob
-                if not fmt.looks_like_ciphertext(blob):
-                    raise ConfigurationError(f"{table}.{column}: a Sealed value must hold a v1 ciphertext")
-            elif sealed_before:
+            if type(value) is not Sealed:
                 raise ConfigurationError(
                     f"{table}.{column} is {what_row}: write it through the ORM or as "
                     "conn.execute(insert(table), [{...}]) with the row's values, so the row is known"
                 )
-            else:
-                try:
-                    plain = to_bytes(value)
-                except TypeError as exc:
-                    raise TypeError(f"{table}.{column}: {exc}") from None
-                blob = keyring_now().encrypt(plain, place)  # type: ignore[misc]  # not per tenant
+            blob = _checked_sealed(value, table, column)
             stored: Any = fmt.to_text(blob) if text else blob
             return impl(stored) if impl is not None else stored
 
@@ -488,6 +510,14 @@ def _foreign_reader(codec: Any, place: Place, source: ForeignFormat, text: bool)
             raise DecryptionError(**place.where()) from None
 
     return read
+
+
+def _checked_sealed(value: Sealed, table: str, column: str) -> bytes:
+    """The ciphertext a ``Sealed`` value carries, refused unless it is shaped like format v1."""
+    blob = value.blob
+    if not fmt.looks_like_ciphertext(blob):
+        raise ConfigurationError(f"{table}.{column}: a Sealed value must hold a v1 ciphertext")
+    return blob
 
 
 def _from_stored(value: Any, text: bool, place: Place) -> bytes:
