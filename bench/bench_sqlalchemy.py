@@ -1,6 +1,7 @@
 """Benchmark: encrypted SQLAlchemy columns against plaintext, the storage floor and sqlalchemy-utils.
 
     .venv/bin/python bench/bench_sqlalchemy.py [--rows 10000] [--rounds 5] [--db sqlite,postgresql,mariadb]
+        [--variants floor,"floor again",fieldcrypt,floor+index,fieldcrypt+index]   # the targets only
 
 A table ``(id, name, ssn)`` is written and read four ways (ORM ``add_all`` + commit, Core
 executemany ``insert``, ORM ``select`` reading ``.ssn``, Core ``select``) with ``ssn`` as:
@@ -9,6 +10,8 @@ executemany ``insert``, ORM ``select`` reading ``.ssn``, Core ``select``) with `
 - ``floor``: the storage floor, a binary column of fieldcrypt's type (BYTEA / VARBINARY / BLOB)
   holding random bytes as long as the ciphertext (60 for an SSN), no encryption: what storing any
   ciphertext of that size costs, which is not fieldcrypt's cost;
+- ``floor again``: the same floor in a second table, so each table shows the resolution of its
+  figures on the machine as it is now (two runs of the same work differ by this much);
 - ``fieldcrypt``: ``Encrypted(String(11), keyring="pii")``;
 - ``plaintext+index`` / ``floor+index`` / ``fieldcrypt+index``: the same with an index, i.e. an
   indexed ``String(11)``, the floor plus an indexed binary twin of the blind-index column holding
@@ -19,15 +22,22 @@ Each round times every variant once per operation, in a shuffled order (bench/_b
 figures are the median over rounds with [lowest-highest]. Ratios to plaintext are wall clock
 (what an application sees, database included; noisy on a shared machine). fieldcrypt's own cost
 is this process's CPU time (``time.process_time``): the database does the same work for the
-floor and for fieldcrypt (the same number of bytes), so the difference is fieldcrypt's, and it
-does not swing with other processes' load. Differences are taken round by round:
+floor and for fieldcrypt (the same number of bytes), so the difference is fieldcrypt's. CPU time
+swings far less than wall clock with other processes' load, but it still swings (shared caches, a
+driver polling its socket longer while the server is slow): the "resolution" line says by how
+much, and a figure closer to its target than that is not settled by one run. Differences are
+taken round by round:
 - "over the floor", µs per row: fieldcrypt minus the floor (whole rows; targets: inserts <= 2.5,
   selects <= 1.5);
 - "blind index", µs per row: (fieldcrypt+index - fieldcrypt) - (floor+index - floor), the cost of
   keeping the index net of storing and indexing 16 more bytes (target <= 2.5 on both inserts).
 Every guarantee stays on: verified searches, leak-free errors, row binding where declared.
+Each round empties the table before an insert and reads what Core insert wrote; garbage
+collection is off while a variant is timed (as timeit does). On SQLite the database runs inside
+this process, so its CPU time is in every figure (alike for the floor and fieldcrypt).
 Databases: SQLite in a temporary file, and PostgreSQL / MariaDB in a database of their own
-(``fieldcrypt_bench``, created when missing; $FIELDCRYPT_BENCH_PG_URL / $FIELDCRYPT_BENCH_MARIADB_URL).
+(``fieldcrypt_bench``, created when missing; $FIELDCRYPT_BENCH_PG_URL / $FIELDCRYPT_BENCH_MARIADB_URL:
+give two benchmarks run at once a database each, they drop and recreate the same tables).
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.index_records",  # searchable columns' token options checked, index keys in use
         "fieldcrypt.registry",
         "fieldcrypt.reading",  # a column's per-value read, resolved once per column
+        "fieldcrypt.writing",  # a column's per-value write, resolved once per column
         "fieldcrypt.indexing",  # a searchable column's tokens, resolved once per column
         "fieldcrypt.audit",
         "fieldcrypt.ratelimit",

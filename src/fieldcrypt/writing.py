@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from fieldcrypt import registry
+from fieldcrypt._aead import Aead
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place
 
@@ -80,7 +81,7 @@ def column_writer(keyring: Keyring | str, place: Place) -> Callable[[bytes], byt
         keyring_, current, header, associated, until = box[0]
         if keyring_._current is current:
             entry = current.entry
-            aead = entry.value  # before the bound: see CacheEntry.kill (a killed entry holds None)
+            aead: Aead = entry.value  # before the bound: see CacheEntry.kill (a killed entry holds None)
             # Keyring.encrypt's checks, in its order: the cache entry's use count (CacheEntry.use,
             # inlined; a killed entry fails it), the keyring's per-key budget, then the time.
             if (
