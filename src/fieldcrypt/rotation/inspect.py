@@ -4,7 +4,7 @@
 reads no plaintext; ``verify`` decrypts everything and lists the rows that fail.
 
 A per-subject column (``Encrypted(..., subject=...)``) is read with each row's subject: ``status``
-looks up that subject's key-store record (one point read per subject, no key unwrapped), and
+looks up that subject's key-store record (one point read per subject, no subject key unwrapped), and
 ``verify`` opens the value with the subject's key as the application does. A shredded subject's
 value is counted apart (``shredded_subject``), by row, never by subject id: it was erased on
 purpose, so it is neither work left nor tampering. A value moved into another subject's row does
