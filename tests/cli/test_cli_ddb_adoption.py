@@ -173,7 +173,7 @@ def test_console_script_adopts_a_dynamodb_attribute(plaintext_table: Callable[[i
 def test_kill_9_mid_adoption_then_resume_encrypts_every_item_once(
     plaintext_table: Callable[[int], dict[str, Any]], tmp_path: Path
 ) -> None:
-    """SIGKILL mid-table: its log has progress lines, the items done stay done; the rerun resumes and encrypts exactly the rest."""
+    """SIGKILL mid-table: its log has progress lines, the items done stay done; the rerun resumes (its progress from the resumed position) and encrypts exactly the rest."""
     setup = plaintext_table(1500)
     checkpoints, log = tmp_path / "checkpoints", tmp_path / "killed.log"
     env = {**os.environ, **setup["env"], "FIELDCRYPT_PROGRESS_INTERVAL": "0"}
@@ -185,7 +185,7 @@ def test_kill_9_mid_adoption_then_resume_encrypts_every_item_once(
     assert progress  # without a terminal, a killed run's log still says how far it got
     assert all(line.startswith(f"encrypt {setup['target']} (segment 0/1): ") for line in progress)
     rerun = subprocess.run(
-        [SCRIPT, *arguments, "--checkpoint-dir", str(checkpoints), "--json", "-q"],
+        [SCRIPT, *arguments, "--checkpoint-dir", str(checkpoints), "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -197,4 +197,9 @@ def test_kill_9_mid_adoption_then_resume_encrypts_every_item_once(
     # Only the items still in plaintext were encrypted by the rerun; the killed run's items
     # (even those of its last, unsaved page) were skipped as already encrypted.
     assert report["encrypted"] == setup["items"] - done
+    # Its progress lines start where the checkpoints say, so its rate counts only its own items.
+    resumed = [line for line in rerun.stderr.splitlines() if " rows/s" in line]
+    start = f"resumed at {setup['items'] - report['scanned']}"
+    assert resumed
+    assert all(line.removesuffix(" (done)").endswith(start) for line in resumed)
     assert_every_item_encrypted_once(setup)

@@ -11,6 +11,8 @@ from ddb_models import Patient
 
 import fieldcrypt
 from fieldcrypt.cli.dynamodb import run_reencrypt, run_status
+from fieldcrypt.dynamodb import EncryptedField
+from fieldcrypt.dynamodb.adopt import Adopter
 from fieldcrypt.dynamodb.status import table_status
 
 pytestmark = pytest.mark.usefixtures("tables")
@@ -90,6 +92,31 @@ def test_status_lists_problems_by_key(
     assert status.work_remains
     assert "123-45-6789" not in json.dumps(status.as_dict())
     assert set(request_log.operations()) == {"DescribeTable", "Scan"}
+
+
+def test_status_tells_binary_plaintext_from_ciphertext_as_adoption_does(
+    ddb: Any, keyring: fieldcrypt.Keyring
+) -> None:
+    """A scan_image not yet adopted (binary plaintext) and a NULL count as plaintext and null, a truncated ciphertext as failed, as encrypt-column sees them."""
+    Patient("enc", scan_image=b"\x89PNG encrypted").save()
+    ciphertext = bytes(
+        ddb.get_item(TableName="patients", Key={"patient_id": {"S": "enc"}})["Item"]["scan_image"]["B"]
+    )
+    raw = {"plain": {"B": b"\x89PNG plaintext"}, "null": {"NULL": True}, "cut": {"B": ciphertext[:20]}}
+    for patient, value in raw.items():
+        ddb.put_item(TableName="patients", Item={"patient_id": {"S": patient}, "scan_image": value})
+    status = table_status(ddb, "patients", "scan_image", keyring=keyring, kind="B")
+    assert (status.rows, status.encrypted, status.plaintext, status.null, status.failed) == (4, 1, 1, 1, 1)
+    assert (status.plaintext_rows, status.undecryptable_rows) == (["'plain'"], ["'cut'"])
+    adopted = Adopter(ddb, "patients", "scan_image", field=EncryptedField("B", keyring=keyring)).run()
+    assert (adopted["encrypted"], adopted["already_encrypted"], adopted["absent"], adopted["failed"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    after = table_status(ddb, "patients", "scan_image", keyring=keyring)
+    assert (after.encrypted, after.plaintext, after.null, after.failed) == (2, 0, 1, 1)
 
 
 def test_status_counts_a_key_under_each_of_its_master_keys(

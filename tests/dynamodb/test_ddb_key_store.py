@@ -90,7 +90,7 @@ def test_reads_never_write(store: DynamoDBKeyStore, request_log: Any) -> None:
     request_log.attach(store.client)
     store.get("k1")
     store.list("pii")
-    assert request_log.operations() == ["GetItem", "Scan"]
+    assert request_log.operations() == ["GetItem", "Query"]
 
 
 def test_missing_table_is_a_clear_error(aws_client: Callable[..., Any]) -> None:
@@ -115,10 +115,12 @@ def test_other_failures_are_key_store_errors(store: DynamoDBKeyStore) -> None:
 
 
 def test_create_table_is_idempotent(store: DynamoDBKeyStore) -> None:
-    """Creating an existing key-store table is not an error."""
+    """Creating an existing key-store table is not an error; the table keeps its key and its keyring index."""
     store.create_table()
-    assert store.client.describe_table(TableName=store.table)["Table"]["KeySchema"] == [
-        {"AttributeName": "key_id", "KeyType": "HASH"}
+    described = store.client.describe_table(TableName=store.table)["Table"]
+    assert described["KeySchema"] == [{"AttributeName": "key_id", "KeyType": "HASH"}]
+    assert [(i["IndexName"], i["KeySchema"]) for i in described["GlobalSecondaryIndexes"]] == [
+        ("keyring-index", [{"AttributeName": "keyring", "KeyType": "HASH"}])
     ]
 
 

@@ -112,11 +112,15 @@ def test_interrupted_parallel_job_resumes_from_its_checkpoints(
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["dynamodb-patients.ssn.0-of-2.json", "dynamodb-patients.ssn.1-of-2.json"]
     seen: list[int] = []
-    second = job(progress=seen.append).run(workers=2)
+    starts: list[int] = []
+    second = job(progress=seen.append, resumed=starts.append).run(workers=2)
     assert second["segments_resumed"] >= 1
     assert second["scanned"] < N
     # The resumed run scanned fewer than N items, yet its progress ends at N: it starts from the
-    # items its checkpoints say earlier runs scanned.
+    # items its checkpoints say earlier runs scanned, told once before any page (a meter's
+    # start_at, so the rate counts this run's items only), and never steps back.
+    assert starts == [N - second["scanned"]] == seen[:1]
+    assert seen == sorted(seen)
     assert seen[-1] == N
     assert key_ids(ddb, keyring) == Counter({keyring.current_key_id(): N})
     saved = [json.loads((tmp_path / name).read_text()) for name in files]

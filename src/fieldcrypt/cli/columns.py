@@ -450,6 +450,7 @@ def _dynamodb_job(
             region=state.settings.region,
             checkpoint_dir=options["checkpoint_dir"],
             progress=lambda n: meter(n, None),
+            resumed=meter.start_at,  # the rate counts this run's items only
         )
     done, would, did = _DYNAMODB_VERBS[action]
 

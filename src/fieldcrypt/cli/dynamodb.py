@@ -37,6 +37,7 @@ def run_reencrypt(
     progress: Callable[[int], None] | None,
     workers: int = 1,
     tenant: TenantRows | None = None,
+    resumed: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Re-encrypt ``dynamodb:TABLE.ATTRIBUTE`` onto the keyring's current data key.
 
@@ -44,7 +45,8 @@ def run_reencrypt(
     ``n`` jobs can share a table; ``None`` runs the whole table as one segment. ``workers``
     threads split this job's segment further: DynamoDB segments ``i, i+n, ...`` of ``n*workers``
     (so the same ``workers`` must be given to resume from checkpoints). ``tenant``: only that
-    tenant's items, under its keyring (``keyring``).
+    tenant's items, under its keyring (``keyring``). ``resumed``: told once how many items
+    earlier runs scanned, before ``progress`` counts on from there.
 
     Raises:
         ConfigurationError: a malformed target, an out-of-range segment, a missing table.
@@ -64,6 +66,7 @@ def run_reencrypt(
         dry_run=dry_run,
         checkpoint_dir=checkpoint_dir,
         progress=progress,
+        resumed=resumed,
         tenant=tenant,
     )
 

@@ -28,8 +28,6 @@ from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from fieldcrypt.dynamodb import values
 from fieldcrypt.dynamodb.item import EncryptedField, ItemEncryptor
 from fieldcrypt.dynamodb.reencrypt import MAX_RACES, Reencryptor
@@ -128,17 +126,5 @@ class Adopter(Reencryptor):
         not (the application wrote meanwhile)."""
         names = {f"#n{i}": name for i, name in enumerate(new)} | {"#a": self.column.attribute}
         given = {f":n{i}": value for i, value in enumerate(new.values())} | {":old": plaintext}
-        try:
-            self.column.client.update_item(
-                TableName=self.column.table,
-                Key=self.column.key(item),
-                UpdateExpression="SET " + ", ".join(f"#n{i} = :n{i}" for i in range(len(new))),
-                ConditionExpression="#a = :old",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=given,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        update = "SET " + ", ".join(f"#n{i} = :n{i}" for i in range(len(new)))
+        return self._conditional_update(item, update, "#a = :old", names, given)

@@ -25,8 +25,6 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from fieldcrypt.dynamodb import reencrypt, values
 from fieldcrypt.dynamodb.item import ItemEncryptor
 from fieldcrypt.dynamodb.reencrypt import MAX_RACES, Reencryptor
@@ -174,17 +172,4 @@ class Rebinder(Reencryptor):
             conditions.append("#o = :old")
             given[":old"] = old
             expression += " REMOVE #o"
-        try:
-            self.column.client.update_item(
-                TableName=self.column.table,
-                Key=self.column.key(item),
-                UpdateExpression=expression.strip(),
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=given,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._conditional_update(item, expression.strip(), " AND ".join(conditions), names, given)

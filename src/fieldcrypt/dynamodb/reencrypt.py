@@ -21,8 +21,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from fieldcrypt import format as fmt
 from fieldcrypt import metrics, ratelimit
 from fieldcrypt.dynamodb.checkpoint import Checkpoints, SegmentState
@@ -63,6 +61,9 @@ class Reencryptor:
         progress: called after each page with the number of items this job has scanned so far
             (all its segments together, counting those that earlier runs scanned before a
             resume), e.g. to drive a progress bar.
+        resumed: called once by :meth:`run`, before any page, with the number of items earlier
+            runs of its segments scanned (when there are any), so that a rate counts only the
+            items of this run (a progress meter's ``start_at``).
         tenant: only this tenant's items (``keyring`` is then that tenant's keyring).
     """
 
@@ -83,6 +84,7 @@ class Reencryptor:
         dry_run: bool = False,
         checkpoint_dir: str | None = None,
         progress: Callable[[int], None] | None = None,
+        resumed: Callable[[int], None] | None = None,
         tenant: TenantRows | None = None,
     ) -> None:
         check_segment(0, total_segments)
@@ -102,6 +104,7 @@ class Reencryptor:
             None if dry_run else checkpoint_dir, table, scope, total_segments, self.checkpoint_job
         )
         self.progress = progress
+        self.resumed = resumed
         self._names = (table, attribute)  # the attributes of fieldcrypt.rotation.rows
         #: Items this run could not do, as ``(key, reason)``; never a value (at most 1000 listed).
         self.failures: list[tuple[str, str]] = []
@@ -117,12 +120,20 @@ class Reencryptor:
         chosen = list(range(self.total_segments)) if segments is None else list(segments)
         for segment in chosen:
             check_segment(segment, self.total_segments)
+        states = {segment: self.checkpoints.load(segment) for segment in chosen}
+        earlier = sum(state.counts.get("scanned", 0) for state in states.values())
+        if earlier:
+            # Every segment's earlier items at once, before any page: the meter learns where this
+            # run starts, and progress never steps back while the segments begin one by one.
+            if self.resumed is not None:
+                self.resumed(earlier)
+            self._count_scanned(earlier)
         total: Counter[str] = Counter({name: 0 for name in self.outcomes})
         if workers <= 1:
-            results = [self.run_segment(s) for s in chosen]
+            results = [self._run_segment(s, states[s]) for s in chosen]
         else:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fieldcrypt-reencrypt") as pool:
-                results = list(pool.map(self.run_segment, chosen))
+                results = list(pool.map(lambda s: self._run_segment(s, states[s]), chosen))
         for result in results:
             total.update(result)
         return dict(total)
@@ -130,10 +141,13 @@ class Reencryptor:
     def run_segment(self, segment: int) -> dict[str, int]:
         """Run one segment from its checkpoint to its end; returns this run's counts."""
         state = self.checkpoints.load(segment)
+        if state.counts.get("scanned"):
+            self._count_scanned(state.counts["scanned"])  # progress starts at the resumed position
+        return self._run_segment(segment, state)
+
+    def _run_segment(self, segment: int, state: SegmentState) -> dict[str, int]:
         counts: Counter[str] = Counter({name: 0 for name in self.outcomes})
         before = Counter(state.counts)  # what earlier runs of this segment did
-        if before["scanned"]:
-            self._count_scanned(before["scanned"])  # progress starts at the resumed position
         if state.done:
             counts["segments_already_done"] += 1
             return dict(counts)
@@ -202,20 +216,20 @@ class Reencryptor:
         return "conflicts_unresolved"
 
     def _swap(self, item: dict[str, Any], old: bytes, new: bytes) -> bool:
-        try:
-            self.column.client.update_item(
-                TableName=self.column.table,
-                Key=self.column.key(item),
-                UpdateExpression="SET #a = :new",
-                ConditionExpression="#a = :old",
-                ExpressionAttributeNames={"#a": self.column.attribute},
-                ExpressionAttributeValues={":new": {"B": new}, ":old": {"B": old}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._conditional_update(
+            item,
+            "SET #a = :new",
+            "#a = :old",
+            {"#a": self.column.attribute},
+            {":new": {"B": new}, ":old": {"B": old}},
+        )
+
+    def _conditional_update(
+        self, item: dict[str, Any], update: str, condition: str, names: dict[str, str], given: dict[str, Any]
+    ) -> bool:
+        """Write ``update`` to ``item`` if ``condition`` (what was read) still holds; False when
+        it does not (the application wrote meanwhile: look again)."""
+        return self.column.update_if(item, update, condition, names, given)
 
 
 def _where(place: Any) -> tuple[str, str, str | None]:

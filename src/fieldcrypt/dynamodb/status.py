@@ -17,8 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from fieldcrypt import format as fmt
+from fieldcrypt.dynamodb import values
 from fieldcrypt.dynamodb.tables import EncryptedColumn, check_segment
-from fieldcrypt.errors import DecryptionError, KeyAccessError
+from fieldcrypt.errors import DamagedCiphertext, DecryptionError, KeyAccessError
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
 from fieldcrypt.reports import ColumnStatus
@@ -41,10 +42,17 @@ def table_status(
     workers: int = 1,
     progress: Callable[[int, int | None], None] | None = None,
     tenant: TenantRows | None = None,
+    kind: str = "B",
 ) -> ColumnStatus:
     """Counts for ``table.attribute`` (segment ``i/N`` of the table; ``workers`` threads each
     scan one DynamoDB segment of it). ``progress(items read, None)`` after every page. With
-    ``tenant``, that tenant's items only, against its keyring (``keyring``)."""
+    ``tenant``, that tenant's items only, against its keyring (``keyring``).
+
+    ``kind``: the field's DynamoDB type, which tells a stored value's plaintext from ciphertext
+    by adoption's rule (:func:`.values.ciphertext_in`). The default, ``"B"``, judges a binary
+    value by its shape (a v1 ciphertext or not), which suits every kind: an attribute not yet
+    adopted may hold binary plaintext. Given another kind, every binary value is a ciphertext.
+    """
     index, count = segment
     check_segment(index, count)
     check_segment(0, count * workers)
@@ -59,7 +67,7 @@ def table_status(
         found.verified = verify
         for items, _ in column.pages(part, count * workers, None, PAGE):
             for item in items:
-                _tally(found, column, item, keyring, records, verify)
+                _tally(found, column, item, keyring, records, verify, kind)
             with lock:  # held while reporting, so reports never go backwards
                 read[0] += len(items)
                 if progress is not None:
@@ -87,21 +95,22 @@ def _tally(
     keyring: Keyring,
     records: dict[str, DataKeyRecord],
     verify: bool,
+    kind: str,
 ) -> None:
     found.rows += 1
     stored = item.get(column.attribute)
-    if stored is None:
+    if stored is None or stored == {"NULL": True}:  # adoption leaves a NULL as it is: nothing to do
         found.null += 1
         return
-    if "B" not in stored:
-        found.plaintext += 1
-        found.list_plaintext(column.place(item).describe_row())
-        return
-    blob = bytes(stored["B"])
     place = column.place(item)
     try:
+        blob = values.ciphertext_in(kind, stored)  # adoption's rule: both agree on what is left
+        if blob is None:
+            found.plaintext += 1
+            found.list_plaintext(place.describe_row())
+            return
         key_id = keyring.key_id_of(blob)
-    except (fmt.MalformedCiphertext, fmt.UnknownVersion):
+    except (DamagedCiphertext, fmt.MalformedCiphertext, fmt.UnknownVersion):
         found.failed += 1
         found.list_row(place.describe_row())
         return

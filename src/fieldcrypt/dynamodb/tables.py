@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from fieldcrypt.dynamodb import wire
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.place import Place
@@ -88,7 +90,7 @@ class EncryptedColumn:
                 raise ConfigurationError(
                     f"{table}.{name} is a key attribute; key attributes are never encrypted"
                 )
-        if tenant is not None and tenant.column in (attribute, *also):
+        if tenant is not None and tenant.column == attribute:  # ``also`` may read it (reindex does)
             raise ConfigurationError(
                 f"{table}.{tenant.column} cannot be both encrypted and the tenant attribute"
             )
@@ -163,3 +165,30 @@ class EncryptedColumn:
             ExpressionAttributeNames=names,
         ).get("Item")
         return None if found is None else self.key(item) | dict(found)
+
+    def update_if(
+        self, item: dict[str, Any], update: str, condition: str, names: dict[str, str], given: dict[str, Any]
+    ) -> bool:
+        """One ``UpdateItem`` of ``item`` (by its key) under ``condition``, which names what was
+        read; False when it no longer holds (the application wrote meanwhile: look again). The
+        jobs' only write, so every one of them is conditional.
+
+        Raises:
+            botocore.exceptions.ClientError: any other DynamoDB error.
+        """
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": self.key(item),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if given:  # DynamoDB refuses an empty ExpressionAttributeValues
+            params["ExpressionAttributeValues"] = given
+        try:
+            self.client.update_item(**params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

@@ -11,6 +11,7 @@ Its cost is two KMS calls (or one ReEncrypt) per data key, whatever the size of 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -194,7 +195,7 @@ def _kms_reencrypt_source(keyring: Keyring, record: DataKeyRecord, destination: 
 
 def upgrade(keyring: Keyring) -> list[DataKeyRecord]:
     """Upgrade a fieldcrypt 0.1 key store for ``keyring`` (idempotent): add the 0.2 columns to a
-    SQL table, create the keyring's anchor, and authenticate each 0.1 key (checked to open under
+    SQL table (the keyring index to a DynamoDB one), create the keyring's anchor, and authenticate each 0.1 key (checked to open under
     the keyring's master key first), so new values may be written again.
 
     Authenticating is vouching: every 0.1 key present becomes one the keyring may choose. Check
@@ -206,6 +207,11 @@ def upgrade(keyring: Keyring) -> list[DataKeyRecord]:
 
 
 def _upgrade_table(store: object) -> None:
+    # A DynamoDB store exists only if its module (which imports boto3) was imported: look there.
+    dynamodb = sys.modules.get("fieldcrypt.stores.dynamodb")
+    if dynamodb is not None and isinstance(store, dynamodb.DynamoDBKeyStore):
+        store.upgrade_table()  # the keyring index, so a refresh reads one keyring's records
+        return
     try:
         from fieldcrypt.stores.sql import SqlKeyStore
     except ImportError:  # SQLAlchemy absent: the store is not a SQL one

@@ -11,14 +11,19 @@ Table schema (made by :meth:`DynamoDBKeyStore.create_table`, documented in docs/
     revision    N   increases on every update
     generation  N   orders a keyring's keys of one purpose (absent in 0.1 items)
     mac         B   HMAC-SHA256 authenticating the record (absent in 0.1 items; docs/format.md)
+    GSI keyring-index: partition key keyring, every attribute projected
 
 ``put`` is a conditional put (``attribute_not_exists(key_id)``): on a global table two regions
 may create keys at once, and their distinct random ids keep last-writer-wins from ever replacing
-one key's row with another's. ``update`` is conditional on the revision read. ``list`` is a
-consistent scan filtered by keyring: a key store holds one row per data key (a handful per
-keyring and year), and a consistent read sees a key the moment another process created it,
-which a GSI query could not promise. An item that cannot be read as a record is skipped and
-reported (``damaged``), never allowed to stop the keyring.
+one key's row with another's. ``update`` is conditional on the revision read. ``list`` queries
+the ``keyring-index`` GSI, so a keyring's refresh reads only its own records (with a keyring per
+tenant, a table holds every tenant's: a scan read them all on each refresh). A GSI is eventually
+consistent: a record another process wrote a moment ago may be missing for a moment (as it would
+be until this process's next refresh anyway), while this process's own writes are always listed
+(:mod:`fieldcrypt.stores.recent`). ``get`` stays a consistent read. A table made before the index
+(fieldcrypt 0.3 and older) is listed by a consistent scan, with a warning, until
+:meth:`DynamoDBKeyStore.upgrade_table` (``fieldcrypt keys upgrade``) adds it. An item that cannot
+be read as a record is skipped and reported (``damaged``), never allowed to stop the keyring.
 
 DynamoDB has no unique constraint across items, so two processes rotating at the same moment can
 both take the next generation; the keyring then breaks the tie by key id, so every process still
@@ -28,6 +33,8 @@ agrees on one current key.
 from __future__ import annotations
 
 import builtins
+import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -39,12 +46,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fieldcrypt.errors import ConfigurationError, FieldcryptError, KeyStoreConflict, KeyStoreUnavailable
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status
+from fieldcrypt.stores import dynamodb_schema as schema
 from fieldcrypt.stores.base import DamagedRow, DamagedRows, RowReports, damaged_row
+from fieldcrypt.stores.recent import RecentWrites
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 DEFAULT_TABLE = "fieldcrypt_keys"
+log = logging.getLogger("fieldcrypt")
 
 
 def dynamodb_client(region: str | None = None, endpoint_url: str | None = None) -> DynamoDBClient:
@@ -75,21 +85,28 @@ class DynamoDBKeyStore:
         self.table = table
         self.client = client if client is not None else dynamodb_client(region, endpoint_url)
         self._reports = RowReports()
+        self._recent = RecentWrites()
+        self._scan_until = 0.0  # monotonic time until which listings scan (no usable index)
 
     def create_table(self, *, wait: bool = True) -> None:
-        """Create the table (on-demand billing) if it does not exist."""
+        """Create the table (on-demand billing) with its keyring index if it does not exist; an
+        existing table without the index gets it (:meth:`upgrade_table`)."""
         try:
-            self.client.create_table(
-                TableName=self.table,
-                KeySchema=[{"AttributeName": "key_id", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "key_id", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            self.client.create_table(**schema.new_table(self.table))
         except ClientError as exc:
             if _code(exc) != "ResourceInUseException":
                 raise self._unavailable("CreateTable", exc) from exc
+            self.upgrade_table(wait=wait)
+            return
         if wait:
             self.client.get_waiter("table_exists").wait(TableName=self.table)
+
+    def upgrade_table(self, *, wait: bool = True) -> bool:
+        """Add the keyring index to a table made before it (idempotent); True when it was added.
+        DynamoDB builds it online; until it is active, listings scan as before."""
+        added = self._call("UpdateTable", lambda: schema.add_index(self.client, self.table, wait=wait))
+        self._scan_until = 0.0
+        return bool(added)
 
     def get(self, key_id: str) -> DataKeyRecord | None:
         item = self._call(
@@ -101,29 +118,51 @@ class DynamoDBKeyStore:
 
     def list(self, keyring: str, purpose: Purpose | None = None) -> list[DataKeyRecord]:
         # Names go through placeholders: several (status, for one) are DynamoDB reserved words.
-        condition = "#keyring = :k" + (" AND #purpose = :p" if purpose is not None else "")
         names = {"#keyring": "keyring", **({"#purpose": "purpose"} if purpose is not None else {})}
         values: dict[str, Any] = {":k": {"S": keyring}}
+        params: dict[str, Any] = {"TableName": self.table, "ExpressionAttributeNames": names}
         if purpose is not None:
             values[":p"] = {"S": purpose.value}
-        parsed: list[DataKeyRecord | DamagedRow] = []
+            params["FilterExpression"] = "#purpose = :p"
+        params["ExpressionAttributeValues"] = values
+        items = None if time.monotonic() < self._scan_until else self._query(params)
+        if items is None:  # a table without the index yet: a consistent scan, as before it
+            condition = "#keyring = :k" + (" AND #purpose = :p" if purpose is not None else "")
+            items = self._pages("Scan", params | {"FilterExpression": condition, "ConsistentRead": True})
+        parsed = self._recent.merged(keyring, purpose, [_parse(item) for item in items])
+        return self._reports.sort_out(keyring, parsed, every_purpose=purpose is None)
+
+    def _query(self, params: dict[str, Any]) -> builtins.list[dict[str, Any]] | None:
+        """The items of a keyring-index query; None when the table has no usable index yet."""
+        query = params | {"IndexName": schema.INDEX, "KeyConditionExpression": "#keyring = :k"}
+        try:
+            return self._pages("Query", query)
+        except FieldcryptError as exc:  # what _call made of DynamoDB's error, which is its cause
+            if not isinstance(exc.__cause__, ClientError) or not schema.index_missing(exc.__cause__):
+                raise
+        # Warned once per interval, and the index looked for again after it: it may be building.
+        self._scan_until = time.monotonic() + schema.RECHECK_SECONDS
+        log.warning(
+            "fieldcrypt: key-store table %r has no active %s index, so every keyring refresh scans "
+            "the whole table: add it with `fieldcrypt keys upgrade` (DynamoDBKeyStore(%r).upgrade_table())",
+            self.table,
+            schema.INDEX,
+            self.table,
+        )
+        return None
+
+    def _pages(self, operation: str, params: dict[str, Any]) -> builtins.list[dict[str, Any]]:
+        """Every item of a Query or Scan, page after page."""
+        call = self.client.query if operation == "Query" else self.client.scan
+        items: builtins.list[dict[str, Any]] = []
         start: dict[str, Any] | None = None
         while True:
-            params: dict[str, Any] = {
-                "TableName": self.table,
-                "FilterExpression": condition,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-                "ConsistentRead": True,
-            }
-            if start is not None:
-                params["ExclusiveStartKey"] = start
-            page = self._call("Scan", lambda p=params: self.client.scan(**p))  # type: ignore[misc]
-            parsed.extend(_parse(item) for item in page.get("Items", []))
+            page_params = params if start is None else params | {"ExclusiveStartKey": start}
+            page = self._call(operation, lambda p=page_params: call(**p))  # type: ignore[misc]
+            items.extend(page.get("Items", []))
             start = page.get("LastEvaluatedKey")
             if not start:
-                break
-        return self._reports.sort_out(keyring, parsed, every_purpose=purpose is None)
+                return items
 
     def keyring_names(self, prefix: str = "") -> builtins.list[str]:
         """The names of the keyrings with records here that start with ``prefix``, sorted (a
@@ -158,6 +197,7 @@ class DynamoDBKeyStore:
         self._conditional_put(
             record, "attribute_not_exists(#key_id)", {"#key_id": "key_id"}, {}, "already exists"
         )
+        self._recent.wrote(record)
 
     def update(self, record: DataKeyRecord) -> DataKeyRecord:
         stored = record.evolve(revision=record.revision + 1)
@@ -165,6 +205,7 @@ class DynamoDBKeyStore:
         self._conditional_put(
             stored, "#revision = :read", {"#revision": "revision"}, read, "changed since it was read"
         )
+        self._recent.wrote(stored)
         return stored
 
     def on_before_write_transaction(self, prepare: Callable[[], None]) -> None:
