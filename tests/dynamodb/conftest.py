@@ -9,6 +9,7 @@ import pytest
 from ddb_models import MODELS
 
 import fieldcrypt
+from ddb_shapes import on_moto
 
 
 @pytest.fixture
@@ -26,11 +27,5 @@ def ddb(aws_client: Callable[..., Any]) -> Any:
 @pytest.fixture
 def tables(moto_endpoint: str, keyring: fieldcrypt.Keyring) -> Iterator[None]:
     """The test models' tables, created empty on moto and deleted afterwards."""
-    for model in MODELS:
-        model.Meta.host = moto_endpoint
-        model._connection = None  # a cached connection would keep talking to the old host
-        model.create_table(wait=True)
-    yield
-    for model in MODELS:
-        model.delete_table()
-        model._connection = None
+    with on_moto(moto_endpoint, *MODELS):
+        yield

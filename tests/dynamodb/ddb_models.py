@@ -13,8 +13,8 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
+from ddb_shapes import blind_index_gsi, moto_meta
 from fieldcrypt.pynamodb import BlindIndexAttribute, EncryptedAttribute, EncryptedModel
 
 
@@ -25,19 +25,11 @@ class Address(MapAttribute[str, object]):
     tags = ListAttribute(of=UnicodeAttribute, null=True)
 
 
-class SsnIndex(GlobalSecondaryIndex["Patient"]):
-    class Meta:
-        index_name = "ssn-index"
-        projection = AllProjection()
-
-    ssn_bidx = BlindIndexAttribute(hash_key=True)
+SsnIndex = blind_index_gsi("ssn_bidx", "ssn-index")
 
 
 class Patient(EncryptedModel):
-    class Meta:
-        table_name = "patients"
-        region = "us-east-1"
-        billing_mode = "PAY_PER_REQUEST"
+    Meta = moto_meta("patients")
 
     patient_id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute(null=True)
@@ -59,10 +51,7 @@ class Patient(EncryptedModel):
 class Visit(EncryptedModel):
     """A table with a numeric hash key and a range key (composite item key)."""
 
-    class Meta:
-        table_name = "visits"
-        region = "us-east-1"
-        billing_mode = "PAY_PER_REQUEST"
+    Meta = moto_meta("visits")
 
     clinic = NumberAttribute(hash_key=True)
     day = UnicodeAttribute(range_key=True)

@@ -10,16 +10,14 @@ import pytest
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 
 import fieldcrypt
+from ddb_shapes import moto_meta, on_moto
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.pynamodb import EncryptedAttribute, EncryptedModel
 from fieldcrypt.stores.dynamodb import DynamoDBKeyStore
 
 
 class Note(EncryptedModel):
-    class Meta:
-        table_name = "subject_notes"
-        region = "us-east-1"
-        billing_mode = "PAY_PER_REQUEST"
+    Meta = moto_meta("subject_notes")
 
     note_id = UnicodeAttribute(hash_key=True)
     user_id = NumberAttribute(null=True)
@@ -39,12 +37,8 @@ def stored(moto_endpoint: str, aws_client: Callable[..., Any]) -> Iterator[field
         "pii", fieldcrypt.LocalMasterKey.generate(), keys, subject_key_store=subjects
     )
     fieldcrypt.register(keyring)
-    Note.Meta.host = moto_endpoint
-    Note._connection = None
-    Note.create_table(wait=True)
-    yield keyring
-    Note.delete_table()
-    Note._connection = None
+    with on_moto(moto_endpoint, Note):
+        yield keyring
 
 
 def _raw(ddb: Any, note_id: str) -> dict[str, Any]:

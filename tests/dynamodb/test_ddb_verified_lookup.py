@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from ddb_models import Patient
 from pynamodb.attributes import UnicodeAttribute
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import KeysOnlyProjection
 from test_ddb_item_encryptor import patients
 
+from ddb_shapes import blind_index_gsi, moto_meta
 from fieldcrypt import ConfigurationError
 from fieldcrypt.pynamodb import BlindIndexAttribute, EncryptedAttribute, EncryptedModel
 
@@ -66,23 +67,13 @@ def test_item_encryptor_verified_drops_a_planted_item(ddb: Any) -> None:
     assert [(i["patient_id"], i["ssn"]) for i in kept] == [({"S": "victim"}, {"S": VICTIM})]
 
 
-class _KeysOnlyIndex(GlobalSecondaryIndex["KeysOnlyPatient"]):
-    class Meta:
-        index_name = "keys-only-index"
-        projection = KeysOnlyProjection()
-
-    tag_bidx = BlindIndexAttribute(hash_key=True)
-
-
 class KeysOnlyPatient(EncryptedModel):
-    class Meta:
-        table_name = "keys_only_patients"
-        region = "us-east-1"
+    Meta = moto_meta("keys_only_patients")
 
     pid = UnicodeAttribute(hash_key=True)
     tag = EncryptedAttribute(UnicodeAttribute(null=True), keyring="pii")
     tag_bidx = BlindIndexAttribute(of="tag")
-    by_tag = _KeysOnlyIndex()
+    by_tag = blind_index_gsi("tag_bidx", "keys-only-index", KeysOnlyProjection())()
 
 
 def test_lookup_refuses_a_gsi_that_does_not_project_the_attribute() -> None:

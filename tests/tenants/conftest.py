@@ -12,6 +12,7 @@ import pytest
 from tenant_models import Member
 
 import fieldcrypt
+from ddb_shapes import on_moto
 from fieldcrypt.keys.master import MasterKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tenant_app, for the CLI's --tenant-keyrings
@@ -62,12 +63,8 @@ def tenant_keyrings(
 @pytest.fixture
 def members(moto_endpoint: str, tenant_keyrings: fieldcrypt.TenantKeyrings) -> Iterator[type[Member]]:
     """The members table on moto, empty, deleted afterwards."""
-    Member.Meta.host = moto_endpoint
-    Member._connection = None
-    Member.create_table(wait=True)
-    yield Member
-    Member.delete_table()
-    Member._connection = None
+    with on_moto(moto_endpoint, Member):
+        yield Member
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from pynamodb.attributes import UnicodeAttribute
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
+from ddb_shapes import blind_index_gsi, moto_meta
 from fieldcrypt.dynamodb import EncryptedField, ItemEncryptor
 from fieldcrypt.pynamodb import BlindIndexAttribute, EncryptedAttribute, EncryptedModel
 
@@ -15,27 +15,16 @@ def digits(ssn: str) -> str:
     return ssn.replace("-", "")
 
 
-class TenantSsnIndex(GlobalSecondaryIndex["Member"]):
-    class Meta:
-        index_name = "ssn-index"
-        projection = AllProjection()
-
-    ssn_bidx = BlindIndexAttribute(hash_key=True)
-
-
 class Member(EncryptedModel):
     """One table shared by every tenant; ``tenant_id`` chooses the keyring of ``ssn`` and ``note``."""
 
-    class Meta:
-        table_name = "members"
-        region = "us-east-1"
-        billing_mode = "PAY_PER_REQUEST"
+    Meta = moto_meta("members")
 
     member_id = UnicodeAttribute(hash_key=True)
     tenant_id = UnicodeAttribute(null=True)
     ssn = EncryptedAttribute(UnicodeAttribute(null=True), keyring="tenant-pii", tenant="tenant_id")
     ssn_bidx = BlindIndexAttribute(of="ssn", normalizer=digits)
-    by_ssn = TenantSsnIndex()
+    by_ssn = blind_index_gsi("ssn_bidx", "ssn-index")()
     note = EncryptedAttribute(UnicodeAttribute(null=True), keyring="tenant-pii", tenant="tenant_id")
 
 

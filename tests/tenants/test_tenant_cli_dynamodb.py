@@ -14,6 +14,7 @@ from tenant_helpers import BYOK, TENANTS, invoke, payload, wraps_by_keyring
 from tenant_models import Member
 
 import fieldcrypt
+from ddb_shapes import on_moto
 
 SUPPLIER = "tenant_app:tenant_keyrings"
 TARGET = ("dynamodb:members.ssn", "--tenant-column", "tenant_id")
@@ -34,15 +35,11 @@ def app(
     supplier = tenant_app.tenant_keyrings()
     supplier.key_store.create_table()
     fieldcrypt.register(supplier)
-    Member.Meta.host = moto_endpoint
-    Member._connection = None
-    Member.create_table(wait=True)
-    for tenant in TENANTS:
-        for i in range(4):
-            Member(f"{tenant}-{i}", tenant_id=tenant, ssn=f"000-00-000{i}").save()
-    yield supplier
-    Member.delete_table()
-    Member._connection = None
+    with on_moto(moto_endpoint, Member):
+        for tenant in TENANTS:
+            for i in range(4):
+                Member(f"{tenant}-{i}", tenant_id=tenant, ssn=f"000-00-000{i}").save()
+        yield supplier
 
 
 def _cli(*args: str, endpoint: str) -> Any:
