@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import os
 import time
 import uuid
 
+from _bench_moto import moto_endpoint
 from _bench_stats import Figure, interleaved, over, per_call_us
 from pynamodb.attributes import BinaryAttribute, UnicodeAttribute
 from pynamodb.models import Model
@@ -177,22 +177,7 @@ def local_part(rounds: int, n: int) -> None:
 
 
 def moto_part(items: int) -> None:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log is noise here
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        os.environ.setdefault(name, value)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    try:
+    with moto_endpoint() as endpoint:
         kms = kms_client("us-east-1", endpoint_url=endpoint)
         calls: list[str] = []
         kms.meta.events.register("before-call.kms.*", lambda model, **_: calls.append(model.name))
@@ -215,8 +200,6 @@ def moto_part(items: int) -> None:
         start = time.perf_counter()
         read = sum(1 for _ in EncryptedPatient.scan())
         read_s, read_calls = time.perf_counter() - start, len(calls)
-    finally:
-        server.stop()
     print(f"\nPart 2: {items} items through moto server on loopback (KMS master key, DynamoDB key store)")
     print(f"{'phase':28} {'items':>7} {'KMS calls':>10} {'KMS calls/item':>15} {'s (moto)':>9}")
     print(f"{'batch_write':28} {items:7d} {write_calls:10d} {write_calls / items:15.6f} {write_s:9.1f}")

@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from _bench_moto import moto_endpoint
 from _bench_stats import Figure, interleaved
 
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status
@@ -86,27 +87,13 @@ def listing(store: DynamoDBKeyStore, keyring: str, evaluated: list[int]) -> dict
 
 
 def main() -> None:
-    from moto.server import ThreadedMotoServer
-
     parser = argparse.ArgumentParser(description="key-store listing: keyring index against a scan")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--tenants", default="50,500,2000")
     args = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("fieldcrypt").setLevel(logging.ERROR)  # the old table's scan warning
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        os.environ.setdefault(name, value)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
     rows = []
-    try:
+    with moto_endpoint() as endpoint:
         for tenants in (int(n) for n in args.tenants.split(",")):
             indexed = DynamoDBKeyStore(f"indexed_{tenants}", region="us-east-1", endpoint_url=endpoint)
             indexed.create_table()
@@ -127,8 +114,6 @@ def main() -> None:
                 args.rounds,
             )
             rows.append((tenants, counts, {name: Figure.of(v) for name, v in samples.items()}))
-    finally:
-        server.stop()
     print(f"One tenant's listing, {args.rounds} interleaved rounds, median [lowest-highest round]")
     print(
         f"{'tenants':>7} {'records':>7} {'evaluated query/scan':>21} {'client CPU µs query':>22} "
