@@ -1,26 +1,35 @@
-"""Benchmark of per-subject keys: key-store size, KMS calls, cache memory, cold vs warm reads.
+"""Benchmark of per-subject keys: key-store size, KMS calls, memory, cold vs warm reads, up to 10**6 subjects.
 
-    .venv/bin/python bench/bench_subjects.py [--subjects 10000] [--memory-subjects 1000000]
-        [--cache 10000] [--rounds 7]
+    .venv/bin/python bench/bench_subjects.py [--subjects 1000000] [--memory-subjects 0]
+        [--cache 10000] [--batch 1000] [--sample 2000] [--rounds 7]
 
 For ``--subjects`` subjects in a PostgreSQL key store ($FIELDCRYPT_BENCH_SUBJECTS_PG_URL, default
 database fieldcrypt_bench_subjects, created when missing; its table fieldcrypt_keys is dropped and
-recreated) and ``--memory-subjects`` in the in-memory key store, it writes one value per subject
-and prints:
-- key-store rows (the keyring's own and its subjects') and, on PostgreSQL, the table's size;
-- KMS calls (wraps, unwraps: a counting master key) to make every subject's key, and for a new
-  process to read a value of every subject;
-- the subject-key cache: entries and the bytes it holds (tracemalloc), against its bound;
-- one read of a value: warm (its subject's key cached) and cold (evicted first: a key-store
-  point read and a local AES unwrap), CPU µs per read, median [low-high] over interleaved rounds.
+recreated) and ``--memory-subjects`` in the in-memory key store, it makes every subject's key
+(``Keyring.prepare_subject_keys``, ``--batch`` subjects per key-store transaction; ``--batch 0``
+makes them one at a time, as the first write of each subject does) and encrypts one value per
+subject, keeping the values of ``--sample`` random subjects only, so the process holds what a
+keyring holds. It prints:
+- at 10,000 and every 100,000 subjects made: elapsed wall and CPU, the subject cache's entries,
+  RSS and peak RSS (``getrusage`` maxrss), Python's allocated blocks, and on PostgreSQL the
+  key-store rows and ``pg_total_relation_size``; the making stops after ``--minutes`` of wall time
+  (a shared machine), at the checkpoint reached;
+- the memory of the subject cache (tracemalloc, filled by a new keyring reading the sample);
+- KMS calls (a counting master key) to make them all, and for a new keyring (a new process) to
+  read the sample;
+- one read of a value: warm (subject cached) and cold (evicted first: one key-store point read and
+  a local AES unwrap), CPU µs (``thread_time``) and wall µs, median [low-high] over interleaved rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import random
+import resource
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -40,85 +49,115 @@ URL = os.environ.get(
     "postgresql+psycopg://postgres@127.0.0.1:5432/fieldcrypt_bench_subjects",
 )
 PLACE = fieldcrypt.Place("users", "ssn")
+CHECKPOINTS = (10_000, 100_000, 1_000_000)
+Sized = Callable[[], tuple[int, int]]  # key-store rows and bytes (0, 0 where not known)
 
 
-def run(
-    label: str, store: KeyStore, subjects: int, cache: int, rounds: int, table_bytes: Callable[[], int]
-) -> None:
-    master = CountingMasterKey(fieldcrypt.LocalMasterKey.generate())
-    writer = fieldcrypt.Keyring("pii", master, store, subject_cache_entries=cache)
-    started = time.perf_counter()
-    values = [writer.encrypt_for_subject(n, f"{n:09d}", PLACE) for n in range(subjects)]
-    made = time.perf_counter() - started
-    print(f"\n== {label}: {subjects:,} subjects (subject cache {cache:,})")
-    print(
-        f"making every subject's key + one value: {made:.1f} s ({made / subjects * 1e6:.0f} µs per subject)"
+def make(
+    writer: fieldcrypt.Keyring, args: argparse.Namespace, subjects: int, sample: set[int], sized: Sized
+) -> dict[int, bytes]:
+    """Every subject's key and one value each, until ``--minutes`` of wall time have passed; prints
+    a line per checkpoint; returns the sample's values."""
+    kept: dict[int, bytes] = {}
+    wall, cpu = time.perf_counter(), time.process_time()
+    stop_at = wall + args.minutes * 60
+    marks = sorted(
+        {c for c in CHECKPOINTS if c < subjects} | set(range(100_000, subjects, 100_000)) | {subjects}
     )
-    print(f"KMS calls to make them: {master.calls['wrap']} wraps, {master.calls['unwrap']} unwraps")
-    own = len(store.list("pii"))
-    rows = len(store.list("pii#subjects"))
-    print(f"key-store rows: {own} of the keyring (anchor, subject-wrapping key), {rows:,} subject rows")
-    size = table_bytes()
-    if size:
-        print(
-            f"key-store table: {size / 2**20:.1f} MiB ({size / (own + rows):.0f} bytes per row, indexes included)"
-        )
-    print(f"writer's subject cache: {len(writer.subject_cache):,} entries (bound {cache:,})")
-
-    master.calls.clear()
+    print(
+        "| subjects made | wall s | CPU s | cache entries | RSS MiB | peak RSS MiB | Python blocks | store rows | store MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     process = psutil.Process()
-    gc.collect()
-    rss_before = process.memory_info().rss
-    reader = fieldcrypt.Keyring("pii", master, store, subject_cache_entries=cache)
-    started = time.perf_counter()
-    for n, value in enumerate(values):
-        reader.decrypt_for_subject(n, value, PLACE)
-    read_all = time.perf_counter() - started
-    gc.collect()
-    grown = process.memory_info().rss - rss_before
-    print(
-        f"a new process reading one value of every subject: {read_all:.1f} s, KMS calls: "
-        f"{master.calls['wrap']} wraps, {master.calls['unwrap']} unwraps"
-    )
-    print(
-        f"its subject cache after the pass: {len(reader.subject_cache):,} entries (bound {cache:,}); "
-        f"RSS grew {grown / 2**20:.1f} MiB during the pass"
-    )
-    # The bytes one cached subject holds: a fresh reader filling its cache, under tracemalloc.
+    done = 0
+    for mark in marks:
+        while done < mark:
+            chunk = range(done, min(mark, done + max(args.batch, 1)))
+            if args.batch:
+                writer.prepare_subject_keys(chunk, batch=args.batch)
+            for n in chunk:  # the keys are cached now: values make no key-store call
+                value = writer.encrypt_for_subject(n, f"{n:09d}", PLACE)
+                if n in sample:
+                    kept[n] = value
+            done = chunk.stop
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        rows, size = sized()
+        print(
+            f"| {mark:,} | {time.perf_counter() - wall:.0f} | {time.process_time() - cpu:.0f} "
+            f"| {len(writer.subject_cache):,} | {process.memory_info().rss / 2**20:.0f} | {peak:.0f} "
+            f"| {sys.getallocatedblocks():,} | {rows:,} | {size / 2**20:.0f} |",
+            flush=True,
+        )
+        if time.perf_counter() > stop_at and mark < subjects:
+            print(f"| stopped: --minutes {args.minutes} of wall time passed | | | | | | | | |")
+            break
+    return kept
+
+
+def cache_bytes(master: CountingMasterKey, store: KeyStore, values: dict[int, bytes], cache: int) -> None:
+    """The Python memory a subject cache holds (tracemalloc), filled by a new keyring's reads."""
     sizer = fieldcrypt.Keyring("pii", master, store, subject_cache_entries=cache)
-    sizer.decrypt_for_subject(0, values[0], PLACE)  # the anchor and wrapping key, outside the count
+    first, *rest = values
+    sizer.decrypt_for_subject(first, values[first], PLACE)  # the anchor and wrapping key, outside the count
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    filled = min(cache, subjects) - 1
-    for n in range(1, filled + 1):
+    for n in rest:
         sizer.decrypt_for_subject(n, values[n], PLACE)
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
+    each = held / max(len(rest), 1)
     print(
-        f"a full subject cache: {held / 2**20:.2f} MiB for {filled:,} subjects "
-        f"(~{held / max(filled, 1):.0f} bytes each; Python objects, tracemalloc)"
+        f"subject cache memory: {held / 2**20:.2f} MiB for {len(rest):,} subjects, ~{each:.0f} bytes each "
+        f"(tracemalloc); a full cache of {cache:,}: ~{each * cache / 2**20:.1f} MiB"
     )
 
-    hot = list(range(min(100, subjects)))
+
+def run(label: str, store: KeyStore, args: argparse.Namespace, sized: Sized, subjects: int) -> None:
+    master = CountingMasterKey(fieldcrypt.LocalMasterKey.generate())
+    writer = fieldcrypt.Keyring("pii", master, store, subject_cache_entries=args.cache)
+    picker = random.Random(1)
+    sample = set(picker.sample(range(subjects), min(args.sample, subjects)))
+    how = f"batches of {args.batch:,}" if args.batch else "one at a time"
+    print(f"\n== {label}: {subjects:,} subjects, keys made in {how} (subject cache {args.cache:,})\n")
+    values = make(writer, args, subjects, sample, sized)
+    print(f"\nKMS calls to make them all: {master.calls['wrap']} wraps, {master.calls['unwrap']} unwraps")
+
+    cache_bytes(master, store, values, args.cache)
+    master.calls.clear()
+    reader = fieldcrypt.Keyring("pii", master, store, subject_cache_entries=args.cache)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for n, value in values.items():
+        reader.decrypt_for_subject(n, value, PLACE)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(
+        f"a new keyring reading one value of each of {len(values):,} random subjects: {wall:.1f} s wall, "
+        f"{cpu:.1f} s CPU; KMS calls: {master.calls['wrap']} wraps, {master.calls['unwrap']} unwraps"
+    )
+
+    hot = list(itertools.islice(values, 100))
     for n in hot:
         reader.decrypt_for_subject(n, values[n], PLACE)
-    rare = random.Random(1)
+    rare = random.Random(2)
     reads = 200
 
-    def warm() -> float:
-        start = time.thread_time()
-        for i in range(reads):
-            n = hot[i % len(hot)]
-            reader.decrypt_for_subject(n, values[n], PLACE)
-        return (time.thread_time() - start) / reads * 1e6
+    def warm(clock: Callable[[], float]) -> Callable[[], float]:
+        def timed() -> float:
+            start = clock()
+            for i in range(reads):
+                n = hot[i % len(hot)]
+                reader.decrypt_for_subject(n, values[n], PLACE)
+            return (clock() - start) / reads * 1e6
+
+        return timed
 
     def cold(clock: Callable[[], float]) -> Callable[[], float]:
         """Reads of rare subjects, each evicted first; µs per read on ``clock``."""
+        pool = list(values)
 
-        def run() -> float:
-            picks = [rare.randrange(subjects) for _ in range(reads)]
+        def timed() -> float:
+            picks = [rare.choice(pool) for _ in range(reads)]
             for n in picks:
                 reader.subject_cache.evict(str(n))
             start = clock()
@@ -126,27 +165,40 @@ def run(
                 reader.decrypt_for_subject(n, values[n], PLACE)
             return (clock() - start) / reads * 1e6
 
-        return run
+        return timed
 
+    gc.collect()
     samples = interleaved(
-        {"warm": warm, "cold": cold(time.thread_time), "cold_wall": cold(time.perf_counter)}, rounds
+        {
+            "warm": warm(time.thread_time),
+            "warm_wall": warm(time.perf_counter),
+            "cold": cold(time.thread_time),
+            "cold_wall": cold(time.perf_counter),
+        },
+        args.rounds,
     )
-    print(f"read of one value, warm (subject cached): {Figure.of(samples['warm']).show()} µs CPU")
-    print(f"read of one value, cold (rare subject, not cached): {Figure.of(samples['cold']).show()} µs CPU")
+    print(f"\n| read of one value ({args.rounds} interleaved rounds of {reads}) | CPU µs | wall µs |")
+    print("|---|---|---|")
+    for name, what in (
+        ("warm", "warm (subject cached)"),
+        ("cold", "cold (rare subject: one key-store read)"),
+    ):
+        print(f"| {what} | {Figure.of(samples[name]).show()} | {Figure.of(samples[name + '_wall']).show()} |")
     print(
-        f"  the same cold read in wall time (the key-store round trip included): {Figure.of(samples['cold_wall']).show()} µs"
-    )
-    print(
-        f"KMS calls of the readers since the writer finished: {master.calls['wrap']} wraps, {master.calls['unwrap']} unwraps"
+        f"\nKMS calls of the reader, all reads included: {master.calls['wrap']} wraps, "
+        f"{master.calls['unwrap']} unwraps; its cache: {len(reader.subject_cache):,} entries"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--subjects", type=int, default=10_000)
-    parser.add_argument("--memory-subjects", type=int, default=1_000_000)
+    parser.add_argument("--subjects", type=int, default=1_000_000)
+    parser.add_argument("--memory-subjects", type=int, default=0)
     parser.add_argument("--cache", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=1000, help="subjects per transaction; 0: one at a time")
+    parser.add_argument("--sample", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--minutes", type=float, default=18, help="stop making subjects after this long")
     args = parser.parse_args()
 
     if args.subjects:
@@ -156,21 +208,15 @@ def main() -> None:
         sql_store = SqlKeyStore(engine)
         sql_store.create_table()
 
-        def pg_size() -> int:
+        def pg_size() -> tuple[int, int]:
             with engine.connect() as conn:
-                query = sa.text("select pg_total_relation_size('fieldcrypt_keys')")
-                return int(conn.execute(query).scalar() or 0)
+                rows = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                size = conn.execute(sa.text("select pg_total_relation_size('fieldcrypt_keys')")).scalar()
+                return int(rows or 0), int(size or 0)
 
-        run("PostgreSQL key store", sql_store, args.subjects, args.cache, args.rounds, pg_size)
+        run("PostgreSQL key store", sql_store, args, pg_size, args.subjects)
     if args.memory_subjects:
-        run(
-            "in-memory key store",
-            fieldcrypt.MemoryKeyStore(),
-            args.memory_subjects,
-            args.cache,
-            args.rounds,
-            lambda: 0,
-        )
+        run("in-memory key store", fieldcrypt.MemoryKeyStore(), args, lambda: (0, 0), args.memory_subjects)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.anchor",  # the keyring's anchor (record authentication), beside the keyring
         "fieldcrypt.datakeys",  # the keyring's key-store side: trusted records, new keys, unwrapping
         "fieldcrypt.subjects",  # subject keys: one key per subject inside a keyring, erasable alone
+        "fieldcrypt.subject_batches",  # many subjects' keys made at once (a bulk import)
         "fieldcrypt.column",  # ColumnSpec: a column's options, applied with a registered keyring
         "fieldcrypt.index_records",  # searchable columns' token options checked, index keys in use
         "fieldcrypt.registry",

@@ -31,9 +31,10 @@ from __future__ import annotations
 import struct
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NoReturn, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from fieldcrypt import _aead, audit
 from fieldcrypt import format as fmt
@@ -44,6 +45,9 @@ from fieldcrypt.keys import trust
 from fieldcrypt.keys.record import DataKeyRecord, Purpose, Status, utcnow
 from fieldcrypt.place import Place
 from fieldcrypt.stores.base import KeyStore
+
+if TYPE_CHECKING:
+    from fieldcrypt.subject_batches import SubjectBatch
 
 Subject = str | int | uuid.UUID
 SUBJECT_ID_INFO = b"fieldcrypt/v1/subject-id"
@@ -114,6 +118,17 @@ def _field(text: str) -> bytes:
     return struct.pack(">H", len(data)) + data
 
 
+def loaded(key: bytes) -> _Loaded:
+    """A subject key as cached: the value header naming it, and its cipher."""
+    return fmt.header_for(fmt.key_id_for(key)), _aead.Aead(key)
+
+
+def report_created(record: DataKeyRecord) -> None:
+    """Log ``subject_key.created`` on the audit logger: the tag and the wrapping key's id."""
+    (wrap_name,) = record.wraps
+    audit.report("subject_key.created", record, wrap_name.removeprefix(WRAP_PREFIX))
+
+
 def wrap_aad(record_keyring: str, tag: str, wrapping_key_id: str) -> bytes:
     """What a subject key's wrap is bound to: the subject's record and the key wrapping it."""
     return SUBJECT_WRAP_LABEL + _field(record_keyring) + _field(tag) + _field(wrapping_key_id)
@@ -180,6 +195,22 @@ class SubjectKeys(DataKeys):
             return aead.open_parts(blob[_HEADER:_SEALED], blob[_SEALED:], header + where)
         except _aead.TagMismatch:
             raise DecryptionError(**place.where()) from None
+
+    def prepare_subject_keys(self, subjects: Iterable[Subject], *, batch: int = 1000) -> SubjectBatch:
+        """Make sure every subject has a key, making the missing ones ``batch`` at a time: one
+        key-store read and one insert transaction per batch (a bulk import), no KMS call per
+        subject. Their keys are cached as a write would cache them (up to the cache's bound), so
+        values written next for the same batch make no key-store call. Shredded subjects are
+        counted and stay without a key.
+
+        Raises:
+            ConfigurationError: an unusable subject id or batch size, or a write-only producer keyring.
+            DecryptionError: a record at a subject's id that does not open (planted, another kind).
+        """
+        # Imported here: the batch module builds on this one's helpers.
+        from fieldcrypt import subject_batches
+
+        return subject_batches.prepare(self, subjects, batch)
 
     # -- erasure ----------------------------------------------------------------------------
 
@@ -293,23 +324,30 @@ class SubjectKeys(DataKeys):
         store = self.subject_key_store
         record = store.get(tag)
         if record is None and create:
-            key = _aead.new_key()
-            wrapping = state.current or self._new_wrapping_key()
-            wrapped = self._wrapping_aead(wrapping).seal(
-                key, wrap_aad(self.subjects_keyring, tag, wrapping.key_id)
-            )
-            made = self._subject_record(tag, Status.ACTIVE, {f"{WRAP_PREFIX}{wrapping.key_id}": wrapped})
+            made, key = self._new_subject_key(tag, state)
             try:
                 store.put(made)
             except KeyStoreConflict:  # another process made it first: use theirs
                 record = store.get(tag)
             else:
-                audit.report("subject_key.created", made, wrapping.key_id)
-                return fmt.header_for(fmt.key_id_for(key)), _aead.Aead(key)
+                report_created(made)
+                return loaded(key)
+        return loaded(self._open_found(record, state, place))
+
+    def _new_subject_key(self, tag: str, state: _Wrapping) -> tuple[DataKeyRecord, bytes]:
+        """A new random key for the subject of ``tag`` and its record (not stored yet)."""
+        key = _aead.new_key()
+        wrapping = state.current or self._new_wrapping_key()
+        wrapped = self._wrapping_aead(wrapping).seal(
+            key, wrap_aad(self.subjects_keyring, tag, wrapping.key_id)
+        )
+        return self._subject_record(tag, Status.ACTIVE, {f"{WRAP_PREFIX}{wrapping.key_id}": wrapped}), key
+
+    def _open_found(self, record: DataKeyRecord | None, state: _Wrapping, place: Place | None) -> bytes:
+        """The key of a record found at a subject's tag; a record of another kind does not open."""
         if record is None or record.keyring != self.subjects_keyring or record.purpose is not Purpose.SUBJECT:
-            raise DecryptionError(**place.where())
-        key = self._open_subject_record(record, state, place)
-        return fmt.header_for(fmt.key_id_for(key)), _aead.Aead(key)
+            raise DecryptionError(**(place.where() if place is not None else {}))
+        return self._open_subject_record(record, state, place)
 
     def _open_subject_record(self, record: DataKeyRecord, state: _Wrapping, place: Place | None) -> bytes:
         where = place.where() if place is not None else {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -11,13 +11,16 @@ from fieldcrypt.errors import KeyStoreConflict
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
 
 __all__ = [
+    "BatchKeyStore",
     "DamagedRow",
     "DamagedRows",
     "KeyStore",
     "KeyStoreConflict",
     "RowReports",
     "damaged_row",
+    "get_many",
     "insert_new",
+    "put_many",
     "replace_revision",
 ]
 
@@ -111,6 +114,42 @@ class KeyStore(Protocol):
         itself. Other stores ignore it.
         """
         ...
+
+
+@runtime_checkable
+class BatchKeyStore(Protocol):
+    """Optional for a key store: many records read, or inserted, in one round trip (a bulk import of
+    subject keys makes thousands at once). Stores without it are served one record at a time.
+
+    ``put_many`` follows ``put``'s contract for every record and stores all or none of them.
+
+    Raises:
+        KeyStoreConflict: from ``put_many``, when any id (or generation) is taken; none is stored.
+    """
+
+    def get_many(self, key_ids: Sequence[str]) -> dict[str, DataKeyRecord]: ...
+
+    def put_many(self, records: Sequence[DataKeyRecord]) -> None: ...
+
+
+def get_many(store: KeyStore, key_ids: Sequence[str]) -> dict[str, DataKeyRecord]:
+    """The records of ``key_ids`` that exist, by id: one round trip where the store can."""
+    if isinstance(store, BatchKeyStore):
+        return store.get_many(key_ids)
+    return {key_id: record for key_id in key_ids if (record := store.get(key_id)) is not None}
+
+
+def put_many(store: KeyStore, records: Sequence[DataKeyRecord]) -> None:
+    """Insert ``records``: all or none where the store can, else one by one up to the first taken id.
+
+    Raises:
+        KeyStoreConflict: an id or generation is taken (read the ids again to see which are stored).
+    """
+    if isinstance(store, BatchKeyStore):
+        store.put_many(records)
+        return
+    for record in records:
+        store.put(record)
 
 
 class _Revisioned(Protocol):

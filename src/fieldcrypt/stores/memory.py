@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from fieldcrypt.keys.record import DataKeyRecord, Purpose
 from fieldcrypt.stores.base import DamagedRows, KeyStoreConflict, insert_new, replace_revision
@@ -35,19 +36,32 @@ class MemoryKeyStore:
         with self._lock:
             return sorted({r.keyring for r in self._records.values() if r.keyring.startswith(prefix)})
 
-    def put(self, record: DataKeyRecord) -> None:
+    def get_many(self, key_ids: Sequence[str]) -> dict[str, DataKeyRecord]:
         with self._lock:
-            if (
-                record.key_id not in self._records  # a taken id is reported as such, by insert_new
-                and record.generation is not None
-                and any(
+            return {k: self._records[k] for k in key_ids if k in self._records}
+
+    def put(self, record: DataKeyRecord) -> None:
+        self._insert([record])
+
+    def put_many(self, records: Sequence[DataKeyRecord]) -> None:
+        """Insert every record or, when one id or generation is taken, none."""
+        self._insert(records)
+
+    def _insert(self, records: Sequence[DataKeyRecord]) -> None:
+        with self._lock:
+            added: dict[str, DataKeyRecord] = {}
+            for record in records:
+                taken = f"data key {record.key_id} already exists"
+                if record.key_id in self._records:
+                    raise KeyStoreConflict(taken)
+                if record.generation is not None and any(
                     (r.keyring, r.purpose, r.generation)
                     == (record.keyring, record.purpose, record.generation)
-                    for r in self._records.values()
-                )
-            ):
-                raise KeyStoreConflict(f"generation {record.generation} of {record.keyring} is taken")
-            insert_new(self._records, record.key_id, record, f"data key {record.key_id} already exists")
+                    for r in itertools.chain(self._records.values(), added.values())
+                ):
+                    raise KeyStoreConflict(f"generation {record.generation} of {record.keyring} is taken")
+                insert_new(added, record.key_id, record, taken)
+            self._records.update(added)
 
     def update(self, record: DataKeyRecord) -> DataKeyRecord:
         with self._lock:

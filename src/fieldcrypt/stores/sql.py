@@ -13,7 +13,7 @@ import builtins
 import json
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +50,7 @@ TRUST_COLUMNS = ("generation", "mac")
 
 DEFAULT_TABLE = "fieldcrypt_keys"
 _OWN_CONNECTION = "fieldcrypt_key_store"
+_IDS_PER_QUERY = 1000  # ids bound in one IN (...): well inside every dialect's parameter limit
 
 
 def key_store_table(metadata: MetaData, name: str = DEFAULT_TABLE, schema: str | None = None) -> Table:
@@ -183,19 +184,45 @@ class SqlKeyStore:
         self.list(keyring)
         return self._reports.of(keyring)
 
+    def get_many(self, key_ids: Sequence[str]) -> dict[str, DataKeyRecord]:
+        """The records of ``key_ids`` that exist (one query per 1,000 ids); damaged rows are left out."""
+        found: dict[str, DataKeyRecord] = {}
+        with self._table_required(), self._engine.connect() as conn:
+            for start in range(0, len(key_ids), _IDS_PER_QUERY):
+                ids = key_ids[start : start + _IDS_PER_QUERY]
+                query = select(*self._columns_read()).where(self.table.c.key_id.in_(ids))
+                for row in conn.execute(query):
+                    record = _parse(row)
+                    if isinstance(record, DataKeyRecord):
+                        found[record.key_id] = record
+        return found
+
     def put(self, record: DataKeyRecord) -> None:
+        self._insert([record])
+
+    def put_many(self, records: Sequence[DataKeyRecord]) -> None:
+        """Insert every record in one transaction (the driver's executemany) or, on a taken id or
+        generation, none."""
+        self._insert(records)
+
+    def _insert(self, records: Sequence[DataKeyRecord]) -> None:
         if not self.upgraded:
             raise ConfigurationError(
                 f"key-store table {self.table.name!r} is in the fieldcrypt 0.1 layout: new keys need "
                 "`fieldcrypt keys upgrade` (or op.upgrade_key_store()) first; see docs/rotation.md"
             )
+        if not records:
+            return
         try:
             with self._table_required(), self._engine.begin() as conn:
-                conn.execute(insert(self.table).values(**_columns(record)))
+                conn.execute(insert(self.table), [_columns(r) for r in records])
         except IntegrityError as exc:
-            raise KeyStoreConflict(
-                f"data key {record.key_id} (or generation {record.generation} of its purpose) already exists"
-            ) from exc
+            what = (
+                f"data key {records[0].key_id} (or generation {records[0].generation} of its purpose)"
+                if len(records) == 1
+                else f"one of {len(records)} data keys (or a generation of its purpose)"
+            )
+            raise KeyStoreConflict(f"{what} already exists") from exc
 
     def update(self, record: DataKeyRecord) -> DataKeyRecord:
         stored = record.evolve(revision=record.revision + 1)
