@@ -23,9 +23,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import glob
 import os
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Callable
 
 from _bench_moto import moto_endpoint
 from _bench_stats import Figure, interleaved, over, per_call_us
@@ -99,7 +104,8 @@ class EncryptedContact(EncryptedModel):
 CONTACT = {"ssn": SSN, "phone": "+1 555 0100", "email": "pat@example.org"}
 
 
-def local_part(rounds: int, n: int) -> None:
+def build_variants() -> dict[str, Callable[[], object]]:
+    """Every part-1 variant, set up and warmed (one call each: the first use unwraps the data key)."""
     keyring = fieldcrypt.Keyring("bench", fieldcrypt.LocalMasterKey.generate(), fieldcrypt.MemoryKeyStore())
     fieldcrypt.register(keyring, replace=True)
     aead, aad = _aead.Aead(_aead.new_key()), b"x" * 40
@@ -146,6 +152,11 @@ def local_part(rounds: int, n: int) -> None:
         variants[f"ItemEncryptor decrypt {name}"] = lambda e=encryptor, s=stored[name]: e.decrypt_item(s)
     for fn in variants.values():
         fn()  # warm: the first use unwraps the data key
+    return variants
+
+
+def local_part(rounds: int, n: int) -> None:
+    variants = build_variants()
     samples = interleaved({name: per_call_us(fn, n) for name, fn in variants.items()}, rounds)
     print(f"\nPart 1: µs per item, median [lowest-highest] of {rounds} interleaved rounds of {n} calls")
     for name in variants:
@@ -174,6 +185,60 @@ def local_part(rounds: int, n: int) -> None:
         )
     index = index_cost("ItemEncryptor encrypt", False)
     print(f"  ItemEncryptor blind index (indexed - encrypted): {index.show()}")
+
+
+def instructions_child(n: int) -> None:
+    """Under callgrind: each variant ``n`` times between two counter dumps (on ``os.getppid``,
+    which nothing else here calls), as bench/bench_instructions.py does."""
+    variants = build_variants()
+    mark = os.getppid
+    for fn in variants.values():
+        for _ in range(200):
+            fn()  # warm: specialised bytecode, caches filled
+        mark()  # dump: everything before this variant
+        for _ in range(n):
+            fn()
+        mark()  # dump: this variant's n calls
+
+
+def instructions_part(n: int) -> None:
+    """Part 1 in instructions (valgrind's callgrind): the same on every run, whatever the load."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = os.path.join(scratch, "callgrind.out")
+        command = ["valgrind", "--tool=callgrind", "--dump-before=os_getppid", f"--callgrind-out-file={out}"]
+        subprocess.run(  # noqa: S603 - valgrind on this interpreter and this file
+            [*command, sys.executable, __file__, "--instructions-child", "--n", str(n)],
+            check=True,
+            capture_output=True,
+        )
+        dumps = sorted(glob.glob(out + ".*"), key=lambda path: int(path.rsplit(".", 1)[1]))
+        counts = [_total(path) / n for path in dumps]
+    names = list(build_variants())
+    per = {name: counts[2 * i + 1] for i, name in enumerate(names)}  # odd dumps: the loops
+    print(f"\nPart 1 in instructions per item (callgrind, {n} calls each)")
+    for name in names:
+        print(f"  {name:40} {per[name]:8.0f}")
+    for way in ("serialize", "deserialize"):
+        added = per[f"PynamoDB {way} encrypted"] - per[f"PynamoDB {way} plain"]
+        three = (per[f"PynamoDB {way} encrypted x3"] - per[f"PynamoDB {way} plain x3"]) / 3
+        print(f"  PynamoDB {way:11} added: one attribute {added:6.0f}; per attribute of 3 {three:6.0f}")
+    twin = per["PynamoDB serialize plain+twin"] - per["PynamoDB serialize plain"]
+    index = per["PynamoDB serialize indexed"] - per["PynamoDB serialize encrypted"] - twin
+    print(f"  PynamoDB blind index, net of its binary twin: {index:6.0f}")
+    for way in ("encrypt", "decrypt"):
+        one, three = per[f"ItemEncryptor {way} encrypted"], per[f"ItemEncryptor {way} encrypted x3"] / 3
+        print(f"  ItemEncryptor {way} added: one attribute {one:6.0f}; per attribute of 3 {three:6.0f}")
+    index = per["ItemEncryptor encrypt indexed"] - per["ItemEncryptor encrypt encrypted"]
+    print(f"  ItemEncryptor blind index: {index:6.0f}")
+    print(f"  floors: AES-GCM seal {per['AES-GCM seal (floor)']:.0f}, open {per['AES-GCM open (floor)']:.0f}")
+
+
+def _total(path: str) -> int:
+    with open(path) as dump:
+        for line in dump:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise SystemExit(f"no totals in {path}")
 
 
 def moto_part(items: int) -> None:
@@ -213,7 +278,17 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds in part 1")
     parser.add_argument("--n", type=int, default=5_000, help="calls per variant per round in part 1")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count part 1 in instructions (callgrind) instead"
+    )
+    parser.add_argument("--instructions-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.instructions_child:
+        instructions_child(args.n)
+        return
+    if args.instructions:
+        instructions_part(args.n)
+        return
     local_part(args.rounds, args.n)
     if args.items:
         moto_part(args.items)

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 from fieldcrypt import audit, index_records
 from fieldcrypt.column import open_at
 from fieldcrypt.dynamodb import tenancy, values, wire
+from fieldcrypt.dynamodb.prepared import AttributePaths
 from fieldcrypt.dynamodb.tables import key_names
 from fieldcrypt.errors import ConfigurationError, DamagedCiphertext, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.place import Place, RowKey, old_names
+from fieldcrypt.place import Place, RowKey, encode_row_key, old_names
 from fieldcrypt.registry import get_keyring
 from fieldcrypt.tenant_ids import canonical_tenant
 
@@ -61,9 +62,14 @@ class EncryptedField:
             are always encrypted, and searches are refused (plaintext items have no token yet).
             Drop it once ``fieldcrypt status`` shows no plaintext left (docs/dynamodb.md,
             "Adopting plaintext attributes").
+        subject: the attribute holding each item's subject id (a user or customer id: a string
+            or an integer, in clear): the value is then encrypted under that subject's own key,
+            erased with ``Keyring.shred_subject`` (docs/rotation.md, "Erasing one subject"), as
+            PynamoDB's ``EncryptedAttribute(subject=...)``, whose items it reads and writes.
 
     Raises:
-        ConfigurationError: an unknown kind, or no keyring.
+        ConfigurationError: an unknown kind, no keyring, or ``subject`` with ``bound_as`` or
+            ``searchable``.
     """
 
     kind: str
@@ -75,6 +81,7 @@ class EncryptedField:
     normalizer: Callable[[Any], Any] | None = None
     bound_as: tuple[str, str] | None = None
     transitional: bool = False
+    subject: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in values.KINDS:
@@ -85,7 +92,14 @@ class EncryptedField:
             tenancy.check_declaration(self.keyring, self.tenant, "EncryptedField")
         elif not self.keyring or not isinstance(self.keyring, str | Keyring):
             raise ConfigurationError("keyring must be a registered keyring's name or a Keyring")
+        if self.subject is not None and (not isinstance(self.subject, str) or not self.subject):
+            raise ConfigurationError("subject must be the name of the attribute holding the subject id")
+        if self.subject is not None and self.bound_as is not None:
+            raise ConfigurationError("subject and bound_as together are not supported yet: rebind first")
         object.__setattr__(self, "searchable", bool(self.searchable or self.index_attribute))
+        if self.subject is not None and self.searchable:
+            # A token is made under the keyring's index key, not the subject's: it would outlive a shred.
+            raise ConfigurationError("a per-subject field cannot be searchable: its tokens would survive a shred")
         object.__setattr__(self, "bound_as", old_names(self.bound_as, "attribute"))
 
     def resolve_keyring(self) -> Keyring:
@@ -142,6 +156,11 @@ class ItemEncryptor:
                     f"{table}.{name}: its tenant attribute {field.tenant!r} is encrypted; the tenant "
                     "id must be stored in clear to choose the keyring"
                 )
+            if field.subject is not None and field.subject in attributes:
+                raise ConfigurationError(
+                    f"{table}.{name}: its subject attribute {field.subject!r} is encrypted; the "
+                    "subject id must be stored in clear to choose the key that reads the rest"
+                )
         for name in attributes:
             if name in keys:
                 raise ConfigurationError(
@@ -152,6 +171,11 @@ class ItemEncryptor:
             if index in taken or list(self.indexes.values()).count(index) > 1:
                 raise ConfigurationError(f"{table}.{name}: index attribute {index!r} is already in use")
         self._column_places = {name: Place(table, name) for name in self.indexes}
+        # Per attribute, the per-value paths resolved once (fieldcrypt.dynamodb.prepared).
+        self._paths = {
+            name: AttributePaths(f.keyring, table, name, tenant=f.tenant, where=self._where(name))
+            for name, f in attributes.items()
+        }
 
     @classmethod
     def for_table(
@@ -178,7 +202,9 @@ class ItemEncryptor:
             TypeError: a value of another DynamoDB type than its field declares.
         """
         out: dict[str, dict[str, Any]] = {name: dict(value) for name, value in item.items()}
-        for name, field, value, place in self._declared(item):
+        row: RowKey | None = None
+        encoded = b""
+        for name, field, value in self._declared(item):
             index = self.indexes.get(name)
             if "NULL" in value and dict(value) == {"NULL": True}:
                 del out[name]
@@ -186,13 +212,22 @@ class ItemEncryptor:
                     out.pop(index, None)
                 continue
             plaintext = self._plaintext(name, field, value)  # a wrong type fails before any key is used
-            keyring = self._keyring(name, field, item)  # chosen before the write, from the item
-            out[name] = {"B": keyring.encrypt(plaintext, place)}
+            paths = self._paths[name]
+            if row is None:  # computed once per item, and only when there is a value to bind
+                row = wire.row_key(item, self.key_attributes)  # raises: the item lacks its key
+                encoded = encode_row_key(row)
+            tenant = None if field.tenant is None else tenancy.tenant_in(item, field.tenant, paths.where)
+            keyring = paths.keyring(tenant)  # chosen before the write, from the item
+            if field.subject is None:
+                out[name] = {"B": paths.seal(keyring, plaintext, row, encoded)}
+            else:
+                subject = self._subject_of(name, field, item)
+                out[name] = {
+                    "B": keyring.encrypt_for_subject(subject, plaintext, Place(self.table, name, row))
+                }
             if index is not None:
                 indexed = plaintext if field.normalizer is None else self._index_plaintext(name, field, value)
-                column_place = self._column_places[name]
-                index_records.check(keyring, column_place, field.normalizer, writing=True)
-                out[index] = {"B": keyring.blind_index(indexed, column_place)}
+                out[index] = {"B": paths.token(indexed, field.normalizer, tenant)}
         return out
 
     def decrypt_item(self, item: Item) -> dict[str, dict[str, Any]]:
@@ -207,21 +242,37 @@ class ItemEncryptor:
             ConfigurationError: the item lacks its key attributes (read them with the values).
         """
         out: dict[str, dict[str, Any]] = {name: dict(value) for name, value in item.items()}
-        for name, field, value, place in self._declared(item, reading=True):
-            if field.transitional and _still_plaintext(field, value, place):
+        row: RowKey | None = None
+        for name, field, value in self._declared(item, reading=True):
+            if row is None:  # computed once per item, and only when there is a value to open
+                row = wire.row_key(item, self.key_attributes)
+            if field.transitional and _still_plaintext(field, value, Place(self.table, name, row)):
                 continue  # the old plaintext, as it is stored (out holds a copy)
             stored = value.get("B") if len(value) == 1 else None
-            if not isinstance(stored, bytes | bytearray):
-                raise DecryptionError(**place.where())
-            plaintext = open_at(self._keyring(name, field, item), bytes(stored), self._places(field, place))
-            old = self._renamed_from(name, field)
-            if old is not None and name not in item:
-                del out[old]  # read under its new name
+            if type(stored) is not bytes:
+                if not isinstance(stored, bytes | bytearray):
+                    raise DecryptionError(**Place(self.table, name, row).where())
+                stored = bytes(stored)
+            paths = self._paths[name]
+            tenant = None if field.tenant is None else tenancy.tenant_in(item, field.tenant, paths.where)
+            if field.subject is None and field.bound_as is None:
+                plaintext = paths.open(stored, row, tenant)
+            else:
+                place = Place(self.table, name, row)
+                keyring = paths.keyring(tenant)
+                if field.subject is not None:
+                    subject = self._subject_of(name, field, item)
+                    plaintext = keyring.decrypt_for_subject(subject, stored, place)
+                else:
+                    plaintext = open_at(keyring, stored, self._places(field, place))
+                    old = self._renamed_from(name, field)
+                    if old is not None and name not in item:
+                        del out[old]  # read under its new name
             try:
                 out[name] = values.from_plaintext(field.kind, plaintext)
             except (ValueError, TypeError, KeyError, UnicodeDecodeError):
                 # Authentic, but not a value of this type: the field's kind changed under it.
-                raise DecryptionError(**place.where()) from None
+                raise DecryptionError(**Place(self.table, name, row).where()) from None
         return out
 
     # -- search -----------------------------------------------------------------------------
@@ -368,28 +419,43 @@ class ItemEncryptor:
 
     def _declared(
         self, item: Item, *, reading: bool = False
-    ) -> list[tuple[str, EncryptedField, AttributeValue, Place]]:
-        """Each declared attribute present in ``item``, with the place its value is bound to
-        (a list, not a generator: this runs per item and a generator costs more to drive).
-        ``reading``: a renamed attribute's value is found under its old name too.
-
-        Raises:
-            ConfigurationError: the item lacks its key attributes.
-        """
-        found: list[tuple[str, EncryptedField, AttributeValue, Place]] = []
-        row: RowKey | None = None
+    ) -> list[tuple[str, EncryptedField, AttributeValue]]:
+        """Each declared attribute present in ``item`` (a list, not a generator: this runs per
+        item and a generator costs more to drive). ``reading``: a renamed attribute's value is
+        found under its old name too."""
+        found: list[tuple[str, EncryptedField, AttributeValue]] = []
         for name, field in self.fields.items():
             value = item.get(name)
             if (
                 value is None and reading and field.bound_as is not None
             ):  # an attribute rename not yet re-bound
                 value = item.get(field.bound_as[1])
-            if value is None:
-                continue
-            if row is None:  # computed once per item, and only when there is a value to bind
-                row = wire.row_key(item, self.key_attributes)
-            found.append((name, field, value, Place(self.table, name, row)))
+            if value is not None:
+                found.append((name, field, value))
         return found
+
+    def _subject_of(self, name: str, field: EncryptedField, item: Item) -> str | int:
+        """The item's subject id for ``name`` (in its ``subject`` attribute, a string or an integer).
+
+        Raises:
+            ConfigurationError: the item does not have it (set it before writing; read it with the
+                item, e.g. in a projection), or it is neither a string nor an integer.
+        """
+        assert field.subject is not None
+        value = item.get(field.subject)
+        if value is None:
+            raise ConfigurationError(
+                f"{self.table}.{name} is encrypted under its item's subject ({field.subject}), which "
+                f"this item does not have: set {field.subject} before writing it, and read it with "
+                "it (include it in any projection)"
+            )
+        if "S" in value and isinstance(value["S"], str):
+            return value["S"]
+        if "N" in value and str(value["N"]).lstrip("-").isdigit():
+            return int(value["N"])  # as PynamoDB's NumberAttribute reads it: "5" is subject 5
+        raise ConfigurationError(
+            f"{self.table}.{name}: subject attribute {field.subject!r} must hold a string or an integer"
+        )
 
     def _plaintext(self, name: str, field: EncryptedField, value: AttributeValue) -> bytes:
         try:

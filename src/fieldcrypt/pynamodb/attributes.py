@@ -28,9 +28,10 @@ from pynamodb.expressions.update import SetAction
 from fieldcrypt import index_records
 from fieldcrypt.column import open_at
 from fieldcrypt.dynamodb import tenancy, values
+from fieldcrypt.dynamodb.prepared import AttributePaths
 from fieldcrypt.errors import ConfigurationError, DamagedCiphertext, DecryptionError, QueryNotSupportedError
 from fieldcrypt.keyring import Keyring
-from fieldcrypt.place import Place, old_names
+from fieldcrypt.place import Place, encode_row_key, old_names
 from fieldcrypt.pynamodb import _compat, binding
 from fieldcrypt.pynamodb.values import codec_for
 from fieldcrypt.registry import get_keyring
@@ -127,6 +128,9 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         self._keyring = keyring
         self.bound_as = old_names(bound_as, "attribute")
         self._column_places: dict[str, Place] = {}
+        # Per table (a model's, or each subclass's): the prepared per-value paths.
+        self._paths: dict[str, AttributePaths] = {}
+        self._text = type(inner) is UnicodeAttribute  # str: encoded without the codec's frames
         super().__init__(null=_flag(inner, "null") if null is None else null, attr_name=attr_name)
 
     @property
@@ -154,12 +158,23 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
 
     def serialize(self, value: Any) -> bytes:
         bound = self._bound()
-        place = bound.place(self.attr_name)
-        keyring = self._keyring_of(bound)
+        data = self.plaintext(value, bound.table)  # a wrong type fails before any key is used
+        row = bound.known_row()
+        paths = self._paths_for(bound.table)
+        keyring = paths.keyring(None if self.tenant is None else bound.tenant(self.tenant))
         if self.subject is not None:
             subject = bound.subject(self.attr_name, self.subject)
-            return keyring.encrypt_for_subject(subject, self.plaintext(value, place.table), place)
-        return keyring.encrypt(self.plaintext(value, place.table), place)
+            return keyring.encrypt_for_subject(subject, data, bound.place(self.attr_name))
+        encoded = bound.encoded_row
+        return paths.seal(keyring, data, row, encode_row_key(row) if encoded is None else encoded)
+
+    def _paths_for(self, table: str) -> AttributePaths:
+        paths = self._paths.get(table)
+        if paths is None:
+            where = f"encrypted attribute {self.attr_name!r}"
+            paths = AttributePaths(self._keyring, table, self.attr_name, tenant=self.tenant, where=where)
+            self._paths[table] = paths
+        return paths
 
     def _keyring_of(self, bound: binding.Binding) -> Keyring:
         return self.keyring if self.tenant is None else self.keyring_for(bound.tenant(self.tenant))
@@ -170,6 +185,8 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         Raises:
             TypeError: a value of another type (named with the table and attribute).
         """
+        if self._text and type(value) is str:
+            return value.encode("utf-8")  # what TextCodec.to_bytes does after its type check
         try:
             return self.codec.to_bytes(value)
         except TypeError as exc:
@@ -179,21 +196,24 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         if type(value) is _Plaintext:
             return self._read_plaintext(value.stored)
         bound = self._bound()
-        place = bound.place(self.attr_name)
-        keyring = self._keyring_of(bound)
         blob = value if type(value) is bytes else bytes(value)
-        if self.subject is not None:
-            subject = bound.subject(self.attr_name, self.subject)
-            plaintext = keyring.decrypt_for_subject(subject, blob, place)
-        elif self.bound_as is None:
-            plaintext = keyring.decrypt(blob, place)
-        else:  # renamed: its own place first, then the old one (values not yet re-bound)
-            plaintext = open_at(keyring, blob, (place, Place(*self.bound_as, place.row)))
+        if self.subject is None and self.bound_as is None:
+            tenant = None if self.tenant is None else bound.tenant(self.tenant)
+            plaintext = self._paths_for(bound.table).open(blob, bound.known_row(), tenant)
+        else:
+            place = bound.place(self.attr_name)
+            keyring = self._keyring_of(bound)
+            if self.subject is not None:
+                subject = bound.subject(self.attr_name, self.subject)
+                plaintext = keyring.decrypt_for_subject(subject, blob, place)
+            else:  # renamed: its own place first, then the old one (values not yet re-bound)
+                assert self.bound_as is not None
+                plaintext = open_at(keyring, blob, (place, Place(*self.bound_as, place.row)))
         try:
-            return self.codec.from_bytes(plaintext)
+            return plaintext.decode("utf-8") if self._text else self.codec.from_bytes(plaintext)
         except (ValueError, TypeError, KeyError, UnicodeDecodeError):
             # Authentic but not a value of this type: the attribute's type changed under it.
-            raise DecryptionError(**place.where()) from None
+            raise DecryptionError(**bound.place(self.attr_name).where()) from None
 
     def get_value(self, value: dict[str, Any]) -> Any:
         if self.transitional:
@@ -227,10 +247,7 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         plain = self.plaintext(value, table)  # refuse a wrong type before the normalizer sees it
         if normalizer is not _same:
             plain = self.plaintext(normalizer(value), table)
-        place = self._column_place(table)
-        keyring = self.keyring_for(tenant)
-        index_records.check(keyring, place, None if normalizer is _same else normalizer, writing=True)
-        return keyring.blind_index(plain, place)
+        return self._paths_for(table).token(plain, None if normalizer is _same else normalizer, tenant)
 
     def blind_candidates(
         self, value: Any, table: str, normalizer: Callable[[Any], Any], tenant: Any = None
@@ -271,7 +288,9 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
 
     def _bound(self) -> binding.Binding:
         name = self.attr_name
-        bound = binding.current(name)
+        bound = binding.now()
+        if bound is None:
+            bound = binding.current(name)  # raises: not inside an EncryptedModel's hook
         if getattr(bound.model, "_fieldcrypt_encrypted", {}).get(name) is not self:
             raise ConfigurationError(
                 f"encrypted attribute {name!r} must be a top-level attribute of an "

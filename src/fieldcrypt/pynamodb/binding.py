@@ -55,6 +55,9 @@ class Binding(NamedTuple):
         """The item's tenant id held in ``attribute`` (None when the item has none)."""
         return None if self.tenants is None else self.tenants.get(attribute)
 
+    # ``encode_row_key(row)`` when the model computed it once for the item (writes), else None.
+    encoded_row: bytes | None = None
+
     def place(self, attribute: str) -> Place:
         return Place(self.table, attribute, self.known_row())
 
@@ -69,6 +72,9 @@ class Binding(NamedTuple):
 
 
 _current: ContextVar[Binding | None] = ContextVar("fieldcrypt_pynamodb_binding", default=None)
+# The model's hooks set and reset it themselves (``token = enter(binding)`` ... ``leave(token)``):
+# per item, two calls are cheaper than a context manager object.
+enter, leave, now = _current.set, _current.reset, _current.get
 
 
 class bound:  # lower case: used like the function it replaced, ``with bound(binding):``

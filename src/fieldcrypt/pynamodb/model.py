@@ -23,10 +23,10 @@ from fieldcrypt import audit
 from fieldcrypt.cardinality import check_index_cardinality
 from fieldcrypt.dynamodb import wire
 from fieldcrypt.errors import ConfigurationError
-from fieldcrypt.place import RowKey
+from fieldcrypt.place import RowKey, encode_row_key
 from fieldcrypt.pynamodb import _compat
 from fieldcrypt.pynamodb.attributes import BlindIndexAttribute, EncryptedAttribute, EncryptedSet
-from fieldcrypt.pynamodb.binding import Binding, bound
+from fieldcrypt.pynamodb.binding import Binding, bound, enter, leave
 from fieldcrypt.tenant_ids import canonical_tenant
 
 _M = TypeVar("_M", bound="EncryptedModel")
@@ -101,6 +101,12 @@ class EncryptedModelMeta(MetaModel):
         cls._fieldcrypt_blind_names = tuple(
             n for n, a in attributes.items() if isinstance(a, BlindIndexAttribute)
         )
+        # Each blind index with the encrypted attribute it indexes (of= checked above).
+        cls._fieldcrypt_blind_sources = tuple(
+            (n, a, attributes[a.of or ""])
+            for n, a in attributes.items()
+            if isinstance(a, BlindIndexAttribute)
+        )
         subjects = {a.subject for a in encrypted.values() if a.subject is not None}
         for subject in sorted(subjects):
             if not isinstance(attributes.get(subject), Attribute) or isinstance(
@@ -130,6 +136,7 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
     _fieldcrypt_blind: dict[str, BlindIndexAttribute]
     _fieldcrypt_encrypted_names: tuple[str, ...]  # Python names
     _fieldcrypt_blind_names: tuple[str, ...]
+    _fieldcrypt_blind_sources: tuple[tuple[str, BlindIndexAttribute, EncryptedAttribute[Any]], ...]
     _fieldcrypt_keys: tuple[tuple[str, Attribute[Any]], ...]  # hash (and range) key: Python name, attribute
     _fieldcrypt_key_attr_names: list[str]  # their DynamoDB names
     _fieldcrypt_subjects: dict[str, Attribute[Any]]  # subject attributes by Python name
@@ -138,12 +145,18 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
     # -- writes -----------------------------------------------------------------------------
 
     def serialize(self, null_check: bool = True) -> dict[str, dict[str, Any]]:
-        with bound(self._binding()) as binding:
-            names = self._fieldcrypt_encrypted_names
-            if binding.row is None and any(getattr(self, n) is not None for n in names):
+        binding = self._binding(encode=True)
+        if binding.row is None:
+            values = self.attribute_values
+            if any(values.get(n) is not None for n in self._fieldcrypt_encrypted_names):
                 binding.place("-")  # raises: values cannot be bound to an item without its key
-            self._refresh_blind_indexes(binding)
+        token = enter(binding)
+        try:
+            if self._fieldcrypt_blind_names:
+                self._refresh_blind_indexes(binding)
             return super().serialize(null_check)
+        finally:
+            leave(token)
 
     def update(
         self,
@@ -181,19 +194,30 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
         subjects = cls._raw_subjects(attribute_values) if cls._fieldcrypt_subjects else None
         tenants = cls._raw_tenants(attribute_values, self) if cls._fieldcrypt_tenants else None
         row = row if row is not None else self._row()
-        with bound(Binding(cls, cls.Meta.table_name, row, subjects, tenants)):
+        token = enter(Binding(cls, cls.Meta.table_name, row, subjects, tenants))
+        try:
             super().deserialize(attribute_values)
+        finally:
+            leave(token)
 
     @classmethod
     def from_raw_data(cls: type[_M], data: dict[str, Any]) -> _M:
         data = cls._under_new_names(data)
-        if data is None or not any(name in data for name in cls._fieldcrypt_encrypted):
+        if data is None:
+            return super().from_raw_data(data)
+        for name in cls._fieldcrypt_encrypted:
+            if name in data:
+                break
+        else:
             return super().from_raw_data(data)  # nothing to decrypt: no key needed
-        row = wire.row_key(data, cls._key_attr_names())
+        row = wire.row_key(data, cls._fieldcrypt_key_attr_names)
         subjects = cls._raw_subjects(data) if cls._fieldcrypt_subjects else None
         tenants = cls._raw_tenants(data) if cls._fieldcrypt_tenants else None
-        with bound(Binding(cls, cls.Meta.table_name, row, subjects, tenants)):
+        token = enter(Binding(cls, cls.Meta.table_name, row, subjects, tenants))
+        try:
             return super().from_raw_data(data)
+        finally:
+            leave(token)
 
     @classmethod
     def lookup(
@@ -281,8 +305,9 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
     def _row(self) -> RowKey | None:
         """This item's key as a row, or None while the key is not set yet."""
         parts: list[Any] = []
+        values = self.attribute_values  # what each key attribute's descriptor reads, by Python name
         for python_name, attr in self._fieldcrypt_keys:
-            value = getattr(self, python_name)
+            value = values.get(python_name)
             if value is None:
                 return None
             if type(attr) is UnicodeAttribute and type(value) is str and value:
@@ -292,14 +317,19 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
         # As wire.row_key: a one-part key is the bare value.
         return parts[0] if len(parts) == 1 else tuple(parts)
 
-    def _binding(self) -> Binding:
+    def _binding(self, *, encode: bool = False) -> Binding:
+        """This item's binding; ``encode``: with its key's encoding, computed once for every
+        attribute a write seals."""
+        row = self._row()
+        encoded = encode_row_key(row) if encode and row is not None else None
         subjects = self._fieldcrypt_subjects
         tenants = self._fieldcrypt_tenants
         if not subjects and not tenants:
-            return Binding(type(self), self.Meta.table_name, self._row())
-        subject_values = {name: getattr(self, name) for name in subjects} if subjects else None
-        tenant_values = {name: getattr(self, name) for name, _ in tenants} if tenants else None
-        return Binding(type(self), self.Meta.table_name, self._row(), subject_values, tenant_values)
+            return Binding(type(self), self.Meta.table_name, row, None, None, encoded)
+        values = self.attribute_values
+        subject_values = {name: values.get(name) for name in subjects} if subjects else None
+        tenant_values = {name: values.get(name) for name, _ in tenants} if tenants else None
+        return Binding(type(self), self.Meta.table_name, row, subject_values, tenant_values, encoded)
 
     @classmethod
     def _raw_subjects(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -352,16 +382,12 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
 
     def _refresh_blind_indexes(self, binding: Binding) -> None:
         table = binding.table
-        attributes = self.get_attributes()
-        for python_name in self._fieldcrypt_blind_names:
-            attr = attributes[python_name]
-            assert isinstance(attr, BlindIndexAttribute)
-            source = attributes[attr.of or ""]
-            assert isinstance(source, EncryptedAttribute)  # checked by the metaclass
-            value = getattr(self, attr.of or "")
+        values = self.attribute_values  # by Python name, as the attributes' descriptors keep them
+        for python_name, attr, source in self._fieldcrypt_blind_sources:
+            value = values.get(attr.of or "")
             tenant = None if source.tenant is None else binding.tenant(source.tenant)
             token = None if value is None else source.blind_token(value, table, attr.normalizer, tenant)
-            setattr(self, python_name, token)
+            values[python_name] = token
 
     def _encrypt_actions(self, actions: Sequence[Action]) -> list[Action]:
         """Turn encrypted ``set`` actions into ciphertext for this item, and keep blind indexes in step."""

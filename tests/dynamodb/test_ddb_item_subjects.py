@@ -1,0 +1,153 @@
+"""boto3 `EncryptedField(..., subject="user_id")`: values under each item's subject key, on moto."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+
+import fieldcrypt
+from fieldcrypt.dynamodb import EncryptedField, ItemEncryptor
+from fieldcrypt.errors import ConfigurationError
+from fieldcrypt.pynamodb import EncryptedAttribute, EncryptedModel
+from fieldcrypt.stores.dynamodb import DynamoDBKeyStore
+
+TABLE = "item_subject_notes"
+
+
+class Note(EncryptedModel):
+    """The PynamoDB twin of the encryptor below: the same table, attributes and subject."""
+
+    class Meta:
+        table_name = TABLE
+        region = "us-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    note_id = UnicodeAttribute(hash_key=True)
+    user_id = NumberAttribute(null=True)
+    body = EncryptedAttribute(UnicodeAttribute(), keyring="pii", subject="user_id", null=True)
+
+
+ENCRYPTOR = ItemEncryptor(
+    table=TABLE,
+    key_attributes=["note_id"],
+    attributes={
+        "body": EncryptedField("S", keyring="pii", subject="user_id"),
+        "shared": EncryptedField("S", keyring="pii"),
+    },
+)
+
+
+@pytest.fixture
+def stored(moto_endpoint: str, aws_client: Callable[..., Any]) -> Iterator[fieldcrypt.Keyring]:
+    """Keyring "pii" on DynamoDB key stores (subject keys in their own table) and the notes table."""
+    client = aws_client("dynamodb", "us-east-1")
+    keys = DynamoDBKeyStore(f"keys-{uuid.uuid4().hex[:8]}", client=client)
+    subjects = DynamoDBKeyStore(f"subjects-{uuid.uuid4().hex[:8]}", client=client)
+    keys.create_table()
+    subjects.create_table()
+    keyring = fieldcrypt.Keyring(
+        "pii", fieldcrypt.LocalMasterKey.generate(), keys, subject_key_store=subjects
+    )
+    fieldcrypt.register(keyring)
+    Note.Meta.host = moto_endpoint
+    Note._connection = None
+    Note.create_table(wait=True)
+    yield keyring
+    Note.delete_table()
+    Note._connection = None
+
+
+def _put(ddb: Any, note_id: str, user: dict[str, str] | None, body: str) -> None:
+    item: dict[str, Any] = {"note_id": {"S": note_id}, "body": {"S": body}, "shared": {"S": "s"}}
+    if user is not None:
+        item["user_id"] = user
+    ddb.put_item(TableName=TABLE, Item=ENCRYPTOR.encrypt_item(item))
+
+
+def _raw(ddb: Any, note_id: str) -> dict[str, Any]:
+    return dict(ddb.get_item(TableName=TABLE, Key={"note_id": {"S": note_id}})["Item"])
+
+
+def test_items_are_encrypted_under_their_subjects_key_and_shred_erases_one(
+    stored: fieldcrypt.Keyring, ddb: Any
+) -> None:
+    """Raw items hold ciphertext under each user's key; shredding user 1 fails its items only."""
+    _put(ddb, "a", {"N": "1"}, "alice's note")
+    _put(ddb, "b", {"N": "2"}, "bob's note")
+    raw_a, raw_b = _raw(ddb, "a"), _raw(ddb, "b")
+    body_a, body_b = bytes(raw_a["body"]["B"]), bytes(raw_b["body"]["B"])
+    assert b"alice" not in body_a
+    assert b"bob" not in body_b
+    assert body_a[:21] != body_b[:21]  # two subjects, two keys
+    assert body_a[:21] != bytes(raw_a["shared"]["B"])[:21]  # not the keyring's shared data key
+    assert ENCRYPTOR.decrypt_item(raw_a)["body"] == {"S": "alice's note"}
+    stored.shred_subject(1)
+    with pytest.raises(fieldcrypt.KeyDestroyedError):
+        ENCRYPTOR.decrypt_item(_raw(ddb, "a"))
+    assert ENCRYPTOR.decrypt_item(_raw(ddb, "b"))["body"] == {"S": "bob's note"}
+    without_body = {k: v for k, v in _raw(ddb, "a").items() if k != "body"}
+    assert ENCRYPTOR.decrypt_item(without_body)["shared"] == {"S": "s"}  # the keyring's own key
+
+
+def test_a_value_moved_to_another_subjects_item_fails(stored: fieldcrypt.Keyring, ddb: Any) -> None:
+    """User 1's ciphertext in an item claiming user 2 raises DecryptionError, warm or cold."""
+    _put(ddb, "a", {"N": "1"}, "alice's note")
+    _put(ddb, "b", {"N": "2"}, "bob's note")
+    raw = _raw(ddb, "a")
+    ENCRYPTOR.decrypt_item(raw)  # both subjects' keys cached
+    ENCRYPTOR.decrypt_item(_raw(ddb, "b"))
+    with pytest.raises(fieldcrypt.DecryptionError):
+        ENCRYPTOR.decrypt_item(raw | {"user_id": {"N": "2"}})
+    with pytest.raises(fieldcrypt.DecryptionError):
+        ENCRYPTOR.decrypt_item(raw | {"user_id": {"S": "1"}} | {"body": _raw(ddb, "b")["body"]})
+
+
+def test_pynamodb_and_the_item_encryptor_read_each_others_subject_values(
+    stored: fieldcrypt.Keyring, ddb: Any
+) -> None:
+    """An encryptor item reads through the model and a model item through the encryptor (subject 5 = "5")."""
+    _put(ddb, "a", {"N": "5"}, "from boto3")
+    Note("b", user_id=5, body="from pynamodb").save()
+    assert Note.get("a").body == "from boto3"
+    assert ENCRYPTOR.decrypt_item(_raw(ddb, "b"))["body"] == {"S": "from pynamodb"}
+    stored.shred_subject("5")
+    with pytest.raises(fieldcrypt.KeyDestroyedError):
+        Note.get("a")
+    with pytest.raises(fieldcrypt.KeyDestroyedError):
+        ENCRYPTOR.decrypt_item(_raw(ddb, "b"))
+
+
+def test_a_missing_or_unusable_subject_is_refused(stored: fieldcrypt.Keyring, ddb: Any) -> None:
+    """No subject attribute on write or read, or a subject of another type, is a ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="user_id"):
+        _put(ddb, "a", None, "no subject")
+    with pytest.raises(ConfigurationError, match="string or an integer"):
+        _put(ddb, "a", {"BOOL": True}, "bad subject")  # type: ignore[dict-item]
+    _put(ddb, "a", {"S": "u-1"}, "kept")
+    raw = _raw(ddb, "a")
+    del raw["user_id"]
+    with pytest.raises(ConfigurationError, match="user_id"):
+        ENCRYPTOR.decrypt_item(raw)
+
+
+def test_subject_declarations_are_checked() -> None:
+    """subject must be a name, cannot go with bound_as or searchable, nor name an encrypted attribute."""
+    with pytest.raises(ConfigurationError, match="subject"):
+        EncryptedField("S", keyring="pii", subject="")
+    with pytest.raises(ConfigurationError, match="bound_as"):
+        EncryptedField("S", keyring="pii", subject="user_id", bound_as=("old", "body"))
+    with pytest.raises(ConfigurationError, match="searchable"):
+        EncryptedField("S", keyring="pii", subject="user_id", searchable=True)
+    with pytest.raises(ConfigurationError, match="encrypted"):
+        ItemEncryptor(
+            table="t",
+            key_attributes=["k"],
+            attributes={
+                "body": EncryptedField("S", keyring="pii", subject="user_id"),
+                "user_id": EncryptedField("S", keyring="pii"),
+            },
+        )
