@@ -99,7 +99,9 @@ class EncryptedField:
         object.__setattr__(self, "searchable", bool(self.searchable or self.index_attribute))
         if self.subject is not None and self.searchable:
             # A token is made under the keyring's index key, not the subject's: it would outlive a shred.
-            raise ConfigurationError("a per-subject field cannot be searchable: its tokens would survive a shred")
+            raise ConfigurationError(
+                "a per-subject field cannot be searchable: its tokens would survive a shred"
+            )
         object.__setattr__(self, "bound_as", old_names(self.bound_as, "attribute"))
 
     def resolve_keyring(self) -> Keyring:
@@ -204,14 +206,20 @@ class ItemEncryptor:
         out: dict[str, dict[str, Any]] = {name: dict(value) for name, value in item.items()}
         row: RowKey | None = None
         encoded = b""
-        for name, field, value in self._declared(item):
+        for name, field in self.fields.items():  # inline, not _declared: this runs per item
+            value = item.get(name)
+            if value is None:
+                continue
             index = self.indexes.get(name)
             if "NULL" in value and dict(value) == {"NULL": True}:
                 del out[name]
                 if index is not None:
                     out.pop(index, None)
                 continue
-            plaintext = self._plaintext(name, field, value)  # a wrong type fails before any key is used
+            try:  # a wrong type fails before any key is used
+                plaintext = values.to_plaintext(field.kind, value)
+            except TypeError as exc:
+                raise TypeError(f"{self.table}.{name}: {exc}") from None
             paths = self._paths[name]
             if row is None:  # computed once per item, and only when there is a value to bind
                 row = wire.row_key(item, self.key_attributes)  # raises: the item lacks its key

@@ -55,10 +55,10 @@ class AttributePaths:
         "_family",
         "_heads",
         "_indexers",
-        "_keyring",
-        "_reader",
         "_source",
         "column",
+        "fixed",
+        "reader",
         "tenant",
         "where",
     )
@@ -78,13 +78,13 @@ class AttributePaths:
         self._source = keyring
         self._heads: dict[str | None, bytes] = {}
         self._indexers: dict[Callable[[Any], Any] | None, Callable[[bytes], bytes]] = {}
-        self._keyring: Callable[[], Keyring] | None = None
+        self.fixed: Callable[[], Keyring] | None = None
         self._family: Callable[[], TenantKeyrings] | None = None
-        self._reader: Callable[[bytes, RowKey], Any] | None = None
+        self.reader: Callable[[bytes, RowKey], Any] | None = None
         if tenant is None:
             fixed = keyring
-            self._keyring = registry.follow(keyring) if isinstance(keyring, str) else lambda: fixed  # type: ignore[assignment]
-            self._reader = reading.row_reader(keyring, self.column, None)  # type: ignore[arg-type]
+            self.fixed = registry.follow(keyring) if isinstance(keyring, str) else lambda: fixed  # type: ignore[assignment]
+            self.reader = reading.row_reader(keyring, self.column, None)  # type: ignore[arg-type]
         else:
             family = keyring
             self._family = registry.follow_tenants(keyring) if isinstance(keyring, str) else lambda: family  # type: ignore[assignment]
@@ -96,8 +96,8 @@ class AttributePaths:
             ConfigurationError: a per-tenant attribute of an item without its tenant, or an
                 unusable tenant id.
         """
-        if self._keyring is not None:
-            return self._keyring()
+        if self.fixed is not None:
+            return self.fixed()
         assert self._family is not None
         assert self.tenant is not None
         return tenancy.keyring_for(self._family(), tenant, attribute=self.tenant, where=self.where)
@@ -126,7 +126,7 @@ class AttributePaths:
         Raises:
             what :meth:`Keyring.decrypt` raises; ConfigurationError as :meth:`keyring`.
         """
-        reader = self._reader
+        reader = self.reader
         if reader is not None:
             data: bytes = reader(blob, row)
             return data

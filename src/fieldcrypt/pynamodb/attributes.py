@@ -131,6 +131,8 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
         # Per table (a model's, or each subclass's): the prepared per-value paths.
         self._paths: dict[str, AttributePaths] = {}
         self._text = type(inner) is UnicodeAttribute  # str: encoded without the codec's frames
+        # One keyring for every item and no subject or rename: the shortest per-value path.
+        self._one_keyring = tenant is None and subject is None and self.bound_as is None
         super().__init__(null=_flag(inner, "null") if null is None else null, attr_name=attr_name)
 
     @property
@@ -157,10 +159,21 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
     # -- values -----------------------------------------------------------------------------
 
     def serialize(self, value: Any) -> bytes:
-        bound = self._bound()
-        data = self.plaintext(value, bound.table)  # a wrong type fails before any key is used
-        row = bound.known_row()
-        paths = self._paths_for(bound.table)
+        # Runs per value: the binding checked and the paths found inline (each call costs).
+        bound = binding.now()
+        # (bound.model is always an EncryptedModel: only its hooks set a binding)
+        if bound is None or bound.model._fieldcrypt_encrypted.get(self.attr_name) is not self:  # type: ignore[attr-defined]
+            bound = self._bound()  # raises, saying why
+        if self._text and type(value) is str:
+            data = value.encode("utf-8")  # what TextCodec.to_bytes does after its type check
+        else:
+            data = self.plaintext(value, bound.table)  # a wrong type fails before any key is used
+        row = bound.row if bound.row is not None else bound.known_row()
+        paths = self._paths.get(bound.table) or self._paths_for(bound.table)
+        if self._one_keyring:
+            encoded = bound.encoded_row
+            keyring = paths.fixed()  # type: ignore[misc]  # set for one keyring
+            return paths.seal(keyring, data, row, encode_row_key(row) if encoded is None else encoded)
         keyring = paths.keyring(None if self.tenant is None else bound.tenant(self.tenant))
         if self.subject is not None:
             subject = bound.subject(self.attr_name, self.subject)
@@ -195,11 +208,18 @@ class EncryptedAttribute(Attribute[_T], Generic[_T]):
     def deserialize(self, value: Any) -> Any:
         if type(value) is _Plaintext:
             return self._read_plaintext(value.stored)
-        bound = self._bound()
+        bound = binding.now()
+        # (bound.model is always an EncryptedModel: only its hooks set a binding)
+        if bound is None or bound.model._fieldcrypt_encrypted.get(self.attr_name) is not self:  # type: ignore[attr-defined]
+            bound = self._bound()  # raises, saying why
         blob = value if type(value) is bytes else bytes(value)
         if self.subject is None and self.bound_as is None:
-            tenant = None if self.tenant is None else bound.tenant(self.tenant)
-            plaintext = self._paths_for(bound.table).open(blob, bound.known_row(), tenant)
+            row = bound.row if bound.row is not None else bound.known_row()
+            paths = self._paths.get(bound.table) or self._paths_for(bound.table)
+            if self._one_keyring:
+                plaintext = paths.reader(blob, row)  # type: ignore[misc]  # set for one keyring
+            else:
+                plaintext = paths.open(blob, row, bound.tenant(self.tenant))  # type: ignore[arg-type]
         else:
             place = bound.place(self.attr_name)
             keyring = self._keyring_of(bound)
