@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+import bench_instructions
 from _bench_moto import moto_endpoint
 from _bench_stats import Figure, interleaved, over, per_call_us
 from pynamodb.attributes import BinaryAttribute, UnicodeAttribute
@@ -212,7 +213,7 @@ def instructions_part(n: int) -> None:
             capture_output=True,
         )
         dumps = sorted(glob.glob(out + ".*"), key=lambda path: int(path.rsplit(".", 1)[1]))
-        counts = [_total(path) / n for path in dumps]
+        counts = [bench_instructions._total(path) / n for path in dumps]
     names = list(build_variants())
     per = {name: counts[2 * i + 1] for i, name in enumerate(names)}  # odd dumps: the loops
     print(f"\nPart 1 in instructions per item (callgrind, {n} calls each)")
@@ -231,14 +232,6 @@ def instructions_part(n: int) -> None:
     index = per["ItemEncryptor encrypt indexed"] - per["ItemEncryptor encrypt encrypted"]
     print(f"  ItemEncryptor blind index: {index:6.0f}")
     print(f"  floors: AES-GCM seal {per['AES-GCM seal (floor)']:.0f}, open {per['AES-GCM open (floor)']:.0f}")
-
-
-def _total(path: str) -> int:
-    with open(path) as dump:
-        for line in dump:
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    raise SystemExit(f"no totals in {path}")
 
 
 def moto_part(items: int) -> None:
