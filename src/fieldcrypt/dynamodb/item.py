@@ -225,7 +225,8 @@ class ItemEncryptor:
                 row = wire.row_key(item, self.key_attributes)  # raises: the item lacks its key
                 encoded = encode_row_key(row)
             tenant = None if field.tenant is None else tenancy.tenant_in(item, field.tenant, paths.where)
-            keyring = paths.keyring(tenant)  # chosen before the write, from the item
+            # Chosen before the write, from the item (one keyring: the followed one, without a call).
+            keyring = paths.fixed() if paths.fixed is not None else paths.keyring(tenant)
             if field.subject is None:
                 out[name] = {"B": paths.seal(keyring, plaintext, row, encoded)}
             else:
