@@ -304,9 +304,14 @@ class EncryptedModel(Model, metaclass=EncryptedModelMeta):
 
     def _row(self) -> RowKey | None:
         """This item's key as a row, or None while the key is not set yet."""
-        parts: list[Any] = []
         values = self.attribute_values  # what each key attribute's descriptor reads, by Python name
-        for python_name, attr in self._fieldcrypt_keys:
+        keys = self._fieldcrypt_keys
+        if len(keys) == 1 and type(keys[0][1]) is UnicodeAttribute:  # the common key, without the loop
+            value = values.get(keys[0][0])
+            if type(value) is str and value:
+                return value  # what UnicodeAttribute serialises it to and key_part reads back
+        parts: list[Any] = []
+        for python_name, attr in keys:
             value = values.get(python_name)
             if value is None:
                 return None
