@@ -54,6 +54,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "fieldcrypt.reading",  # a column's per-value read, resolved once per column
         "fieldcrypt.writing",  # a column's per-value write, resolved once per column
         "fieldcrypt.indexing",  # a searchable column's tokens, resolved once per column
+        "fieldcrypt.following",  # what those two keep, per keyring (per tenant keyring when per tenant)
         "fieldcrypt.audit",
         "fieldcrypt.ratelimit",
         "fieldcrypt.testing",

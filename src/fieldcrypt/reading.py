@@ -8,6 +8,9 @@ the guarantees: the registry generation, the key's use and age bounds (``CacheEn
 AES-GCM open itself, and the codec. Anything unusual (a key not cached yet or past its bounds, a
 malformed or tampered value, a producer keyring) goes through :meth:`Keyring.decrypt`, the one
 place that decides which error to raise, so this path raises exactly what ``decrypt`` raises.
+
+A per-tenant column resolves the same things per tenant keyring, kept with that keyring while
+:class:`~fieldcrypt.tenants.TenantKeyrings` holds it (:mod:`fieldcrypt.following`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from fieldcrypt import format as fmt
 from fieldcrypt.cache import CacheEntry
 from fieldcrypt.codecs import _DECODE_ERRORS, Codec, TextCodec
 from fieldcrypt.errors import DecryptionError, ValueTypeError
+from fieldcrypt.following import Following
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey, encode_row_key
+from fieldcrypt.tenants import Held, TenantKeyrings
 
 _HEADER = fmt.HEADER_BYTES
 _SEALED = _HEADER + _aead.NONCE_BYTES
@@ -39,42 +44,38 @@ _State = tuple[Keyring, Callable[[], float], _Openings]
 _UNRESOLVED: _State = (None, time.monotonic, {})  # type: ignore[assignment]
 
 
-class _Resolved:
-    """One column's resolution: the keyring registered under its name now, and the openings
-    (cached key, associated data up to the row) of the data keys its values named so far.
+class _Resolved(Following[_State]):
+    """One column's resolution (:class:`fieldcrypt.following.Following`): per keyring it reads
+    under, the openings (cached key, associated data up to the row) of the data keys its values
+    named so far.
 
-    The registry resets it on every register/unregister (:func:`fieldcrypt.registry.watch`), so
-    the per-value path checks nothing for that: a reset state knows no data key, and the first
-    value after it comes here and resolves the keyring again.
+    The registry resets it on every register/unregister, so the per-value path checks nothing
+    for that: a reset state knows no data key, and the first value after it comes here and
+    resolves the keyring again.
     """
 
-    __slots__ = ("__weakref__", "keyring", "place", "row_bound", "state")
+    __slots__ = ("place", "row_bound")
 
-    def __init__(self, keyring: Keyring | str, place: Place, *, row_bound: bool) -> None:
-        self.keyring = keyring
+    def __init__(
+        self, keyring: Keyring | TenantKeyrings | str, place: Place, *, row_bound: bool, per_tenant: bool
+    ) -> None:
+        super().__init__(keyring, _UNRESOLVED, per_tenant=per_tenant)
         self.place = place
         self.row_bound = row_bound
-        # One element, the state; a list so the per-value closures read it without an attribute.
-        self.state: list[_State] = [_UNRESOLVED]
-        registry.watch(self)  # also for a Keyring given as such: metrics may wrap its decrypt
 
-    def reset(self) -> None:
-        self.state[0] = _UNRESOLVED
-
-    def _resolve(self) -> _State:
-        seen = registry.generation_now()
-        keyring = self.keyring if isinstance(self.keyring, Keyring) else registry.get_keyring(self.keyring)
-        state: _State = (keyring, keyring.cache.clock, {})
-        self.state[0] = state
-        if registry.generation_now() != seen:  # a change raced this resolution: not kept
-            self.state[0] = _UNRESOLVED
-        return state
-
-    def open_slowly(self, state: _State, blob: bytes, place: Place) -> bytes:
+    def open_slowly(
+        self, state: _State, blob: bytes, place: Place, held: Held | None = None, token: object = None
+    ) -> bytes:
         """:meth:`Keyring.decrypt` (every check, every error, loading the key), then remember the
-        value's data key for the next values of this column."""
+        value's data key for the next values of this column (under this tenant's keyring, when
+        ``held`` is a tenant's keyring and scratch)."""
         if state[0] is None:
-            state = self._resolve()
+            if held is None:
+                keyring, seen = self.resolve_keyring()
+            else:
+                keyring, seen = held[0], registry.generation_now()
+            state = (keyring, keyring.cache.clock, {})
+            self.keep(state, seen, None if held is None else held[1], token)
         keyring, _, openings = state
         data = keyring.decrypt(blob, place)
         header = blob[:_HEADER]
@@ -96,8 +97,8 @@ def column_reader(keyring: Keyring | str, place: Place, codec: Codec[Any]) -> Ca
     Raises (when called): what :meth:`Keyring.decrypt` and ``codec.decode`` raise; a stored value
     that is not bytes at all (a ``str`` where SQLite kept an old plaintext) is a DecryptionError.
     """
-    resolved = _Resolved(keyring, place, row_bound=False)
-    box = resolved.state
+    resolved = _Resolved(keyring, place, row_bound=False, per_tenant=False)
+    box = resolved.one
     from_bytes, decode_errors = _decoder(codec, place)
 
     def read(value: Any) -> Any:
@@ -131,40 +132,56 @@ def column_reader(keyring: Keyring | str, place: Place, codec: Codec[Any]) -> Ca
 
 
 def row_reader(
-    keyring: Keyring | str, column: Place, codec: Codec[Any] | None
-) -> Callable[[bytes, RowKey], Any]:
-    """``codec.decode(keyring.decrypt(blob, Place(table, column, row)))`` for one row-bound
-    column (or DynamoDB attribute): the associated data up to the row is resolved per data key,
-    the row's canonical encoding appended per value, and no Place is built unless an error names
-    it. ``keyring``: a keyring, or the name of a registered one (followed across ``register``);
-    ``codec`` None returns the plaintext bytes (the caller decodes).
+    keyring: Keyring | TenantKeyrings | str,
+    column: Place,
+    codec: Codec[Any] | None,
+    *,
+    row_bound: bool = True,
+    per_tenant: bool = False,
+) -> Callable[..., Any]:
+    """``read(blob, row, tenant=None)``: ``codec.decode(keyring.decrypt(blob, Place(table,
+    column, row)))`` for one column (or DynamoDB attribute) whose values need their row: bound to
+    it (``row_bound``: the associated data up to the row is resolved per data key, the row's
+    canonical encoding appended per value), or under the row's tenant's keyring (``per_tenant``:
+    ``keyring`` is then a :class:`TenantKeyrings` or its registered name, and what is resolved is
+    kept per tenant keyring, dropped with it). No Place is built unless an error names it.
+    ``keyring``: a keyring, or the name of a registered one (followed across ``register``);
+    ``codec`` None returns the plaintext bytes (the caller decodes). ``row`` is ignored (None is
+    fine) when not ``row_bound``; ``tenant`` is ignored when not ``per_tenant``.
 
-    Raises (when called): what :meth:`Keyring.decrypt` and ``codec.decode`` raise.
+    Raises (when called): what :meth:`Keyring.decrypt`, ``codec.decode`` and
+    :meth:`TenantKeyrings.held_for` raise.
     """
-    resolved = _Resolved(keyring, column, row_bound=True)
-    box = resolved.state
+    resolved = _Resolved(keyring, column, row_bound=row_bound, per_tenant=per_tenant)
+    box = resolved.one
     from_bytes, decode_errors = (bytes, ()) if codec is None else _decoder(codec, column)
     codec_name = "bytes" if codec is None else codec.name
     table, name = column.table, column.column
 
-    def read(blob: bytes, row: RowKey) -> Any:
-        state = box[0]
+    def read(blob: bytes, row: RowKey, tenant: Any = None) -> Any:
+        held: Held | None
+        if per_tenant:
+            state, held, token = resolved.state_for(tenant)
+        else:
+            state, held, token = box[0], None, None
         try:
             found = state[2][blob[:_HEADER]]
         except KeyError:
-            data = resolved.open_slowly(state, blob, Place(table, name, row))
+            data = resolved.open_slowly(state, blob, Place(table, name, row), held, token)
         else:
-            entry, up_to_row = found
+            entry, associated = found
             aead = entry.value  # before the bound: see CacheEntry.kill
             if next(entry._uses) <= entry.max_uses and state[1]() < entry.expires_at:
                 try:
                     data = aead.open_parts(
-                        blob[_HEADER:_SEALED], blob[_SEALED:], up_to_row + encode_row_key(row)
+                        blob[_HEADER:_SEALED],
+                        blob[_SEALED:],
+                        associated + encode_row_key(row) if row_bound else associated,
                     )
                 except (_aead.TagMismatch, ValueError):
                     raise DecryptionError(**Place(table, name, row).where()) from None
             else:
-                data = resolved.open_slowly(state, blob, Place(table, name, row))
+                data = resolved.open_slowly(state, blob, Place(table, name, row), held, token)
         try:
             return from_bytes(data)
         except decode_errors:

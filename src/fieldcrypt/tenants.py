@@ -27,11 +27,13 @@ from fieldcrypt.stores.memory import MemoryKeyStore
 from fieldcrypt.subjects import SUBJECTS_SUFFIX
 from fieldcrypt.tenant_ids import TenantId
 
-__all__ = ["MasterKeySupplier", "TenantId", "TenantKeyrings"]
+__all__ = ["Held", "MasterKeySupplier", "TenantId", "TenantKeyrings"]
 
 # The application's supplier: tenant id -> its master key, or (master key, *also-decrypt keys)
 # while that tenant moves to a new key.
 MasterKeySupplier = Callable[[str], "MasterKey | Sequence[MasterKey]"]
+# A held tenant's keyring and the scratch per-column paths keep for it (TenantKeyrings.held_for).
+Held = tuple[Keyring, dict[object, Any]]
 # Types whose str() is the canonical id (checked again when the keyring is made).
 _DECIMAL_OR_UUID = (int, uuid.UUID)
 
@@ -90,13 +92,25 @@ class TenantKeyrings:
         self._master_key_for = master_key_for
         self._anchor_id_for: Callable[[str], str | None] | None = anchor_id
         self._options = keyring_options
-        self._keyrings: OrderedDict[str, Keyring] = OrderedDict()
+        # tenant -> (its keyring, the scratch of per-column paths prepared for that keyring)
+        self._keyrings: OrderedDict[str, Held] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[str, threading.Lock] = {}
 
     def keyring_for(self, tenant: TenantId) -> Keyring:
         """The keyring of ``tenant`` (made on first use; thread-safe; one supplier call per
         tenant at a time).
+
+        Raises:
+            ConfigurationError: an unusable tenant id, or the supplier returned no master key.
+        """
+        return self.held_for(tenant)[0]
+
+    def held_for(self, tenant: TenantId) -> Held:
+        """The keyring of ``tenant`` (as :meth:`keyring_for`) and its scratch: a dict where
+        per-column paths (:mod:`fieldcrypt.following`) keep what they prepared for this keyring.
+        The scratch is held and dropped with the keyring (least recently used, :meth:`forget`),
+        so nothing prepared for a dropped keyring is found again.
 
         Raises:
             ConfigurationError: an unusable tenant id, or the supplier returned no master key.
@@ -112,35 +126,35 @@ class TenantKeyrings:
         )
         # A hit takes no lock: each OrderedDict operation is atomic, and a keyring dropped by
         # another thread between the two is still a valid keyring (its next use remakes it).
-        keyring = self._keyrings.get(key)
-        if keyring is not None:
+        held = self._keyrings.get(key)
+        if held is not None:
             try:
                 self._keyrings.move_to_end(key)
             except KeyError:
-                return keyring  # dropped meanwhile by another thread: still a valid keyring
-            return keyring
+                return held  # dropped meanwhile by another thread: still a valid keyring
+            return held
         return self._make(tenant_ids.canonical_tenant(key))
 
-    def _make(self, tenant: str) -> Keyring:
+    def _make(self, tenant: str) -> Held:
         with self._lock:
             building = self._building.setdefault(tenant, threading.Lock())
         # One thread per tenant calls the supplier (it may call KMS or a database); the others
         # wait for its keyring rather than making their own.
         with building:
             with self._lock:
-                keyring = self._keyrings.get(tenant)
-                if keyring is not None:
-                    return keyring
+                held = self._keyrings.get(tenant)
+                if held is not None:
+                    return held
             try:
-                keyring = self._new_keyring(tenant)
+                held = (self._new_keyring(tenant), {})
             finally:
                 with self._lock:
                     self._building.pop(tenant, None)
             with self._lock:
-                self._keyrings[tenant] = keyring
+                self._keyrings[tenant] = held
                 while len(self._keyrings) > self.max_tenants:
                     self._keyrings.popitem(last=False)
-            return keyring
+            return held
 
     def _new_keyring(self, tenant: str) -> Keyring:
         supplied = self._master_key_for(tenant)

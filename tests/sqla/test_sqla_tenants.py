@@ -154,6 +154,29 @@ def test_a_value_moved_to_another_tenants_row_fails(tdb: sa.Engine) -> None:
         assert session.get(Account, 1).ssn == SSN  # type: ignore[union-attr]
 
 
+def test_prepared_tenant_states_never_open_another_tenants_value(tdb: sa.Engine) -> None:
+    """After loads prepared every tenant's reader state, acme's value copied into globex's row still fails and each tenant reads its own."""
+    seed(tdb)
+    for _ in range(2):
+        assert ssns(tdb) == {1: SSN, 2: SSN, 3: SSN}
+    tenants = fieldcrypt.registry.get_tenant_keyrings("tpii")
+    for tenant in TENANTS:  # the load hook's per-tenant readers kept their state with each keyring
+        keyring, scratch = tenants.held_for(tenant)
+        assert any(state[0] is keyring for state in scratch.values())
+    with tdb.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE tenant_accounts SET ssn = (SELECT ssn FROM (SELECT ssn FROM tenant_accounts WHERE id = 1) AS s) WHERE id = 2"
+            )
+        )
+    assert keyring_of(tdb, "ssn", 2) == "tpii/acme"  # the raw value is acme's ciphertext
+    with Session(tdb) as session, pytest.raises(DecryptionError):
+        session.get(Account, 2)
+    with Session(tdb) as session:
+        assert session.get(Account, 1).ssn == SSN  # type: ignore[union-attr]
+        assert session.get(Account, 3).notes == "notes of byok"  # type: ignore[union-attr]
+
+
 def test_core_executemany_chooses_each_rows_keyring(tdb: sa.Engine) -> None:
     """conn.execute(insert(t), [...]) over three tenants encrypts each row under its own tenant's keys."""
     rows = [{"id": n, "tenant_id": t, "ssn": SSN, "notes": f"n{n}"} for n, t in enumerate(TENANTS, start=1)]

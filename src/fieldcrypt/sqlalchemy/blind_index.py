@@ -40,20 +40,12 @@ INFO_KEY = "fieldcrypt_index_for"  # Column.info key marking a blind-index colum
 def token(type_: Encrypted[Any], value: Any, tenant: Any = None) -> bytes | None:
     """The blind-index token to store for ``value`` in the column ``type_`` is bound to (under
     the keyring of ``tenant`` for a per-tenant column)."""
-    if type_.tenant is None:
-        return tokenizer(type_)(value)
-    if value is None:
-        return None
-    if type(value) is Sealed:
-        return value.index
-    plain = type_.index_plaintext(value)
-    keyring, place = type_.row_keyring(tenant), _column_place(type_._where())
-    index_records.check(keyring, place, type_.normalizer, writing=True)
-    return keyring.blind_index(plain, place)
+    return tokenizer(type_)(value, tenant)
 
 
-def tokenizer(type_: Encrypted[Any]) -> Callable[[Any], bytes | None]:
-    """``token(type_, ...)`` for one column, resolved once (:mod:`fieldcrypt.indexing`)."""
+def tokenizer(type_: Encrypted[Any]) -> Callable[[Any, Any], bytes | None]:
+    """``token(type_, value, tenant=None)`` for one column, resolved once, and per tenant keyring
+    for a per-tenant column (:mod:`fieldcrypt.indexing`)."""
     found = _tokenizers.get(id(type_))
     # A copy of the type (``bound_to``) has another id; the identity checks catch an instance
     # whose options were set after its tokenizer was made.
@@ -61,20 +53,23 @@ def tokenizer(type_: Encrypted[Any]) -> Callable[[Any], bytes | None]:
         return found[2]
     table, column = type_._where()
     normalizer, to_bytes = type_.normalizer, type_.codec.to_bytes
-    index = column_indexer(type_.keyring, _column_place((table, column)), normalizer)
+    per_tenant = type_.tenant is not None
+    index = column_indexer(type_.keyring, _column_place((table, column)), normalizer, per_tenant=per_tenant)
 
-    def tokenize(value: Any) -> bytes | None:
+    def tokenize(value: Any, tenant: Any = None) -> bytes | None:
         if value is None:
             return None
         if type(value) is Sealed:
             return value.index
+        if per_tenant and tenant is None:
+            type_.row_keyring(tenant)  # raises: the row does not name its tenant
         if normalizer is not None:
             value = normalizer(value)
         try:
             plain = to_bytes(value)
         except TypeError as exc:
             raise TypeError(f"{table}.{column}: {exc}") from None
-        return index(plain)
+        return index(plain, tenant)
 
     key = id(type_)
     if key not in _tokenizers:
@@ -85,7 +80,7 @@ def tokenizer(type_: Encrypted[Any]) -> Callable[[Any], bytes | None]:
 
 # Per Encrypted type (by id, removed when the type is collected, so an id is never reused while
 # present): its place and keyring name when made, and the tokenizer.
-_tokenizers: dict[int, tuple[object, object, Callable[[Any], bytes | None]]] = {}
+_tokenizers: dict[int, tuple[object, object, Callable[[Any, Any], bytes | None]]] = {}
 
 
 # Tokens are computed per row; the row-less place of a column is the same every time.
@@ -185,33 +180,26 @@ def _insert_default(context: DefaultExecutionContext) -> bytes | None:
     found = _sources.get(id(index_column))
     if found is None:
         found = _source_of(index_column)
-    key, tokenize, type_, tenant_key = found
+    key, tokenize, tenant_key = found
     params = context.get_current_parameters()  # type: ignore[no-untyped-call]
-    if tokenize is not None:
-        return tokenize(params.get(key))
-    # A per-tenant column: the keyring is the row's tenant's (not one per column).
-    return token(type_, params.get(key), None if tenant_key is None else params.get(tenant_key))
+    # A per-tenant column's token is under the row's tenant's keyring.
+    return tokenize(params.get(key), None if tenant_key is None else params.get(tenant_key))
 
 
 # Per index column (by id, removed when the index column is collected, so an id is never reused
-# while present): its source column's key, tokenizer (None when per tenant), type and tenant
-# column key. This default runs once per inserted row.
-_sources: dict[int, tuple[str, Callable[[Any], bytes | None] | None, Encrypted[Any], str | None]] = {}
+# while present): its source column's key, tokenizer and tenant column key (None unless per
+# tenant). This default runs once per inserted row.
+_Source = tuple[str, Callable[[Any, Any], bytes | None], str | None]
+_sources: dict[int, _Source] = {}
 
 
-def _source_of(
-    index_column: Column[Any],
-) -> tuple[str, Callable[[Any], bytes | None] | None, Encrypted[Any], str | None]:
+def _source_of(index_column: Column[Any]) -> _Source:
     source_name = index_column.info[INFO_KEY]
     table = index_column.table
     source = next(c for c in table.columns if c.name == source_name)
     type_ = _enc(source)
-    found: tuple[str, Callable[[Any], bytes | None] | None, Encrypted[Any], str | None]
-    if type_.tenant is None:
-        found = (source.key, tokenizer(type_), type_, None)
-    else:
-        tenant = next(c.key for c in table.columns if c.name == type_.tenant)
-        found = (source.key, None, type_, tenant)
+    tenant = None if type_.tenant is None else next(c.key for c in table.columns if c.name == type_.tenant)
+    found = (source.key, tokenizer(type_), tenant)
     key = id(index_column)
     _sources[key] = found
     weakref.finalize(index_column, _sources.pop, key, None)

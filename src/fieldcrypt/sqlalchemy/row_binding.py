@@ -14,6 +14,7 @@ error, never a silent downgrade to table/column binding or to another key.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,9 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClau
 
 from fieldcrypt.column import open_at
 from fieldcrypt.errors import ConfigurationError, DecryptionError, QueryNotSupportedError
-from fieldcrypt.place import RowKey
+from fieldcrypt.following import Following
+from fieldcrypt.keyring import Keyring
+from fieldcrypt.place import Place, RowKey
 from fieldcrypt.reading import row_reader
 from fieldcrypt.sqlalchemy import _compat, blind_index, translate, unique
 from fieldcrypt.sqlalchemy.types import Encrypted, Sealed
@@ -130,19 +133,83 @@ def seal(
     (per-tenant columns) and the key of ``subject`` (per-subject columns); carries the blind-index
     token when searchable. ``table``: the place's table where a ``schema_translate_map`` moves the
     declared one."""
-    try:
-        plain = type_.sealing_encoder()(value)
-    except TypeError as exc:
-        raise TypeError("{}.{}: {}".format(*type_._where(), exc)) from None
-    keyring = type_.row_keyring(tenant)
-    place = type_.places(row, table)[0]
-    if type_.subject is not None:
-        blob = keyring.encrypt_for_subject(_known_subject(type_, subject), plain, place)
-    else:
-        blob = keyring.encrypt(plain, place)
-    if not type_.searchable:
-        return Sealed(blob)
-    return Sealed(blob, blind_index.token(type_, value, tenant), unique.older_tokens(type_, value, tenant))
+    return sealer(type_, table)(value, row, tenant, subject)
+
+
+def sealer(
+    type_: Encrypted[Any], table: str | None = None
+) -> Callable[[Any, RowKey | None, Any, Any], Sealed]:
+    """``seal(type_, value, row, table, tenant=, subject=)`` for one column, as
+    ``seal_value(value, row, tenant, subject)``: resolved once per column (kept per type, for
+    the writes of every path), the keyring once, or per tenant through the held tenant keyrings
+    (:mod:`fieldcrypt.following`), the token through the column's indexer."""
+    found = _sealers.get(id(type_))
+    # A copy of the type (``bound_to``) has another id; the identity checks catch an instance
+    # whose options were set after its sealers were made.
+    if found is None or found[0] is not type_.place or found[1] is not type_.keyring:
+        if found is None:
+            weakref.finalize(type_, _sealers.pop, id(type_), None)
+        found = _sealers[id(type_)] = (type_.place, type_.keyring, {})
+    by_table = found[2]
+    made = by_table.get(table)
+    if made is None:
+        if len(by_table) >= 256:
+            by_table.clear()
+        made = by_table[table] = _make_sealer(type_, table)
+    return made
+
+
+# Per Encrypted type (by id, removed when the type is collected, so an id is never reused while
+# present): its place and keyring name when made, and its sealers by table.
+_sealers: dict[
+    int, tuple[object, object, dict[str | None, Callable[[Any, RowKey | None, Any, Any], Sealed]]]
+] = {}
+
+
+def _make_sealer(
+    type_: Encrypted[Any], table: str | None
+) -> Callable[[Any, RowKey | None, Any, Any], Sealed]:
+    encode = type_.sealing_encoder()
+    own = type_.places(None, table)[0]
+    where = "{}.{}".format(*type_._where())
+    per_tenant, per_subject = type_.tenant is not None, type_.subject is not None
+    # The same per-keyring resolution as the column's reader and indexer; a write keeps no state
+    # of its own per tenant beyond the held keyring (the keyring's current data key).
+    following: Following[Keyring | None] = Following(type_.keyring, None, per_tenant=per_tenant)
+    one, family_box = following.one, following.family
+    tokenize = blind_index.tokenizer(type_) if type_.searchable else None
+    older = type_.unique
+
+    def seal_value(value: Any, row: RowKey | None, tenant: Any = None, subject: Any = None) -> Sealed:
+        try:
+            plain = encode(value)
+        except TypeError as exc:
+            raise TypeError(f"{where}: {exc}") from None
+        if per_tenant:
+            if tenant is None:
+                type_.row_keyring(tenant)  # raises: the row does not name its tenant
+            family = family_box[0][0] or following.resolve_family()[0]
+            keyring = family.held_for(tenant)[0]
+        else:
+            keyring = one[0] or _resolve_keyring(following)
+        place = own if row is None else Place(own.table, own.column, row)
+        if per_subject:
+            blob = keyring.encrypt_for_subject(_known_subject(type_, subject), plain, place)
+        else:
+            blob = keyring.encrypt(plain, place)
+        if tokenize is None:
+            return Sealed(blob)
+        return Sealed(
+            blob, tokenize(value, tenant), unique.older_tokens(type_, value, tenant) if older else ()
+        )
+
+    return seal_value
+
+
+def _resolve_keyring(following: Following[Keyring | None]) -> Keyring:
+    keyring, seen = following.resolve_keyring()
+    following.keep(keyring, seen, None, None)
+    return keyring
 
 
 def open_sealed(
@@ -183,13 +250,23 @@ def _known_subject(type_: Encrypted[Any], subject: Any) -> Any:
     return subject
 
 
-def sealed_reader(type_: Encrypted[Any], table: str | None = None) -> Callable[[bytes, RowKey], Any]:
+def sealed_reader(type_: Encrypted[Any], table: str | None = None) -> Callable[..., Any]:
     """``open_sealed`` for one column's values (read from ``table``, as ``open_sealed``),
-    ``read(sealed.blob, row)``, resolved once (:func:`fieldcrypt.reading.row_reader`); a renamed
-    column (``bound_as``) tries both places through ``open_sealed``."""
-    if type_.bound_as is not None:
-        return lambda blob, row: open_sealed(type_, Sealed(blob), row, table)
-    return row_reader(type_.keyring, type_.places(None, table)[0], type_.codec)
+    ``read(sealed.blob, row, tenant=None)``, resolved once, and per tenant keyring for a
+    per-tenant column (:func:`fieldcrypt.reading.row_reader`); ``row`` is None unless the column
+    is row-bound. A renamed column (``bound_as``) tries both places through ``open_sealed``; a
+    per-subject column (its own key per subject, no reader of its own) opens there too."""
+    if type_.bound_as is not None or type_.subject is not None:
+        return lambda blob, row, tenant=None, subject=None: open_sealed(
+            type_, Sealed(blob), row, table, tenant=tenant, subject=subject
+        )
+    return row_reader(
+        type_.keyring,
+        type_.places(None, table)[0],
+        type_.codec,
+        row_bound=type_.bind_row,
+        per_tenant=type_.tenant is not None,
+    )
 
 
 def seal_insert_params(
@@ -490,7 +567,7 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
             set_committed_value(target, key, value)
 
     # One reader per column and table it is read from (a schema_translate_map moves the table).
-    readers: dict[tuple[str, str], Callable[[bytes, RowKey], Any]] = {}
+    readers: dict[tuple[str, str], Callable[..., Any]] = {}
 
     def on_load(target: Any, context: Any, *_: Any) -> None:
         state = inspect(target)
@@ -511,15 +588,18 @@ def install_mapper_hooks(mapper: Mapper[Any]) -> None:
                     )
                 chosen[option] = state.dict[attr]
             type_ = _enc(col)
-            if chosen or row is None or not type_.bind_row:  # per tenant or subject: the long way
+            tenant = chosen.get("tenant")
+            if "subject" in chosen or (tenant is None and type_.tenant is not None):
+                # Per subject (its own key per subject), or no tenant to open with (raises): the
+                # long way.
                 opened = open_sealed(type_, value, row if type_.bind_row else None, loaded_table, **chosen)
             else:
-                read = readers.get((key, loaded_table))  # row-bound, one keyring: resolved once
+                read = readers.get((key, loaded_table))  # resolved once, per tenant keyring if per tenant
                 if read is None:
                     if len(readers) >= 256:
                         readers.clear()
                     read = readers[(key, loaded_table)] = sealed_reader(type_, loaded_table)
-                opened = read(value.blob, row)
+                opened = read(value.blob, row if type_.bind_row else None, tenant)
             set_committed_value(target, key, opened)
 
     event.listen(mapper, "before_insert", lambda m, c, t: before_write(m, c, t, insert=True))
