@@ -84,7 +84,7 @@ class AttributePaths:
         if tenant is None:
             fixed = keyring
             self.fixed = registry.follow(keyring) if isinstance(keyring, str) else lambda: fixed  # type: ignore[assignment]
-            self.reader = reading.row_reader(keyring, self.column, None)  # type: ignore[arg-type]
+            self.reader = reading.row_reader(keyring, self.column, None)
         else:
             family = keyring
             self._family = registry.follow_tenants(keyring) if isinstance(keyring, str) else lambda: family  # type: ignore[assignment]
