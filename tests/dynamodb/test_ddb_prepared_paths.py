@@ -179,6 +179,9 @@ def test_a_forgotten_tenant_asks_the_supplier_again(
     assert calls == ["acme", "acme"]
     assert family.keyring_for("acme") is not old
     assert Member.from_raw_data(raw).ssn == SSN
+    new, scratch = family.held_for("acme")
+    assert len(scratch) == 2  # the reader's and the indexer's states, kept with the new keyring
+    assert all(state[0] is new for state in scratch.values())  # nothing of the old one carries over
 
 
 def test_item_encryptor_paths_are_per_attribute_and_per_tenant(

@@ -18,9 +18,10 @@ reader and indexer make. While metrics count a keyring's values (its ``encrypt``
 writes go through ``encrypt`` so every value is counted; readers do the same on their own.
 
 A per-tenant attribute's keyring is chosen per item by :class:`~fieldcrypt.TenantKeyrings`, which
-decides what is held (least recently used, ``forget``): this module keeps no tenant's keyring,
-only the place encoding per namespace, and reads and tokens take the keyring the family holds
-now, so a value never opens under another tenant's keyring.
+decides what is held (least recently used, ``forget``): writes keep only the place encoding per
+namespace, and reads and tokens keep their prepared state in the held keyring's scratch
+(:mod:`fieldcrypt.following`), so it is dropped with that keyring and a value never opens under
+another tenant's keyring.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from fieldcrypt import index_records, indexing, reading, registry
+from fieldcrypt import indexing, reading, registry
 from fieldcrypt.dynamodb import tenancy
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.place import Place, RowKey
@@ -56,6 +57,7 @@ class AttributePaths:
         "_heads",
         "_indexers",
         "_source",
+        "_tenant_reader",
         "column",
         "fixed",
         "reader",
@@ -77,10 +79,11 @@ class AttributePaths:
         self.where = where
         self._source = keyring
         self._heads: dict[str | None, bytes] = {}
-        self._indexers: dict[Callable[[Any], Any] | None, Callable[[bytes], bytes]] = {}
+        self._indexers: dict[Callable[[Any], Any] | None, Callable[..., bytes]] = {}
         self.fixed: Callable[[], Keyring] | None = None
         self._family: Callable[[], TenantKeyrings] | None = None
         self.reader: Callable[[bytes, RowKey], Any] | None = None
+        self._tenant_reader: Callable[..., Any] | None = None
         if tenant is None:
             fixed = keyring
             self.fixed = registry.follow(keyring) if isinstance(keyring, str) else lambda: fixed  # type: ignore[assignment]
@@ -88,6 +91,8 @@ class AttributePaths:
         else:
             family = keyring
             self._family = registry.follow_tenants(keyring) if isinstance(keyring, str) else lambda: family  # type: ignore[assignment]
+            # Per held tenant keyring (kept in the family's scratch, dropped with the keyring).
+            self._tenant_reader = reading.row_reader(keyring, self.column, None, per_tenant=True)
 
     def keyring(self, tenant: Any = None) -> Keyring:
         """The keyring of an item whose tenant attribute holds ``tenant`` (ignored without one).
@@ -130,7 +135,11 @@ class AttributePaths:
         if reader is not None:
             data: bytes = reader(blob, row)
             return data
-        return self.keyring(tenant).decrypt(blob, Place(self.column.table, self.column.column, row))
+        if tenant is None:
+            self.keyring(tenant)  # raises: the item has no tenant
+        assert self._tenant_reader is not None  # per tenant
+        opened: bytes = self._tenant_reader(blob, row, tenant)
+        return opened
 
     def token(self, data: bytes, normalizer: Callable[[Any], Any] | None, tenant: Any = None) -> bytes:
         """The blind-index token of the encoded (normalised) ``data`` under the newest index key
@@ -139,15 +148,12 @@ class AttributePaths:
         Raises:
             ConfigurationError: the attribute's recorded index options differ; as :meth:`keyring`.
         """
-        if self._family is None:
-            indexer = self._indexers.get(normalizer)
-            if indexer is None:
-                source = self._source
-                assert isinstance(source, str | Keyring)  # not per tenant
-                indexer = self._indexers[normalizer] = indexing.column_indexer(
-                    source, self.column, normalizer
-                )
-            return indexer(data)
-        keyring = self.keyring(tenant)
-        index_records.check(keyring, self.column, normalizer, writing=True)
-        return keyring.blind_index(data, self.column)
+        if tenant is None and self._family is not None:
+            self.keyring(tenant)  # raises: the item has no tenant
+        indexer = self._indexers.get(normalizer)
+        if indexer is None:
+            per_tenant = self._family is not None
+            indexer = indexing.column_indexer(self._source, self.column, normalizer, per_tenant=per_tenant)
+            self._indexers[normalizer] = indexer
+        token: bytes = indexer(data, tenant) if self._family is not None else indexer(data)
+        return token
