@@ -14,7 +14,7 @@ import fieldcrypt
 from ddb_shapes import moto_meta, on_moto
 from fieldcrypt.dynamodb import EncryptedField, ItemEncryptor
 from fieldcrypt.errors import ConfigurationError
-from fieldcrypt.pynamodb import EncryptedAttribute, EncryptedModel
+from fieldcrypt.pynamodb import BlindIndexAttribute, EncryptedAttribute, EncryptedModel
 from fieldcrypt.stores.dynamodb import DynamoDBKeyStore
 
 
@@ -100,6 +100,20 @@ def test_subject_must_name_a_plaintext_attribute() -> None:
             key = UnicodeAttribute(hash_key=True)
             body = EncryptedAttribute(UnicodeAttribute(), keyring="pii", subject="owner")
 
+
+
+def test_a_per_subject_attribute_cannot_have_a_blind_index() -> None:
+    """A blind index of a per-subject attribute is refused: its tokens would outlive a shred."""
+    with pytest.raises(ConfigurationError, match="survive the subject's shred"):
+
+        class Indexed(EncryptedModel):
+            class Meta:
+                table_name = "indexed"
+
+            key = UnicodeAttribute(hash_key=True)
+            user_id = NumberAttribute()
+            body = EncryptedAttribute(UnicodeAttribute(), keyring="pii", subject="user_id")
+            body_index = BlindIndexAttribute(of="body")
 
 # -- the boto3 item encryptor: the same table and subject, read and written alike --------------
 

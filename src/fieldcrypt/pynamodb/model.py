@@ -107,6 +107,14 @@ class EncryptedModelMeta(MetaModel):
             for n, a in attributes.items()
             if isinstance(a, BlindIndexAttribute)
         )
+        for index_name, _, source in cls._fieldcrypt_blind_sources:
+            # A token is an HMAC under the keyring's shared index key, not the subject's key: it
+            # would outlive the subject's erasure (as the SQL column and the item encryptor refuse).
+            if isinstance(source, EncryptedAttribute) and source.subject is not None:
+                raise ConfigurationError(
+                    f"{name}.{index_name}: a per-subject attribute cannot have a blind index: its "
+                    "tokens would survive the subject's shred"
+                )
         subjects = {a.subject for a in encrypted.values() if a.subject is not None}
         for subject in sorted(subjects):
             if not isinstance(attributes.get(subject), Attribute) or isinstance(
