@@ -176,6 +176,21 @@ class KeyDestroyedError(DecryptionError):
         self.args = (f"{self.args[0]}: data key {key_id} was destroyed",)
 
 
+class ShreddedSubject(FieldcryptError):
+    """The column tools' signal that a row's subject was shredded (``Keyring.shred_subject``): its
+    value is skipped and counted apart, not listed as a failure. ``error`` is the underlying
+    :class:`KeyDestroyedError`, which names the subject's tag (never its id) and the row."""
+
+    def __init__(self, error: KeyDestroyedError):
+        super().__init__("shredded subject")
+        self.error = error
+
+
+class MissingTenant(ConfigurationError):
+    """An item or row of a per-tenant field whose tenant cannot be read: a job lists it as failed
+    and goes on with the others."""
+
+
 class UnknownKeyError(DecryptionError):
     """A value has the v1 shape but names no data key of the keyring.
 

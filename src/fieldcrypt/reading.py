@@ -106,9 +106,10 @@ def column_reader(keyring: Keyring | str, place: Place, codec: Codec[Any]) -> Ca
             return None
         blob = value if type(value) is bytes else as_bytes(value, place)
         state = box[0]
-        try:
-            found = state[2][blob[:_HEADER]]
-        except KeyError:
+        # .get, not try/except KeyError: a slow open inside the except block would chain the
+        # KeyError, whose message is the value's first bytes (plaintext, when it is plaintext).
+        found = state[2].get(blob[:_HEADER])
+        if found is None:
             data = resolved.open_slowly(state, blob, place)
         else:
             entry, associated = found
@@ -164,9 +165,8 @@ def row_reader(
             state, held, token = resolved.state_for(tenant)
         else:
             state, held, token = box[0], None, None
-        try:
-            found = state[2][blob[:_HEADER]]
-        except KeyError:
+        found = state[2].get(blob[:_HEADER])  # .get: see column_reader
+        if found is None:
             data = resolved.open_slowly(state, blob, Place(table, name, row), held, token)
         else:
             entry, associated = found

@@ -23,7 +23,7 @@ from fieldcrypt import index_records, metrics
 from fieldcrypt.dynamodb import tenancy
 from fieldcrypt.dynamodb.item import ItemEncryptor
 from fieldcrypt.dynamodb.tables import EncryptedColumn
-from fieldcrypt.errors import ConfigurationError, DecryptionError
+from fieldcrypt.errors import ConfigurationError, DecryptionError, MissingTenant
 from fieldcrypt.keys.record import Purpose
 from fieldcrypt.place import Place
 from fieldcrypt.tenant_rows import TenantRows
@@ -119,7 +119,7 @@ class _Job:
                 tenant = self._tenant_of(item)
                 plain = self.encryptor.decrypt_item(item)  # the projection: key, value, token, tenant
                 token = self.encryptor.index_token(self.attribute, plain[self.attribute], tenant=tenant)
-            except (DecryptionError, TypeError, ValueError, _NoTenant) as exc:
+            except (DecryptionError, TypeError, ValueError, MissingTenant) as exc:
                 log.warning("fieldcrypt: %s (token left unchanged)", exc)
                 return "failed"
             if item.get(self.index) == {"B": token}:
@@ -134,7 +134,7 @@ class _Job:
         """The item's tenant (None for a field not per tenant).
 
         Raises:
-            _NoTenant: a per-tenant field's item without a usable tenant id: listed as failed,
+            MissingTenant: a per-tenant field's item without a usable tenant id: listed as failed,
                 as an undecryptable item is, while the other items go on.
         """
         if self.field.tenant is None:
@@ -143,16 +143,12 @@ class _Job:
         try:
             tenant = tenancy.tenant_in(item, self.field.tenant, where)
         except ConfigurationError as exc:
-            raise _NoTenant(str(exc)) from None
+            raise MissingTenant(str(exc)) from None
         if tenant is None:
-            raise _NoTenant(f"{where} has no tenant attribute {self.field.tenant!r}")
+            raise MissingTenant(f"{where} has no tenant attribute {self.field.tenant!r}")
         return tenant
 
     def _set(self, item: dict[str, Any], stored: dict[str, Any], token: bytes) -> bool:
         names = {"#i": self.index, "#a": self.attribute}
         given = {":token": {"B": token}, ":value": stored}
         return self.column.update_if(item, "SET #i = :token", "#a = :value", names, given)
-
-
-class _NoTenant(Exception):
-    """An item of a per-tenant field whose tenant cannot be read."""

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from fieldcrypt.dynamodb import wire
 from fieldcrypt.errors import ConfigurationError
 from fieldcrypt.place import Place
@@ -185,6 +183,10 @@ class EncryptedColumn:
         }
         if given:  # DynamoDB refuses an empty ExpressionAttributeValues
             params["ExpressionAttributeValues"] = given
+        # Imported here: the item encryptor imports this module for key_names, and a boto3-only
+        # reader that never runs a job should not load botocore.
+        from botocore.exceptions import ClientError
+
         try:
             self.client.update_item(**params)
         except ClientError as exc:

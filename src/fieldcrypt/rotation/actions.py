@@ -15,7 +15,13 @@ from typing import Any
 
 from fieldcrypt import index_records
 from fieldcrypt.column import open_at
-from fieldcrypt.errors import ConfigurationError, DecryptionError, KeyDestroyedError, UnknownKeyError
+from fieldcrypt.errors import (
+    ConfigurationError,
+    DecryptionError,
+    KeyDestroyedError,
+    ShreddedSubject,
+    UnknownKeyError,
+)
 from fieldcrypt.keyring import Keyring
 from fieldcrypt.keys.record import Purpose, Status
 from fieldcrypt.rotation.rowkeys import NO_CHOICE, Chosen, RowKeys
@@ -23,14 +29,6 @@ from fieldcrypt.rotation.spec import ColumnSpec
 
 # What a dry run "writes" where writing would make a subject's key: counted, never stored.
 WOULD_SEAL = object()
-
-
-class ShreddedSubject(Exception):  # an outcome the engine counts, not an error
-    """The row's subject was shredded: its value is skipped and counted, not failed."""
-
-    def __init__(self, error: KeyDestroyedError) -> None:
-        super().__init__("shredded subject")
-        self.error = error  # names the subject's tag (never its id) and the row
 
 
 class Action(ABC):

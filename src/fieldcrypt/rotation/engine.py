@@ -27,10 +27,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from fieldcrypt import metrics
-from fieldcrypt.errors import DecryptionError, KeyAccessError
+from fieldcrypt.errors import DecryptionError, KeyAccessError, ShreddedSubject
 from fieldcrypt.failures import note_failure
 from fieldcrypt.reports import Report as _Report
-from fieldcrypt.rotation.actions import ACTIONS, Action, ShreddedSubject
+from fieldcrypt.rotation.actions import ACTIONS, Action
 from fieldcrypt.rotation.checkpoint import Checkpoint
 from fieldcrypt.rotation.rowkeys import RowKeys
 from fieldcrypt.rotation.spec import ColumnSpec
